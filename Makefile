@@ -1,0 +1,35 @@
+# undense: `make demo` and `make test` each set up .venv on first use, then do their job.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MODEL ?= models/digits/generator.onnx
+OUT ?= out
+
+.PHONY: install demo test lint clean
+
+install: $(INSTALLED)
+
+# Reinstalled whenever pyproject.toml changes; the project itself is installed editable.
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "undense needs Python >= 3.11 (PYTHON=$(PYTHON) is older); run: make PYTHON=python3.11 ..."; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/undense doctor
+	mkdir -p $(OUT)
+	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -n auto
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(OUT) build sim_build .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name sim_build -type d -prune -exec rm -rf {} +

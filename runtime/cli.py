@@ -1,0 +1,71 @@
+"""The `undense` command line: a thin layer over the Python API (parsing, progress, messages)."""
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from undense.errors import UndenseError
+
+console = Console(stderr=True)  # progress and messages; results go to stdout
+
+
+class UndenseGroup(click.Group):
+    """Turns an UndenseError anywhere below into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UndenseError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=UndenseGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="undense")
+def main():
+    """undense: sparse generative models from ONNX to FPGA accelerators, bit-exact, with joules per image."""
+
+
+@main.command()
+def doctor():
+    """Print every tool the flow uses with its version; exit 1 if anything is missing or too old."""
+    from undense.runtime.doctor import TOOLS, python_packages
+
+    packages = list(python_packages())
+    tools = []
+    for name, check, slow_first_time in TOOLS:
+        note = " (its first run compiles it to machine code: tens of seconds)" if slow_first_time else ""
+        with console.status(f"checking {name}{note}"):
+            tools.append(check())
+    report = Console(highlight=False, soft_wrap=True)
+    width = max(len(c.name) for c in packages + tools)
+    for title, checks in (("Python packages", packages), ("Tools", tools)):
+        report.print(f"[bold]{title}[/]")
+        for c in checks:
+            mark = "[green]ok     [/]" if c.ok else "[red]MISSING[/]"
+            report.print(f"  {mark} {c.name:<{width}}  {c.version or '-'}")
+            if not c.ok:
+                report.print(f"          {c.problem}; fix: {c.fix}")
+    problems = [c for c in packages + tools if not c.ok]
+    report.print(f"{len(packages) + len(tools) - len(problems)} of {len(packages) + len(tools)} ready")
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-n", "count", default=64, show_default=True, help="number of images")
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
+              show_default=True, help="PNG grid to write")
+@click.option("--seed", default=0, show_default=True, help="seed of the random latents")
+def sample(model, count, output, seed):
+    """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score."""
+    from undense.runtime.float_model import sample_float
+    from undense.runtime.images import save_grid
+    from undense.runtime.quality import quality_score
+
+    images = sample_float(model, count, seed)
+    save_grid(images, output)
+    quality = quality_score(images)
+    click.echo(f"{count} images from {model} (float, onnxruntime) -> {output}")
+    click.echo(f"quality score {quality.score:.2f} of 10; smallest class share {quality.min_class_share:.1%}")

@@ -1,0 +1,1 @@
+"""undense: sparse generative models from ONNX to FPGA accelerators."""

@@ -1,0 +1,3 @@
+from undense.runtime.cli import main
+
+main(prog_name="undense")
