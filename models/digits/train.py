@@ -11,12 +11,15 @@ Writes
   models/digits/generator.onnx         the sparse VAE decoder, latent -> 64 pixels in [0, 1]
   models/digits/calib_latents.npy      latents for post-training quantization
   models/digits/real_digits.npz        the real images and labels, so nothing else needs scikit-learn
+  models/digits/training.json          the settings and what training measured (time, classifier accuracy)
   runtime/data/digits_classifier.onnx  the classifier behind undense.runtime.quality
 and then regenerates the model card (card.py).
 """
 import argparse
+import json
 import subprocess
 import sys
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -114,7 +117,7 @@ def train_classifier(x, y, epochs=60):
     with torch.no_grad():
         accuracy = (probe(x[held_out]).argmax(1) == y[held_out]).float().mean().item()
     print(f"classifier: held-out accuracy {accuracy:.3f}")
-    return fit(order)
+    return fit(order), accuracy
 
 
 def cubic_sparsity(step, start, end, final):
@@ -159,7 +162,7 @@ def train_vae(x, dense_epochs, prune_epochs, tune_epochs, beta):
             running += loss.item() * len(batch)
         if epoch % 100 == 0 or epoch == total - 1:
             print(f"vae epoch {epoch:4d}: loss {running / len(x):7.2f}, decoder sparsity {sparsity:.3f}")
-    return vae.decoder.eval()
+    return vae.eval()
 
 
 def export_onnx(model, example, path, input_name, output_name):
@@ -169,8 +172,19 @@ def export_onnx(model, example, path, input_name, output_name):
         dynamic_shapes=({0: torch.export.Dim("batch")},),
     )
     model = program.model_proto  # a fresh proto on every access: take it once
+    strip_exporter_metadata(model)
     name_nodes_after_layers(model.graph)
     onnx.save(model, str(path))
+
+
+def strip_exporter_metadata(model) -> None:
+    """Drop the exporter's per-value notes (Python stack traces with this machine's paths).
+
+    They would make the file differ from one checkout to the next while the model is the same.
+    """
+    graph = model.graph
+    for item in [*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        del item.metadata_props[:]
 
 
 def name_nodes_after_layers(graph) -> None:
@@ -192,9 +206,9 @@ def name_nodes_after_layers(graph) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dense-epochs", type=int, default=300)
-    parser.add_argument("--prune-epochs", type=int, default=500)
-    parser.add_argument("--tune-epochs", type=int, default=300)
+    parser.add_argument("--dense-epochs", type=int, default=400)
+    parser.add_argument("--prune-epochs", type=int, default=600)
+    parser.add_argument("--tune-epochs", type=int, default=400)
     parser.add_argument("--beta", type=float, default=1.0)
     args = parser.parse_args(argv)
 
@@ -206,13 +220,19 @@ def main(argv=None):
     x = torch.from_numpy(images.astype(np.float32) / 16.0)
     y = torch.from_numpy(labels.astype(np.int64))
 
-    classifier = nn.Sequential(train_classifier(x, y), nn.Softmax(dim=1)).eval()
+    started = time.monotonic()
+    classifier, held_out_accuracy = train_classifier(x, y)
+    classifier = nn.Sequential(classifier, nn.Softmax(dim=1)).eval()
     export_onnx(classifier, x[:2], REPO / "runtime" / "data" / "digits_classifier.onnx", "image", "probs")
 
-    generator = train_vae(x, args.dense_epochs, args.prune_epochs, args.tune_epochs, args.beta)
+    generator = train_vae(x, args.dense_epochs, args.prune_epochs, args.tune_epochs, args.beta).decoder
     export_onnx(generator, torch.zeros(2, LATENT), HERE / "generator.onnx", "latent", "pixels")
     rng = np.random.default_rng(SEED + 1)
     np.save(HERE / "calib_latents.npy", rng.standard_normal((CALIB_LATENTS, LATENT)).astype(np.float32))
+    record = {**vars(args), "sparsity": SPARSITY, "seed": SEED, "torch": torch.__version__,
+              "classifier_held_out_accuracy": round(held_out_accuracy, 4),
+              "train_seconds": round(time.monotonic() - started, 1), "threads": torch.get_num_threads()}
+    (HERE / "training.json").write_text(json.dumps(record, indent=2) + "\n")
 
     subprocess.run([sys.executable, str(HERE / "card.py")], check=True)
 
