@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
 
 from undense.errors import UndenseError
@@ -50,6 +51,56 @@ def doctor():
     problems = [c for c in packages + tools if not c.ok]
     report.print(f"{len(packages) + len(tools) - len(problems)} of {len(packages) + len(tools)} ready")
     sys.exit(1 if problems else 0)
+
+
+def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
+    parsed = {}
+    for value in values:
+        name, _, bits = value.rpartition("=")
+        if not name or not bits.isdigit():
+            raise UndenseError(f"--layer-bits '{value}': write LAYER=BITS, e.g. --layer-bits fc2=4")
+        parsed[name] = int(bits)
+    return parsed
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="build dir to write")
+@click.option("--bits", default=8, show_default=True, help="weight and activation bits (2 to 8)")
+@click.option("--layer-bits", multiple=True, metavar="LAYER=BITS", help="bits for one layer; repeatable")
+@click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="calibration inputs (.npy, [N, features]); default: calib_latents.npy next to the model")
+@click.option("--target", "target_name", default="ecp5-85k", show_default=True,
+              type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]), help="FPGA to fold for")
+@click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
+def compile_command(model, output, bits, layer_bits, calib, target_name, images_per_second):
+    """Compile an ONNX model: import, quantize, sparse-encode, fold; write the build dir."""
+    from undense.runtime.compiled import compile
+    from undense.runtime.tables import print_compile_report
+
+    with console.status("compiling") as status:
+        compiled = compile(model, output, bits=bits, layer_bits=_layer_bits(layer_bits), calibration=calib,
+                           target_name=target_name, images_per_second=images_per_second,
+                           progress=lambda step: status.update(f"compiling: {step}"))
+    print_compile_report(compiled.report)
+    click.echo(f"build dir: {output}")
+
+
+@main.command("run")
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="inputs (.npy, [N, features])")
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="outputs (.npy)")
+@click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden"]))
+def run_command(build_dir, input_path, output, backend):
+    """Run a compiled model on inputs from a .npy file; write its outputs as .npy."""
+    from undense.compiler.pipeline import load_calibration
+    from undense.runtime.compiled import load
+
+    outputs = load(build_dir).run(load_calibration(input_path), backend=backend)
+    np.save(output, outputs)
+    click.echo(f"{len(outputs)} outputs ({backend}) -> {output}")
 
 
 @main.command()

@@ -1,0 +1,139 @@
+"""The build dir: what the compiler hands every later stage.
+
+    DIR/manifest.json   format version, source model, target, tensors, and every layer's parameters
+    DIR/weights.npz     the arrays: sparse weights, biases, multipliers, shifts, tables, row-to-PE maps
+    DIR/compile.json    the report (per-layer keys fixed in DESIGN.md)
+
+It is written into a temporary folder beside DIR and moved into place at the
+end, so a failure never leaves a half-written build dir.
+"""
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from undense.compiler.ir import Fold, QAdd, QDense, QGraph, SparseRows
+from undense.compiler.numbers import QuantParams
+from undense.compiler.targets import Target, target
+from undense.errors import UndenseError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.npz"
+REPORT = "compile.json"
+
+
+def _quant_json(params: QuantParams | None) -> dict | None:
+    return None if params is None else params.to_json()
+
+
+def _quant_from(data: dict | None) -> QuantParams | None:
+    return None if data is None else QuantParams.from_json(data)
+
+
+def _layer_json(index: int, node: QDense | QAdd, arrays: dict[str, np.ndarray]) -> dict:
+    key = f"layer{index}"
+    arrays[f"{key}.pe_of_row"] = node.fold.pe_of_row
+    common = {"name": node.name, "output": node.output, "pe": node.fold.pe, "cycles": node.fold.cycles,
+              "requant": _quant_json(node.requant), "arrays": key}
+    if isinstance(node, QAdd):
+        return {"kind": "add", **common, "inputs": list(node.inputs), "zero_points": list(node.zero_points),
+                "multipliers": list(node.multipliers), "shift": node.shift, "features": node.features}
+    arrays.update({f"{key}.values": node.weight.values, f"{key}.columns": node.weight.columns,
+                   f"{key}.row_ptr": node.weight.row_ptr, f"{key}.bias": node.bias})
+    if node.multiplier is not None:
+        arrays[f"{key}.multiplier"], arrays[f"{key}.shift"] = node.multiplier, node.shift
+    if node.table is not None:
+        arrays[f"{key}.table"] = node.table
+    return {"kind": "dense", **common, "input": node.input, "in_features": node.weight.in_features,
+            "out_features": node.out_features, "weight_bits": node.weight_bits, "acc_bits": node.acc_bits,
+            "activation": node.activation, "clamp": list(node.clamp) if node.clamp else None}
+
+
+def _layer_from(data: dict, arrays) -> QDense | QAdd:
+    key = data["arrays"]
+    fold = Fold(data["pe"], arrays[f"{key}.pe_of_row"], data["cycles"])
+    if data["kind"] == "add":
+        return QAdd(data["name"], tuple(data["inputs"]), data["output"], tuple(data["zero_points"]),
+                    tuple(data["multipliers"]), data["shift"], _quant_from(data["requant"]), data["features"], fold)
+    weight = SparseRows(arrays[f"{key}.values"], arrays[f"{key}.columns"], arrays[f"{key}.row_ptr"],
+                        data["in_features"])
+    optional = {name: arrays[f"{key}.{name}"] if f"{key}.{name}" in arrays else None
+                for name in ("multiplier", "shift", "table")}
+    return QDense(data["name"], data["input"], data["output"], weight, data["weight_bits"], arrays[f"{key}.bias"],
+                  data["acc_bits"], requant=_quant_from(data["requant"]),
+                  clamp=tuple(data["clamp"]) if data["clamp"] else None, activation=data["activation"],
+                  fold=fold, **optional)
+
+
+def source_record(source) -> dict:
+    if isinstance(source, str | Path) and Path(source).is_file():
+        return {"path": str(source), "sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+    return {"path": None, "sha256": None}
+
+
+def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: dict, source: dict) -> Path:
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or (any(directory.iterdir())
+                                                          and not (directory / MANIFEST).is_file())):
+        raise UndenseError(f"{directory} exists and is not an undense build dir; choose another -o")
+    arrays: dict[str, np.ndarray] = {}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "undense_version": metadata.version("undense"),
+        "source": source,
+        "target": {"name": chosen_target.name, "clock_mhz": chosen_target.clock_mhz},
+        "input": {"tensor": graph.input, "onnx_name": graph.names.get("input"), "features": graph.sizes[graph.input],
+                  "quant": _quant_json(graph.quant[graph.input]), "integer": graph.input_is_integer},
+        "output": {"tensor": graph.output, "onnx_name": graph.names.get("output"), "shape": list(graph.output_shape),
+                   "quant": _quant_json(graph.quant[graph.output]), "integer": graph.output_is_integer},
+        "tensors": {t: {"features": n, "quant": _quant_json(graph.quant[t])} for t, n in graph.sizes.items()},
+        "layers": [_layer_json(i, node, arrays) for i, node in enumerate(graph.nodes)],
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        np.savez_compressed(staging / WEIGHTS, **arrays)
+        (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def read(directory: str | Path) -> tuple[QGraph, Target, dict]:
+    """The graph, the target and the compile report of a build dir."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise UndenseError(f"{directory} is not an undense build dir (no {MANIFEST}); "
+                           "make one with `undense compile MODEL.onnx -o DIR`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as error:
+        raise UndenseError(f"{manifest_path} is not valid JSON ({error}); compile the model again") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UndenseError(f"{directory} has build-dir format version {version}; this undense reads version "
+                           f"{FORMAT_VERSION}: compile the model again with this version")
+    with np.load(directory / WEIGHTS) as stored:
+        arrays = dict(stored)
+    nodes = tuple(_layer_from(layer, arrays) for layer in manifest["layers"])
+    graph = QGraph(
+        input=manifest["input"]["tensor"], output=manifest["output"]["tensor"],
+        sizes={t: info["features"] for t, info in manifest["tensors"].items()}, nodes=nodes,
+        quant={t: _quant_from(info["quant"]) for t, info in manifest["tensors"].items()},
+        output_shape=tuple(manifest["output"]["shape"]), input_is_integer=manifest["input"]["integer"],
+        output_is_integer=manifest["output"]["integer"],
+        names={"input": manifest["input"]["onnx_name"], "output": manifest["output"]["onnx_name"]})
+    report_path = directory / REPORT
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    return graph, target(manifest["target"]["name"]), report

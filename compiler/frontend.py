@@ -1,0 +1,364 @@
+"""ONNX to the float IR: load, check, infer shapes, fold constants, map each node.
+
+Float models map onto `Dense` and `Add`; pre-quantized models (QDQ pairs,
+QLinearMatMul, MatMulInteger) map onto the same nodes with their quantization
+recorded as it is in the file, so the quantize pass takes it over unchanged.
+Every rejection is an UndenseError naming the node, its op, why, and what is
+supported.
+"""
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
+
+from undense.compiler.functions import IDENTITY, Function
+from undense.compiler.ir import Add, Dense, Graph
+from undense.compiler.numbers import QuantParams
+from undense.errors import UndenseError
+
+MIN_OPSET = 13
+SUPPORTED = ("Gemm, MatMul (+ Add), Add, Mul by a constant, Relu, LeakyRelu, Sigmoid, Tanh, Clip, "
+             "BatchNormalization, Reshape, Flatten, Identity, QuantizeLinear/DequantizeLinear, "
+             "QLinearMatMul, MatMulInteger")
+ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Clip": "clip"}
+ALIASES = ("Reshape", "Flatten", "Identity")
+NOT_FOLDED = ("QuantizeLinear", "DequantizeLinear")  # kept so the codes they carry are imported as they are
+RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
+
+
+def where(node: onnx.NodeProto) -> str:
+    return f"node '{node.name or node.output[0]}' ({node.op_type})"
+
+
+def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    """Parse (with external data next to the file), check, and infer shapes; every failure is an UndenseError."""
+    if isinstance(source, onnx.ModelProto):
+        model = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UndenseError(f"{path}: no such file; give the path of an .onnx model")
+        try:
+            model = onnx.load(str(path))
+        except Exception as error:
+            raise UndenseError(f"{path}: not a readable ONNX model ({_first_line(error)}); "
+                               "the file may be truncated or not ONNX: export it again") from None
+    try:
+        onnx.checker.check_model(model)
+        model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as error:
+        raise UndenseError(f"the model fails onnx.checker or shape inference ({_first_line(error)}); "
+                           "fix the export, or run onnx.checker.check_model on it to see where") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        raise UndenseError(f"the model uses ONNX opset {opset}; undense reads opset {MIN_OPSET} and newer: "
+                           "convert it with onnx.version_converter.convert_version(model, 17)")
+    return model
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto):
+        self.graph = model.graph
+        self.constants = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        self.types = {v.name: v.type.tensor_type for v in
+                      [*self.graph.input, *self.graph.value_info, *self.graph.output]}
+        self.alias: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        self.nodes: list[Dense | Add] = []
+        self.fixed_quant: dict[str, QuantParams | None] = {}
+        self.quantized_constants: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def tensor(self, name: str) -> str:
+        return self.alias.get(name, name)
+
+    def constant(self, node, index: int, what: str) -> np.ndarray:
+        if index >= len(node.input) or node.input[index] == "":
+            raise UndenseError(f"{where(node)}: {what} is missing")
+        name = node.input[index]
+        if name not in self.constants:
+            raise UndenseError(f"{where(node)}: {what} '{name}' must be a constant (an initializer); "
+                               "undense compiles fixed weights only")
+        return self.constants[name]
+
+    def optional_constant(self, node, index: int, default):
+        if index >= len(node.input) or node.input[index] == "":
+            return default
+        return self.constant(node, index, f"input {index}")
+
+    def activation(self, node, index: int = 0) -> str:
+        name = node.input[index]
+        if name in self.constants:
+            raise UndenseError(f"{where(node)}: input '{name}' is a constant where an activation is expected")
+        tensor = self.tensor(name)
+        if tensor not in self.sizes:
+            raise UndenseError(f"{where(node)}: input '{name}' does not come from the graph input or a "
+                               f"supported node; supported: {SUPPORTED}")
+        return tensor
+
+    def per_sample_size(self, name: str, node=None) -> int:
+        tensor_type = self.types.get(name)
+        label = where(node) if node is not None else f"graph input '{name}'"
+        if tensor_type is None or not tensor_type.HasField("shape"):
+            raise UndenseError(f"{label}: the shape of '{name}' is unknown after shape inference; "
+                               "export the model with static shapes (only the batch dimension may be symbolic)")
+        dims = tensor_type.shape.dim
+        if len(dims) < 2:
+            raise UndenseError(f"{label}: '{name}' has rank {len(dims)}; undense expects [batch, features...]")
+        for dim in dims[1:]:
+            if not dim.HasField("dim_value"):
+                raise UndenseError(f"{label}: '{name}' has a dynamic dimension "
+                                   f"'{dim.dim_param or '?'}' after the batch dimension; "
+                                   "only the batch dimension may be symbolic: export with a fixed size")
+        return int(np.prod([d.dim_value for d in dims[1:]]))
+
+    def per_sample_shape(self, name: str) -> tuple[int, ...]:
+        return tuple(d.dim_value for d in self.types[name].shape.dim[1:])
+
+    def add_dense(self, node, input_name, weight, bias=None, activation=IDENTITY, **quantized):
+        output = node.output[0]
+        weight = np.asarray(weight, dtype=np.float64)
+        if weight.shape[1] != self.sizes[input_name]:
+            raise UndenseError(f"{where(node)}: weight has {weight.shape[1]} inputs but '{input_name}' "
+                               f"has {self.sizes[input_name]} features")
+        bias = np.zeros(weight.shape[0]) if bias is None else np.broadcast_to(
+            np.asarray(bias, dtype=np.float64).reshape(-1), (weight.shape[0],)).copy()
+        self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
+        self.sizes[output] = weight.shape[0]
+
+    def diagonal(self, node, input_name, scale=1.0, shift=0.0, activation=IDENTITY):
+        size = self.sizes[input_name]
+        scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+        shift = np.asarray(shift, dtype=np.float64).reshape(-1)
+        if scale.size not in (1, size) or shift.size not in (1, size):
+            raise UndenseError(f"{where(node)}: the constant has {max(scale.size, shift.size)} values for "
+                               f"{size} features; only per-tensor or per-feature constants are supported")
+        self.add_dense(node, input_name, np.diag(np.broadcast_to(scale, (size,))), shift, activation)
+
+    # -- ops ---------------------------------------------------------------------------------
+    def Gemm(self, node):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("transA", 0):
+            raise UndenseError(f"{where(node)}: transA=1 is not supported; the activation must be A")
+        x = self.activation(node, 0)
+        trans_b = attrs.get("transB", 0)
+        alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+        bias = self.optional_constant(node, 2, 0.0) * beta
+        codes = self.quantized_constants.get(node.input[1])
+        if codes is not None:
+            values, scales, bits, axis = codes
+            if alpha != 1.0:
+                raise UndenseError(f"{where(node)}: alpha != 1 on pre-quantized weights is not supported")
+            weight, quantized = self._imported_weight(node, values, scales, bits, axis, 0 if trans_b else 1)
+            self.add_dense(node, x, weight, bias, **quantized)
+            return
+        b = self.constant(node, 1, "weight B")
+        self.add_dense(node, x, alpha * (b if trans_b else b.T), bias)
+
+    def MatMul(self, node):
+        x = self.activation(node, 0)
+        codes = self.quantized_constants.get(node.input[1])
+        if codes is not None:
+            weight, quantized = self._imported_weight(node, *codes, rows_axis=1)
+            self.add_dense(node, x, weight, **quantized)
+            return
+        b = self.constant(node, 1, "weight B")
+        if b.ndim != 2:
+            raise UndenseError(f"{where(node)}: weight of rank {b.ndim}; only 2-D weights are supported")
+        self.add_dense(node, x, b.T)
+
+    def _imported_weight(self, node, codes, scales, bits, axis, rows_axis):
+        """Pre-quantized weight codes as (weight, keyword fields) with rows = output channels."""
+        codes = codes if rows_axis == 0 else codes.T
+        scales = np.asarray(scales, dtype=np.float64).reshape(-1)
+        if scales.size == 1:
+            scales = np.full(codes.shape[0], scales[0])
+        elif axis != rows_axis or scales.size != codes.shape[0]:
+            raise UndenseError(f"{where(node)}: weight scales are per input channel; "
+                               "only per-tensor or per-output-channel weight scales are supported")
+        quantized = {"weight_codes": codes.astype(np.int64), "weight_scales": scales, "weight_bits": bits}
+        return codes * scales[:, None], quantized
+
+    def Add(self, node):
+        constant_inputs = [i for i in node.input if i in self.constants]
+        if len(constant_inputs) == 1:
+            x = self.activation(node, 1 if node.input[0] in self.constants else 0)
+            self.diagonal(node, x, shift=self.constants[constant_inputs[0]])
+            return
+        a, b = self.activation(node, 0), self.activation(node, 1)
+        if self.sizes[a] != self.sizes[b]:
+            raise UndenseError(f"{where(node)}: adds {self.sizes[a]} to {self.sizes[b]} features; "
+                               "broadcasting between activations is not supported")
+        self.nodes.append(Add(node.name or node.output[0], (a, b), node.output[0]))
+        self.sizes[node.output[0]] = self.sizes[a]
+
+    def Mul(self, node):
+        constant_inputs = [i for i in node.input if i in self.constants]
+        if len(constant_inputs) != 1:
+            raise UndenseError(f"{where(node)}: Mul of two activations is not supported; "
+                               "only Mul by a constant")
+        x = self.activation(node, 1 if node.input[0] in self.constants else 0)
+        self.diagonal(node, x, scale=self.constants[constant_inputs[0]])
+
+    def BatchNormalization(self, node):
+        x = self.activation(node, 0)
+        if len(self.types[node.input[0]].shape.dim) != 2:
+            raise UndenseError(f"{where(node)}: BatchNormalization on a tensor of rank > 2 is not supported")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("training_mode", 0):
+            raise UndenseError(f"{where(node)}: training_mode=1; export the model in eval mode")
+        gamma, beta, mean, var = (self.constant(node, i, what) for i, what in
+                                  enumerate(("scale", "bias", "mean", "variance"), start=1))
+        factor = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
+        self.diagonal(node, x, scale=factor, shift=beta - mean * factor)
+
+    def activation_op(self, node):
+        x = self.activation(node, 0)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kind = ACTIVATIONS[node.op_type]
+        if kind == "clip":
+            low = self.optional_constant(node, 1, -np.inf)
+            high = self.optional_constant(node, 2, np.inf)
+            function = Function("clip", low=float(low), high=float(high))
+        else:
+            function = Function(kind, alpha=float(attrs.get("alpha", 0.01)) if kind == "leaky_relu" else 0.0)
+        self.diagonal(node, x, activation=function)
+
+    def alias_op(self, node):
+        x = self.activation(node, 0)
+        if node.op_type == "Flatten":
+            axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            if axis != 1:
+                raise UndenseError(f"{where(node)}: Flatten with axis={axis}; only axis=1 keeps the batch apart")
+        size = self.per_sample_size(node.output[0], node)
+        if size != self.sizes[x]:
+            raise UndenseError(f"{where(node)}: reshapes {self.sizes[x]} features per sample into {size}; "
+                               "the batch dimension must stay first and alone")
+        self.alias[node.output[0]] = x
+
+    def QuantizeLinear(self, node):
+        x = self.activation(node, 0)
+        self.alias[node.output[0]] = x
+        self._fix(node, x, self._params(node))
+
+    def DequantizeLinear(self, node):
+        source = node.input[0]
+        if source in self.constants:  # weight or bias codes
+            codes = self.constants[source]
+            scale = self.constant(node, 1, "scale")
+            zero_point = self.optional_constant(node, 2, np.zeros((), dtype=codes.dtype))
+            if np.any(zero_point != 0) and codes.dtype != np.int32:
+                raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are "
+                                   "supported (quantize weights with symmetric=True)")
+            axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            self.constants[node.output[0]] = (codes.astype(np.float64) - zero_point) * (
+                scale if scale.ndim == 0 else np.expand_dims(scale, tuple(i for i in range(codes.ndim) if i != axis)))
+            if codes.dtype != np.int32:
+                self.quantized_constants[node.output[0]] = (codes, scale, 8 * codes.dtype.itemsize, axis)
+            return
+        x = self.tensor(source)
+        if x not in self.sizes:
+            raise UndenseError(f"{where(node)}: dequantizes '{source}', which is neither a constant nor "
+                               "a quantized activation")
+        self.alias[node.output[0]] = x
+        self._fix(node, x, self._params(node))
+
+    def _fix(self, node, tensor, params):
+        known = self.fixed_quant.get(tensor)
+        if known is not None and known != params:
+            raise UndenseError(f"{where(node)}: '{tensor}' is quantized twice with different parameters")
+        self.fixed_quant[tensor] = params
+
+    def _params(self, node, scale_index=1, zero_index=2) -> QuantParams:
+        scale = self.constant(node, scale_index, "scale")
+        zero_point = self.optional_constant(node, zero_index, np.zeros((), dtype=np.uint8))
+        if np.size(scale) != 1 or np.size(zero_point) != 1:
+            raise UndenseError(f"{where(node)}: per-channel activation quantization is not supported; "
+                               "activations are quantized per tensor")
+        if zero_point.dtype not in (np.int8, np.uint8):
+            raise UndenseError(f"{where(node)}: {zero_point.dtype} activations are not supported; use int8 or uint8")
+        return QuantParams(float(scale.reshape(-1)[0]), int(zero_point.reshape(-1)[0]), 8,
+                           zero_point.dtype == np.int8)
+
+    def QLinearMatMul(self, node):
+        x = self.activation(node, 0)
+        self._fix(node, x, self._params(node, 1, 2))
+        codes = self.constant(node, 3, "weight B")
+        b_zero = self.constant(node, 5, "weight zero point")
+        if np.any(b_zero != 0):
+            raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are supported")
+        weight, quantized = self._imported_weight(
+            node, codes, self.constant(node, 4, "weight scale"), 8 * codes.dtype.itemsize, 1, rows_axis=1)
+        self.add_dense(node, x, weight, **quantized)
+        self.fixed_quant[node.output[0]] = self._params(node, 6, 7)
+
+    def MatMulInteger(self, node):
+        x = self.activation(node, 0)
+        a_zero = self.optional_constant(node, 2, np.zeros((), dtype=np.uint8))
+        b_zero = self.optional_constant(node, 3, np.zeros((), dtype=np.int8))
+        if np.any(b_zero != 0) or np.size(a_zero) != 1:
+            raise UndenseError(f"{where(node)}: only a per-tensor input zero point and symmetric weights "
+                               "(zero point 0) are supported")
+        self._fix(node, x, QuantParams(1.0, int(a_zero.reshape(-1)[0]), 8, a_zero.dtype == np.int8))
+        codes = self.constant(node, 1, "weight B")
+        weight, quantized = self._imported_weight(node, codes, np.ones(1), 8 * codes.dtype.itemsize, 1, 1)
+        self.add_dense(node, x, weight, **quantized)
+        self.fixed_quant[node.output[0]] = RAW_ACCUMULATOR
+
+    def run(self) -> Graph:
+        if len(self.graph.input) - len([i for i in self.graph.input if i.name in self.constants]) != 1 \
+                or len(self.graph.output) != 1:
+            raise UndenseError("the model must have exactly one input and one output "
+                               f"(it has {len(self.graph.input)} and {len(self.graph.output)})")
+        graph_input = next(i for i in self.graph.input if i.name not in self.constants)
+        self.sizes[graph_input.name] = self.per_sample_size(graph_input.name)
+        input_type = graph_input.type.tensor_type.elem_type
+        for node in self.graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise UndenseError(f"{where(node)}: operator domain '{node.domain}' is not supported; "
+                                   f"supported (default domain): {SUPPORTED}")
+            if node.op_type == "Constant" or (all(i in self.constants for i in node.input if i)
+                                              and node.op_type not in NOT_FOLDED):
+                self.fold_constant(node)
+            elif node.op_type in ACTIVATIONS:
+                self.activation_op(node)
+            elif node.op_type in ALIASES:
+                self.alias_op(node)
+            elif node.op_type in OPS:
+                getattr(self, node.op_type)(node)
+            else:
+                raise UndenseError(f"{where(node)}: unsupported op; supported: {SUPPORTED}")
+        output = self.graph.output[0]
+        output_tensor = self.tensor(output.name)
+        if output_tensor not in self.sizes or output_tensor == graph_input.name:
+            raise UndenseError(f"graph output '{output.name}' is not computed by any supported node")
+        return Graph(
+            input=graph_input.name, output=output_tensor, sizes=self.sizes, nodes=tuple(self.nodes),
+            output_shape=self.per_sample_shape(output.name), fixed_quant=self.fixed_quant,
+            input_is_integer=input_type != onnx.TensorProto.FLOAT,
+            output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
+            names={"input": graph_input.name, "output": output.name},
+        )
+
+    def fold_constant(self, node):
+        try:
+            values = ReferenceEvaluator(node).run(None, {i: self.constants[i] for i in node.input if i})
+        except Exception as error:
+            raise UndenseError(f"{where(node)}: cannot fold this constant expression ({_first_line(error)})") from None
+        self.constants.update(zip(node.output, values, strict=True))
+
+
+OPS = ("Gemm", "MatMul", "Add", "Mul", "BatchNormalization", "QuantizeLinear", "DequantizeLinear",
+       "QLinearMatMul", "MatMulInteger")
+
+
+def import_onnx(source: str | Path | onnx.ModelProto) -> Graph:
+    """An ONNX model (path or ModelProto) as a float IR graph."""
+    return _Importer(load_model(source)).run()

@@ -1,0 +1,178 @@
+"""The compiler's IR: two node kinds before quantization, two after.
+
+Every tensor is a flat vector per sample (the batch dimension is implicit), named
+by a string. Reshape, Flatten and Identity only rename tensors, so they leave
+no node. Anything elementwise with constants (bias, Mul by a constant,
+BatchNormalization) or a unary function (Relu, Sigmoid, ...) is a `Dense` layer
+with a diagonal weight until the fuse pass folds it into the layer before it.
+
+Float graph:      Dense(x) = f(W x + b)                 Add(a, b) = a + b
+Quantized graph:  QDense: integer W (sparse), bias, fixed-point requantization, clamp, optional table
+                  QAdd:   two rescaled inputs summed, fixed-point requantization, clamp
+"""
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from undense.compiler.functions import IDENTITY, Function
+from undense.compiler.numbers import QuantParams
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    name: str
+    input: str
+    output: str
+    weight: np.ndarray  # float64, (out, in)
+    bias: np.ndarray    # float64, (out,)
+    activation: Function = IDENTITY
+    # A pre-quantized model fixes the weight codes and per-row scales: imported, never re-derived.
+    weight_codes: np.ndarray | None = None
+    weight_scales: np.ndarray | None = None
+    weight_bits: int | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def is_diagonal(self) -> bool:
+        w = self.weight
+        return w.shape[0] == w.shape[1] and np.count_nonzero(w - np.diag(np.diag(w))) == 0
+
+
+@dataclass(frozen=True, eq=False)
+class Add:
+    name: str
+    inputs: tuple[str, str]
+    output: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A float graph: nodes in topological order, one input, one output."""
+
+    input: str
+    output: str
+    sizes: dict[str, int]              # features per sample of every tensor
+    nodes: tuple[Dense | Add, ...]
+    output_shape: tuple[int, ...]      # per-sample shape the model's output had (e.g. (8, 8))
+    # Quantization fixed by a pre-quantized model, by tensor name; used instead of calibration.
+    fixed_quant: dict[str, QuantParams] = field(default_factory=dict)
+    input_is_integer: bool = False     # the model takes integer codes, not floats
+    output_is_integer: bool = False    # the model returns integer codes (or a raw accumulator)
+    names: dict[str, str] = field(default_factory=dict)  # graph input/output names in the ONNX file
+
+    def consumers(self, tensor: str) -> list[Dense | Add]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def producer(self, tensor: str) -> Dense | Add | None:
+        return next((n for n in self.nodes if n.output == tensor), None)
+
+    def with_nodes(self, nodes) -> "Graph":
+        return replace(self, nodes=tuple(nodes))
+
+
+@dataclass(frozen=True, eq=False)
+class SparseRows:
+    """Nonzero weights row by row (CSR): row r holds values[row_ptr[r]:row_ptr[r+1]] at columns[...]."""
+
+    values: np.ndarray   # int64 codes, never 0
+    columns: np.ndarray  # int64 input index of each value
+    row_ptr: np.ndarray  # int64, rows + 1 entries
+    in_features: int
+
+    @classmethod
+    def from_dense(cls, codes: np.ndarray) -> "SparseRows":
+        rows, columns = np.nonzero(codes)
+        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=codes.shape[0]))])
+        return cls(codes[rows, columns].astype(np.int64), columns.astype(np.int64),
+                   row_ptr.astype(np.int64), codes.shape[1])
+
+    def to_dense(self) -> np.ndarray:
+        dense = np.zeros((len(self.row_ptr) - 1, self.in_features), dtype=np.int64)
+        rows = np.repeat(np.arange(len(self.row_ptr) - 1), np.diff(self.row_ptr))
+        dense[rows, self.columns] = self.values
+        return dense
+
+    @property
+    def row_nnz(self) -> np.ndarray:
+        return np.diff(self.row_ptr)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True, eq=False)
+class Fold:
+    """How a layer is spread over processing elements, and the cycles the compiler predicts for it."""
+
+    pe: int
+    pe_of_row: np.ndarray  # int64, the element that computes each output row
+    cycles: int
+
+
+@dataclass(frozen=True, eq=False)
+class QDense:
+    """acc = W q_in + bias; pre = clamp(zp + rshift_round(acc * M, s)); out = table[pre] or pre.
+
+    With `multiplier` None the output is the raw accumulator (MatMulInteger).
+    """
+
+    name: str
+    input: str
+    output: str
+    weight: np.ndarray | SparseRows  # integer codes (out, in); SparseRows after sparse encoding
+    weight_bits: int
+    bias: np.ndarray                 # int64, accumulator domain, input zero point folded in
+    acc_bits: int
+    multiplier: np.ndarray | None    # int64 per output row
+    shift: np.ndarray | None         # int64 per output row
+    requant: QuantParams | None      # the code space requantization lands in (pre-activation)
+    clamp: tuple[int, int] | None    # code range after requantization (ReLU and Clip narrow it)
+    table: np.ndarray | None         # int64, 2^bits entries indexed by pre - requant.qmin
+    activation: str
+    fold: Fold | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,)
+
+    @property
+    def out_features(self) -> int:
+        return len(self.bias)
+
+    def dense_codes(self) -> np.ndarray:
+        return self.weight.to_dense() if isinstance(self.weight, SparseRows) else self.weight
+
+
+@dataclass(frozen=True, eq=False)
+class QAdd:
+    """out = clamp(zp + rshift_round((a - za) * Ma + (b - zb) * Mb, s))."""
+
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    zero_points: tuple[int, int]
+    multipliers: tuple[int, int]
+    shift: int
+    requant: QuantParams
+    features: int
+    fold: Fold | None = None
+
+
+@dataclass(frozen=True)
+class QGraph:
+    input: str
+    output: str
+    sizes: dict[str, int]
+    nodes: tuple[QDense | QAdd, ...]
+    quant: dict[str, QuantParams | None]  # per tensor; None for a raw accumulator output
+    output_shape: tuple[int, ...]
+    input_is_integer: bool = False
+    output_is_integer: bool = False
+    names: dict[str, str] = field(default_factory=dict)
+
+    def with_nodes(self, nodes) -> "QGraph":
+        return replace(self, nodes=tuple(nodes))

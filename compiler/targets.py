@@ -1,0 +1,40 @@
+"""FPGA targets the compiler folds for, read from data/targets.json (every figure with its source)."""
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from undense.errors import UndenseError
+
+DEFAULT_TARGET = "ecp5-85k"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    family: str
+    device: str
+    lut: int
+    dsp: int
+    bram_blocks: int
+    bram_block_bits: int
+    spram_blocks: int
+    spram_block_bits: int
+    clock_mhz: float
+    source: str
+
+    @property
+    def memory_bits(self) -> int:
+        return self.bram_blocks * self.bram_block_bits + self.spram_blocks * self.spram_block_bits
+
+
+@cache
+def targets() -> dict[str, Target]:
+    data = json.loads((Path(__file__).parent / "data" / "targets.json").read_text())
+    return {name: Target(name=name, **fields) for name, fields in data.items() if not name.startswith("_")}
+
+
+def target(name: str) -> Target:
+    if name not in targets():
+        raise UndenseError(f"unknown target '{name}'; choose one of: {', '.join(targets())}")
+    return targets()[name]

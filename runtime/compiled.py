@@ -1,0 +1,54 @@
+"""A compiled model on the host side: compile, save, load, and run it on a backend."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from undense.compiler import builddir, golden
+from undense.compiler.ir import QGraph
+from undense.compiler.pipeline import compile_graph
+from undense.compiler.report import compile_report
+from undense.compiler.targets import DEFAULT_TARGET, Target, target
+from undense.errors import UndenseError
+
+BACKENDS = ("golden",)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    graph: QGraph
+    target: Target
+    report: dict
+    directory: Path | None = None
+
+    def run(self, x: np.ndarray, backend: str = "golden") -> np.ndarray:
+        """The model on a batch of inputs shaped [N, features...], computed by `backend`."""
+        if backend not in BACKENDS:
+            raise UndenseError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+        x = np.asarray(x)
+        features = self.graph.sizes[self.graph.input]
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != features:
+            raise UndenseError(f"input shaped {x.shape}; the model takes [N, {features}]")
+        return golden.run(self.graph, x)
+
+    def save(self, directory: str | Path, source: dict | None = None) -> "Compiled":
+        directory = builddir.write(self.graph, directory, self.target, self.report,
+                                   source or {"path": None, "sha256": None})
+        return Compiled(self.graph, self.target, self.report, directory)
+
+
+def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None = None, *,
+            bits: int = 8, layer_bits: dict[str, int] | None = None,
+            calibration: np.ndarray | str | Path | None = None, target_name: str = DEFAULT_TARGET,
+            images_per_second: float | None = None, progress=lambda step: None) -> Compiled:
+    """Compile an ONNX model (path or ModelProto); with `output_dir`, also write the build dir."""
+    graph = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
+    options = {"bits": bits, "layer_bits": layer_bits or {}, "images_per_second": images_per_second}
+    compiled = Compiled(graph, target(target_name), compile_report(graph, target(target_name), options))
+    return compiled if output_dir is None else compiled.save(output_dir, builddir.source_record(model))
+
+
+def load(directory: str | Path) -> Compiled:
+    graph, chosen_target, report = builddir.read(directory)
+    return Compiled(graph, chosen_target, report, Path(directory))

@@ -1,0 +1,19 @@
+"""Readable terminal tables of the reports."""
+from rich.console import Console
+from rich.table import Table
+
+
+def print_compile_report(report: dict, console: Console | None = None) -> None:
+    table = Table(title=f"compiled for {report['target']} at {report['clock_mhz']:g} MHz")
+    for column in ("layer", "op", "shape", "nnz", "density", "bits w/a/acc", "PEs", "cycles"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right", no_wrap=True)
+    for layer in report["layers"]:
+        op = layer["op"] if layer["activation"] == "identity" else f"{layer['op']}+{layer['activation']}"
+        table.add_row(layer["name"], op, " x ".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
+                      f"{layer['density']:.1%}", f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}",
+                      str(layer["pe"]), f"{layer['cycles']:,}")
+    (console or Console()).print(table)
+    (console or Console()).print(
+        f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
+        f"{report['slowest_layer']}), {report['predicted_images_per_second']:,.0f} images/s; "
+        f"{report['total_pe']} PEs, {report['weight_memory_bits']:,} bits of weight memory", highlight=False)

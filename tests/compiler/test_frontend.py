@@ -1,0 +1,141 @@
+"""ONNX import: every supported op maps to the IR and computes what onnxruntime computes."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from helpers.onnx_models import OPSET, mlp, model, sparse_matrix
+from onnx import TensorProto, helper
+
+from undense.compiler.frontend import import_onnx
+from undense.compiler.ir import Add, Dense
+from undense.compiler.reference import run_float
+from undense.errors import UndenseError
+
+
+def onnxruntime_output(built: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(built.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def assert_imports_faithfully(built: onnx.ModelProto, input_size: int):
+    x = np.random.default_rng(1).normal(size=(7, input_size)).astype(np.float32)
+    graph = import_onnx(built)
+    values, _ = run_float(graph, x)
+    expected = onnxruntime_output(built, x)
+    np.testing.assert_allclose(values[graph.output].reshape(expected.shape), expected, rtol=1e-4, atol=1e-5)
+    return graph
+
+
+@pytest.mark.parametrize("activation", ["Relu", "LeakyRelu", "Sigmoid", "Tanh", None])
+@pytest.mark.parametrize("use_gemm", [True, False])
+def test_mlp_layers(activation, use_gemm):
+    graph = assert_imports_faithfully(mlp([6, 10, 4], [activation, None], use_gemm=use_gemm), 6)
+    assert all(isinstance(n, Dense) for n in graph.nodes)
+
+
+def test_bundled_generator(generator_path):
+    graph = assert_imports_faithfully(onnx.load(str(generator_path)), 16)
+    assert graph.output_shape == (64,)
+
+
+def test_clip_batchnorm_mul_reshape_flatten_residual():
+    rng = np.random.default_rng(2)
+    inits = {
+        "w1": sparse_matrix(rng, 8, 5, 0.5), "b1": rng.normal(size=8).astype(np.float32),
+        "gamma": rng.uniform(0.5, 2, 8).astype(np.float32), "beta": rng.normal(size=8).astype(np.float32),
+        "mean": rng.normal(size=8).astype(np.float32), "var": rng.uniform(0.5, 2, 8).astype(np.float32),
+        "w2": sparse_matrix(rng, 8, 8, 0.5), "half": np.array(0.5, dtype=np.float32),
+        "lo": np.array(-0.5, dtype=np.float32), "hi": np.array(1.5, dtype=np.float32),
+        "shape": np.array([-1, 2, 4], dtype=np.int64),
+    }
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
+        helper.make_node("BatchNormalization", ["h1", "gamma", "beta", "mean", "var"], ["bn"], name="bn1"),
+        helper.make_node("Clip", ["bn", "lo", "hi"], ["a1"], name="clip1"),
+        helper.make_node("Gemm", ["a1", "w2"], ["h2"], name="fc2", transB=1),
+        helper.make_node("Mul", ["h2", "half"], ["m2"], name="scale2"),
+        helper.make_node("Add", ["m2", "a1"], ["res"], name="residual"),
+        helper.make_node("Reshape", ["res", "shape"], ["r"], name="to_grid"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flat", axis=1),
+        helper.make_node("Reshape", ["f", "shape"], ["y"], name="grid"),
+    ]
+    built = model(nodes, inits, 5, None, output_shape=[2, 4])
+    graph = assert_imports_faithfully(built, 5)
+    assert any(isinstance(n, Add) for n in graph.nodes)
+    assert graph.output_shape == (2, 4)
+
+
+def test_constant_subgraphs_are_folded():
+    rng = np.random.default_rng(3)
+    weight = sparse_matrix(rng, 4, 6, 0.5)
+    nodes = [
+        helper.make_node("Constant", [], ["w_t"], value=onnx.numpy_helper.from_array(weight.T.copy())),
+        helper.make_node("Transpose", ["w_t"], ["w"], perm=[1, 0]),
+        helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1),
+    ]
+    assert_imports_faithfully(model(nodes, {}, 6, 4), 6)
+
+
+# -- rejections: one message naming the node, its op, why, and what to do -------------------------
+
+def rejected(built, *expected):
+    with pytest.raises(UndenseError) as error:
+        import_onnx(built)
+    message = str(error.value)
+    assert "\n" not in message
+    for text in expected:
+        assert text in message, message
+    return message
+
+
+def test_unsupported_op_is_named_with_the_supported_list():
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], name="probabilities")]
+    rejected(model(nodes, {}, 4, 4), "'probabilities'", "Softmax", "unsupported op", "Gemm")
+
+
+def test_dynamic_feature_dimension():
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "dyn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "features"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "features"])])
+    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    rejected(built, "'x'", "dynamic dimension 'features'", "only the batch dimension")
+
+
+def test_unsupported_attribute():
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transA=1)]
+    built = model(nodes, {"w": sparse_matrix(rng, 4, 4, 0.5)}, 4, 4, batch=4)
+    rejected(built, "'fc'", "Gemm", "transA")
+
+
+def test_old_opset():
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    rejected(model(nodes, {}, 4, 4, opset=11), "opset 11", "convert_version")
+
+
+def test_weight_that_is_not_a_constant():
+    nodes = [helper.make_node("MatMul", ["x", "x2"], ["y"], name="mm"),
+             helper.make_node("Relu", ["x"], ["x2"], name="r")]
+    built = model([nodes[1], nodes[0]], {}, 4, 4, batch=4)
+    rejected(built, "'mm'", "MatMul", "must be a constant")
+
+
+def test_product_of_two_activations():
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"), helper.make_node("Mul", ["x", "a"], ["y"], name="gate")]
+    rejected(model(nodes, {}, 4, 4), "'gate'", "Mul", "only Mul by a constant")
+
+
+def test_truncated_and_missing_files(tmp_path, generator_path):
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(generator_path.read_bytes()[:5000])
+    message = rejected(truncated, "truncated.onnx")
+    assert "truncated" in message or "not a readable" in message
+    rejected(tmp_path / "absent.onnx", "absent.onnx", "no such file")
+
+
+def test_broken_graph_fails_the_checker():
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "broken", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])])
+    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])  # "w" is never defined
+    rejected(built, "onnx.checker")

@@ -1,0 +1,51 @@
+"""Small ONNX models built by hand with onnx.helper, the way exporters write them."""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def sparse_matrix(rng: np.random.Generator, rows: int, columns: int, density: float) -> np.ndarray:
+    weight = rng.normal(0, 1 / np.sqrt(columns), (rows, columns))
+    weight[rng.random((rows, columns)) >= density] = 0.0
+    return weight.astype(np.float32)
+
+
+def model(nodes, initializers, input_size, output_size, input_name="x", output_name="y", batch="batch",
+          opset=OPSET, input_type=TensorProto.FLOAT, output_type=TensorProto.FLOAT, output_shape=None):
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(input_name, input_type, [batch, input_size])],
+        [helper.make_tensor_value_info(output_name, output_type, [batch, *(output_shape or [output_size])])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
+    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(built)
+    return built
+
+
+def mlp(widths, activations, density=0.2, seed=0, use_gemm=True, names=None):
+    """An MLP of Gemm (or MatMul + Add) layers, each followed by its activation (None for none)."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, current = [], {}, "x"
+    for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        name = names[index] if names else f"layer{index}"
+        weight = sparse_matrix(rng, n_out, n_in, density)
+        inits[f"{name}.weight"] = weight if use_gemm else weight.T.copy()
+        inits[f"{name}.bias"] = rng.normal(0, 0.1, n_out).astype(np.float32)
+        out = f"{name}_out"
+        if use_gemm:
+            nodes.append(helper.make_node("Gemm", [current, f"{name}.weight", f"{name}.bias"], [out],
+                                          name=name, transB=1))
+        else:
+            nodes.append(helper.make_node("MatMul", [current, f"{name}.weight"], [f"{name}_mm"], name=f"{name}_matmul"))
+            nodes.append(helper.make_node("Add", [f"{name}_mm", f"{name}.bias"], [out], name=f"{name}_add"))
+        current = out
+        activation = activations[index]
+        if activation is not None:
+            kwargs = {"alpha": 0.1} if activation == "LeakyRelu" else {}
+            nodes.append(helper.make_node(activation, [current], [f"{name}_act"], name=f"{name}_{activation.lower()}",
+                                          **kwargs))
+            current = f"{name}_act"
+    nodes.append(helper.make_node("Identity", [current], ["y"], name="output"))
+    return model(nodes, inits, widths[0], widths[-1])
