@@ -9,9 +9,9 @@ def print_compile_report(report: dict, console: Console | None = None) -> None:
         table.add_column(column, justify="left" if column in ("layer", "op") else "right", no_wrap=True)
     for layer in report["layers"]:
         op = layer["op"] if layer["activation"] == "identity" else f"{layer['op']}+{layer['activation']}"
+        bits = f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}"
         table.add_row(layer["name"], op, " x ".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
-                      f"{layer['density']:.1%}", f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}",
-                      str(layer["pe"]), f"{layer['cycles']:,}")
+                      f"{layer['density']:.1%}", bits, str(layer["pe"]), f"{layer['cycles']:,}")
     (console or Console()).print(table)
     (console or Console()).print(
         f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
