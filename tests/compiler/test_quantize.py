@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from helpers.onnx_models import mlp
+
+from undense.compiler.frontend import import_onnx
+from undense.compiler.golden import run
+from undense.compiler.ir import QDense
+from undense.compiler.passes.fuse import fuse
+from undense.compiler.passes.quantize import quantize
+from undense.compiler.reference import run_float
+from undense.compiler.verify import verify
+from undense.errors import UndenseError
+
+
+def float_graph(activations=("Relu", "Sigmoid"), seed=0):
+    return fuse(import_onnx(mlp([8, 16, 6], list(activations), density=0.4, seed=seed)))
+
+
+def calibration(seed=5, count=300):
+    return np.random.default_rng(seed).normal(size=(count, 8))
+
+
+def test_weights_are_symmetric_per_output_channel():
+    graph = float_graph()
+    qgraph = quantize(graph, calibration(), bits=6)
+    verify(qgraph, "quantize")
+    for float_node, node in zip(graph.nodes, qgraph.nodes, strict=True):
+        codes = node.dense_codes()
+        assert np.abs(codes).max(axis=1).tolist() == [31] * codes.shape[0]  # every row reaches +-(2^5 - 1)
+        assert np.array_equal(codes == 0, float_node.weight == 0)
+
+
+@pytest.mark.parametrize("bits", [8, 6, 4])
+def test_quantized_graph_stays_close_to_the_float_graph(bits):
+    graph, x = float_graph(), calibration()
+    qgraph = quantize(graph, x, bits=bits)
+    expected = run_float(graph, x)[0][graph.output]
+    error = np.abs(run(qgraph, x) - expected)
+    output_step = qgraph.quant[qgraph.output].scale
+    assert error.mean() < 2 * output_step * 2 ** (8 - bits)
+    assert error.max() < 0.25 * np.ptp(expected)
+
+
+def test_relu_is_a_clamp_and_sigmoid_a_table():
+    qgraph = quantize(float_graph(), calibration(), bits=8)
+    relu, sigmoid = qgraph.nodes
+    assert relu.table is None and relu.clamp[0] == qgraph.quant[relu.output].zero_point
+    assert sigmoid.table is not None and len(sigmoid.table) == 256
+    assert np.all(np.diff(sigmoid.table) >= 0)  # a monotonic function gives a monotonic table
+
+
+def test_per_layer_bits():
+    graph = float_graph()
+    qgraph = quantize(graph, calibration(), bits=8, layer_bits={graph.nodes[0].name: 3})
+    first, second = qgraph.nodes
+    assert (first.weight_bits, qgraph.quant[first.output].bits) == (3, 3)
+    assert (second.weight_bits, qgraph.quant[second.output].bits) == (8, 8)
+    assert isinstance(first, QDense) and np.abs(first.dense_codes()).max() <= 3
+
+
+def test_accumulator_width_bounds_every_input():
+    qgraph = quantize(float_graph(), calibration(), bits=8)
+    for node in qgraph.nodes:
+        q_in = qgraph.quant[node.input]
+        worst = np.where(node.dense_codes() > 0, q_in.qmax, q_in.qmin)  # the input codes that maximise acc
+        acc = (node.dense_codes() * worst).sum(axis=1) + node.bias
+        assert np.abs(acc).max() < 2 ** (node.acc_bits - 1)
+
+
+@pytest.mark.parametrize("bits,layer_bits", [(9, {}), (1, {}), (8, {"nonexistent": 4}), (8, {"layer0": 12})])
+def test_bad_bit_widths_are_refused(bits, layer_bits):
+    with pytest.raises(UndenseError):
+        quantize(float_graph(), calibration(), bits=bits, layer_bits=layer_bits)
+
+
+def test_calibration_of_the_wrong_width_is_refused():
+    with pytest.raises(UndenseError, match="8 features per sample"):
+        quantize(float_graph(), np.zeros((10, 5)))
