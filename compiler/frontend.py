@@ -258,8 +258,9 @@ class _Importer:
                 raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are "
                                    "supported (quantize weights with symmetric=True)")
             axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
-            self.constants[node.output[0]] = (codes.astype(np.float64) - zero_point) * (
-                scale if scale.ndim == 0 else np.expand_dims(scale, tuple(i for i in range(codes.ndim) if i != axis)))
+            along_axis = tuple(i for i in range(codes.ndim) if i != axis)
+            scale_b, zero_b = (v if v.ndim == 0 else np.expand_dims(v, along_axis) for v in (scale, zero_point))
+            self.constants[node.output[0]] = (codes.astype(np.float64) - zero_b) * scale_b
             if codes.dtype != np.int32:
                 self.quantized_constants[node.output[0]] = (codes, scale, 8 * codes.dtype.itemsize, axis)
             return
