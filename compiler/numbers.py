@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MULTIPLIER_BITS = 15  # M in [2^14, 2^15): fits a signed 16-bit DSP operand
+LARGEST_MULTIPLIER = 2.0 ** (MULTIPLIER_BITS - 2)  # real multipliers stay below this, so every shift is >= 1
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,15 @@ class QuantParams:
         return cls(float(data["scale"]), int(data["zero_point"]), int(data["bits"]), bool(data["signed"]))
 
 
-def activation_params(low: float, high: float, bits: int) -> QuantParams:
-    """Asymmetric signed per-tensor parameters covering [low, high] and always 0 (exactly representable)."""
+def activation_params(low: float, high: float, bits: int, min_scale: float = 0.0) -> QuantParams:
+    """Asymmetric signed per-tensor parameters covering [low, high] and always 0 (exactly representable).
+
+    `min_scale` keeps the step from being so fine that requantizing into it would need a
+    multiplier beyond the fixed-point range (a dead ReLU layer is all zeros, for instance).
+    """
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    if high - low < 1e-12:
-        high = low + 1e-12
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    scale = (high - low) / (qmax - qmin)
+    scale = max((high - low) / (qmax - qmin), min_scale, np.finfo(np.float64).tiny)
     zero_point = int(np.clip(np.rint(qmin - low / scale), qmin, qmax))
     return QuantParams(scale, zero_point, bits)
 

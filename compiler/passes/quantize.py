@@ -10,10 +10,13 @@
   clamp of the requantized code, every other activation a 2^b-entry table.
 - Add: both inputs rescaled to the output scale with one shared shift.
 """
+from collections.abc import Callable
+
 import numpy as np
 
 from undense.compiler.ir import Add, Dense, Graph, QAdd, QDense, QGraph
 from undense.compiler.numbers import (
+    LARGEST_MULTIPLIER,
     QuantParams,
     activation_params,
     fixed_point,
@@ -25,6 +28,7 @@ from undense.compiler.reference import run_float
 from undense.errors import UndenseError
 
 MIN_BITS, MAX_BITS = 2, 8
+Calibrated = Callable[..., QuantParams | None]  # (tensor, min_scale) -> its parameters, fixed or calibrated
 
 
 def _check_bits(bits: int, where: str) -> None:
@@ -51,21 +55,24 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
         raise UndenseError("the model is not fully pre-quantized, so it needs calibration inputs: "
                            "give --calib FILE.npy (a few hundred typical inputs, shaped [N, features])")
 
-    def params_of(tensor: str, seen: dict[str, np.ndarray], width: int) -> QuantParams | None:
-        if tensor in graph.fixed_quant:
-            return graph.fixed_quant[tensor]
-        return activation_params(seen[tensor].min(), seen[tensor].max(), width)
+    def calibrated(seen: dict[str, np.ndarray], width: int) -> Calibrated:
+        def params(tensor: str, min_scale: float = 0.0) -> QuantParams | None:
+            if tensor in graph.fixed_quant:
+                return graph.fixed_quant[tensor]
+            return activation_params(seen[tensor].min(), seen[tensor].max(), width, min_scale)
+        return params
 
-    quant = {graph.input: params_of(graph.input, values, bits)}
+    quant = {graph.input: calibrated(values, bits)(graph.input)}
     nodes = []
     for node in graph.nodes:
         width = layer_bits.get(node.name, bits)
-        quant[node.output] = params_of(node.output, values, width)
         if isinstance(node, Dense):
-            nodes.append(_dense(node, quant[node.input], quant[node.output], pre_activation, width))
-        elif isinstance(node, Add):
-            nodes.append(_add(node, quant[node.inputs[0]], quant[node.inputs[1]], quant[node.output],
-                              graph.sizes[node.output]))
+            qnode, quant[node.output] = _dense(node, quant[node.input], calibrated(values, width),
+                                               calibrated(pre_activation, width), width)
+        else:
+            qnode, quant[node.output] = _add(node, quant[node.inputs[0]], quant[node.inputs[1]],
+                                             calibrated(values, width), graph.sizes[node.output])
+        nodes.append(qnode)
     return QGraph(graph.input, graph.output, dict(graph.sizes), tuple(nodes), quant, graph.output_shape,
                   graph.input_is_integer, graph.output_is_integer, dict(graph.names))
 
@@ -81,20 +88,23 @@ def _as_float(graph: Graph, calibration: np.ndarray) -> np.ndarray:
     return calibration.astype(np.float64)
 
 
-def _dense(node: Dense, q_in: QuantParams, q_out: QuantParams | None, pre_activation, bits: int) -> QDense:
+def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params: Calibrated,
+           bits: int) -> tuple[QDense, QuantParams | None]:
     if node.weight_codes is not None:
         codes, scales, weight_bits = node.weight_codes, node.weight_scales, node.weight_bits
     else:
         weight_bits = bits
         scales = symmetric_weight_scales(node.weight, bits)
         codes = quantize_weights(node.weight, scales, bits)
+    min_scale = q_in.scale * scales.max() / LARGEST_MULTIPLIER
+    q_out = output_params(node.output, min_scale)
     bias = np.rint(node.bias / (q_in.scale * scales)).astype(np.int64) - q_in.zero_point * codes.sum(axis=1)
     bound = np.abs(codes).sum(axis=1) * max(abs(q_in.qmin), abs(q_in.qmax)) + np.abs(bias)  # |acc| over all inputs
     acc_bits = signed_bits(-int(bound.max()), int(bound.max()))
     common = {"name": node.name, "input": node.input, "output": node.output, "weight": codes,
               "weight_bits": weight_bits, "bias": bias, "acc_bits": acc_bits, "activation": node.activation.kind}
     if q_out is None:  # the model's output is the raw accumulator
-        return QDense(**common, multiplier=None, shift=None, requant=None, clamp=None, table=None)
+        return QDense(**common, multiplier=None, shift=None, requant=None, clamp=None, table=None), None
     function = node.activation
     if function.is_clamp:
         requant, table = q_out, None
@@ -105,19 +115,20 @@ def _dense(node: Dense, q_in: QuantParams, q_out: QuantParams | None, pre_activa
             low = max(low, int(q_out.quantize(function.low))) if np.isfinite(function.low) else low
             high = min(high, int(q_out.quantize(function.high))) if np.isfinite(function.high) else high
     else:
-        seen = pre_activation[node.output]
-        requant = activation_params(seen.min(), seen.max(), bits)
+        requant = pre_params(node.output, min_scale)
         low, high = requant.qmin, requant.qmax
         table = q_out.quantize(function.apply(requant.dequantize(np.arange(low, high + 1))))
     multiplier, shift = fixed_point(q_in.scale * scales / requant.scale)
     return QDense(**common, multiplier=multiplier, shift=shift, requant=requant, clamp=(int(low), int(high)),
-                  table=table)
+                  table=table), q_out
 
 
-def _add(node: Add, q_a: QuantParams, q_b: QuantParams, q_out: QuantParams, features: int) -> QAdd:
+def _add(node: Add, q_a: QuantParams, q_b: QuantParams, output_params: Calibrated,
+         features: int) -> tuple[QAdd, QuantParams]:
+    q_out = output_params(node.output, max(q_a.scale, q_b.scale) / LARGEST_MULTIPLIER)
     real = np.array([q_a.scale / q_out.scale, q_b.scale / q_out.scale])
     _, shifts = fixed_point(real)
     shift = int(shifts.min())
     multipliers = np.rint(real * 2.0 ** shift).astype(np.int64)
     return QAdd(node.name, node.inputs, node.output, (q_a.zero_point, q_b.zero_point),
-                (int(multipliers[0]), int(multipliers[1])), shift, q_out, features)
+                (int(multipliers[0]), int(multipliers[1])), shift, q_out, features), q_out
