@@ -59,7 +59,8 @@ def activation_params(low: float, high: float, bits: int, min_scale: float = 0.0
     """
     low, high = min(float(low), 0.0), max(float(high), 0.0)
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    scale = max((high - low) / (qmax - qmin), min_scale, np.finfo(np.float64).tiny)
+    span = high - low if high > low else 1.0  # a tensor that is always 0: any step will do
+    scale = max(span / (qmax - qmin), min_scale)
     zero_point = int(np.clip(np.rint(qmin - low / scale), qmin, qmax))
     return QuantParams(scale, zero_point, bits)
 

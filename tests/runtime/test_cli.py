@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -53,3 +55,42 @@ def test_sample_writes_a_grid_and_scores_it(generator_path, tmp_path):
 def test_help(args):
     done = undense(*args)
     assert done.returncode == 0 and "Usage:" in done.stdout
+
+
+def test_compile_then_run(generator_path, tmp_path):
+    build = tmp_path / "build"
+    done = undense("compile", str(generator_path), "-o", str(build), "--target", "ice40-up5k", "--bits", "6",
+                   "--layer-bits", "fc3=8")
+    assert done.returncode == 0, done.stderr
+    for text in ("fc1", "fc2", "fc3", "cycles per image"):
+        assert text in done.stdout
+    assert {p.name for p in build.iterdir()} == {"manifest.json", "weights.npz", "compile.json"}
+    latents = tmp_path / "z.npy"
+    np.save(latents, np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32))
+    done = undense("run", str(build), "--input", str(latents), "-o", str(tmp_path / "y.npy"), "--backend", "golden")
+    assert done.returncode == 0, done.stderr
+    images = np.load(tmp_path / "y.npy")
+    assert images.shape == (10, 64) and np.all((images >= 0) & (images <= 1))
+
+
+def test_compile_of_an_unsupported_model_writes_nothing(tmp_path):
+    from helpers.onnx_models import model
+    from onnx import helper
+
+    bad = tmp_path / "softmax.onnx"
+    onnx.save(model([helper.make_node("Softmax", ["x"], ["y"], name="probs")], {}, 4, 4), bad)
+    done = undense("compile", str(bad), "-o", str(tmp_path / "build"))
+    assert_clean_usage_error(done, "'probs'", "Softmax", "unsupported op")
+    assert not (tmp_path / "build").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["softmax.onnx"]
+
+
+def test_bad_layer_bits_option(generator_path, tmp_path):
+    done = undense("compile", str(generator_path), "-o", str(tmp_path / "b"), "--layer-bits", "fc2")
+    assert_clean_usage_error(done, "LAYER=BITS")
+
+
+def test_run_on_a_folder_that_is_not_a_build_dir(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    done = undense("run", str(tmp_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"))
+    assert_clean_usage_error(done, "not an undense build dir")

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+from helpers.onnx_models import mlp
+
+import undense
+from undense.compiler import builddir
+from undense.errors import UndenseError
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, generator_path):
+    return undense.compile(generator_path, tmp_path_factory.mktemp("build") / "digits")
+
+
+def test_build_dir_round_trips_bit_for_bit(compiled):
+    latents = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    loaded = undense.load(compiled.directory)
+    np.testing.assert_array_equal(loaded.run(latents), compiled.run(latents))
+    assert loaded.report == compiled.report
+
+
+def test_report_has_the_contract_keys(compiled):
+    report = json.loads((compiled.directory / "compile.json").read_text())
+    for layer in report["layers"]:
+        assert {"name", "op", "shape", "nnz", "density", "weight_bits", "act_bits", "pe", "cycles"} <= set(layer)
+    assert [layer["name"] for layer in report["layers"]] == ["fc1", "fc2", "fc3"]
+    manifest = json.loads((compiled.directory / "manifest.json").read_text())
+    assert manifest["format_version"] == builddir.FORMAT_VERSION
+    assert len(manifest["source"]["sha256"]) == 64
+
+
+def test_another_format_version_is_refused(compiled, tmp_path):
+    manifest = json.loads((compiled.directory / "manifest.json").read_text())
+    manifest["format_version"] = 999
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UndenseError, match="format version 999.*compile the model again"):
+        undense.load(tmp_path)
+
+
+def test_a_folder_that_is_not_a_build_dir(tmp_path):
+    with pytest.raises(UndenseError, match="not an undense build dir"):
+        undense.load(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UndenseError, match="not an undense build dir; choose another -o"):
+        undense.compile(mlp([4, 4], [None]), tmp_path, calibration=np.zeros((4, 4)))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_compile_writes_nothing(tmp_path):
+    with pytest.raises(UndenseError):
+        undense.compile(mlp([4, 4], [None]), tmp_path / "out", calibration=np.zeros((4, 4)), bits=12)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recompiling_replaces_the_build_dir(compiled, generator_path):
+    again = undense.compile(generator_path, compiled.directory, bits=6)
+    assert undense.load(again.directory).report["options"]["bits"] == 6
+    assert sorted(p.name for p in compiled.directory.parent.iterdir()) == ["digits"]
