@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 MODEL ?= models/digits/generator.onnx
 OUT ?= out
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean
 
 install: $(INSTALLED)
 
@@ -25,6 +25,10 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
+
+# Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
+bench: $(INSTALLED)
+	$(BIN)/undense bench -o bench.json
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

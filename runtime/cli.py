@@ -104,6 +104,25 @@ def run_command(build_dir, input_path, output, backend):
 
 
 @main.command()
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench.json"),
+              show_default=True, help="JSON to write")
+@click.option("--repeats", default=5, show_default=True, help="timed runs of each case, after one warm-up")
+def bench(output, repeats):
+    """Measure the flow's figures (compile time, ...) on this machine and write them as JSON."""
+    import json
+
+    from undense.runtime.bench import run_bench
+
+    with console.status("benchmarking") as status:
+        figures = run_bench(repeats=repeats, progress=lambda step: status.update(f"benchmarking: {step}"))
+    output.write_text(json.dumps(figures, indent=2) + "\n")
+    for case, figure in figures["compile"].items():
+        click.echo(f"compile {case} ({figure['model']}): median {figure['median_s']:.3f} s "
+                   f"over {figure['runs']} runs")
+    click.echo(f"-> {output}")
+
+
+@main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-n", "count", default=64, show_default=True, help="number of images")
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),

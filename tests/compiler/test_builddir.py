@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers.onnx_models import mlp
 
 import undense
 from undense.compiler import builddir
 from undense.errors import UndenseError
+from undense.runtime.synthetic import mlp
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers.onnx_models import mlp
 
 from undense.compiler.frontend import import_onnx
 from undense.compiler.passes.fold import LAYER_OVERHEAD_CYCLES, assign_rows, fold, predict_cycles
@@ -12,6 +11,7 @@ from undense.compiler.passes.sparse_encode import sparse_encode
 from undense.compiler.targets import target
 from undense.compiler.verify import verify
 from undense.errors import UndenseError
+from undense.runtime.synthetic import mlp
 
 
 def encoded(widths=(32, 256, 256, 16), density=0.3):

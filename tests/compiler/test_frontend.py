@@ -3,13 +3,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers.onnx_models import OPSET, mlp, model, sparse_matrix
 from onnx import TensorProto, helper
 
 from undense.compiler.frontend import import_onnx
 from undense.compiler.ir import Add, Dense
 from undense.compiler.reference import run_float
 from undense.errors import UndenseError
+from undense.runtime.synthetic import OPSET, mlp, model, sparse_matrix
 
 
 def onnxruntime_output(built: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

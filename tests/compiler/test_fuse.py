@@ -1,5 +1,4 @@
 import numpy as np
-from helpers.onnx_models import mlp, model, sparse_matrix
 from onnx import helper
 
 from undense.compiler.frontend import import_onnx
@@ -7,6 +6,7 @@ from undense.compiler.ir import Dense
 from undense.compiler.passes.fuse import fuse
 from undense.compiler.reference import run_float
 from undense.compiler.verify import verify
+from undense.runtime.synthetic import mlp, model, sparse_matrix
 
 
 def same_function(before, after):

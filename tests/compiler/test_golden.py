@@ -3,11 +3,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers.onnx_models import mlp, model
 from onnx import TensorProto, helper
 
 import undense
 from undense.compiler.ir import QDense
+from undense.runtime.synthetic import mlp, model
 
 
 def onnxruntime_run(built: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers.onnx_models import model
 from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -14,6 +13,7 @@ from undense.compiler.numbers import (
     rshift_round,
     signed_bits,
 )
+from undense.runtime.synthetic import model
 
 
 @pytest.mark.parametrize("signed", [True, False])

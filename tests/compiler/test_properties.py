@@ -3,12 +3,12 @@ of the float model, as computed independently by onnxruntime."""
 import numpy as np
 import onnx
 import onnxruntime as ort
-from helpers.onnx_models import mlp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import undense
 from undense.compiler.numbers import MULTIPLIER_BITS
+from undense.runtime.synthetic import mlp
 
 LIPSCHITZ = {"identity": 1.0, "relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "sigmoid": 0.25}
 FUNCTIONS = {None: lambda v: v, "Relu": lambda v: np.maximum(v, 0), "LeakyRelu": lambda v: np.where(v >= 0, v, 0.1 * v),

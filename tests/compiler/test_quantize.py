@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from helpers.onnx_models import mlp
 
 from undense.compiler.frontend import import_onnx
 from undense.compiler.golden import run
@@ -10,6 +9,7 @@ from undense.compiler.passes.quantize import quantize
 from undense.compiler.reference import run_float
 from undense.compiler.verify import verify
 from undense.errors import UndenseError
+from undense.runtime.synthetic import mlp
 
 
 def float_graph(activations=("Relu", "Sigmoid"), seed=0):

@@ -1,5 +1,4 @@
 import numpy as np
-from helpers.onnx_models import mlp
 
 from undense.compiler.frontend import import_onnx
 from undense.compiler.golden import run_codes
@@ -8,6 +7,7 @@ from undense.compiler.passes.fuse import fuse
 from undense.compiler.passes.quantize import quantize
 from undense.compiler.passes.sparse_encode import sparse_encode
 from undense.compiler.verify import verify
+from undense.runtime.synthetic import mlp
 
 
 def test_only_nonzeros_are_kept_and_the_graph_computes_the_same_bits():

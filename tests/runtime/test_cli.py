@@ -74,8 +74,9 @@ def test_compile_then_run(generator_path, tmp_path):
 
 
 def test_compile_of_an_unsupported_model_writes_nothing(tmp_path):
-    from helpers.onnx_models import model
     from onnx import helper
+
+    from undense.runtime.synthetic import model
 
     bad = tmp_path / "softmax.onnx"
     onnx.save(model([helper.make_node("Softmax", ["x"], ["y"], name="probs")], {}, 4, 4), bad)

@@ -1,4 +1,4 @@
-"""Small ONNX models built by hand with onnx.helper, the way exporters write them."""
+"""Synthetic sparse MLPs as ONNX, for benchmarks and tests: Gemm (or MatMul + Add) layers with activations."""
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -14,8 +14,9 @@ def sparse_matrix(rng: np.random.Generator, rows: int, columns: int, density: fl
 
 def model(nodes, initializers, input_size, output_size, input_name="x", output_name="y", batch="batch",
           opset=OPSET, input_type=TensorProto.FLOAT, output_type=TensorProto.FLOAT, output_shape=None):
+    """One input [batch, input_size], one output [batch, *output_shape]; checked with onnx.checker."""
     graph = helper.make_graph(
-        nodes, "test",
+        nodes, "undense_synthetic",
         [helper.make_tensor_value_info(input_name, input_type, [batch, input_size])],
         [helper.make_tensor_value_info(output_name, output_type, [batch, *(output_shape or [output_size])])],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
@@ -24,12 +25,12 @@ def model(nodes, initializers, input_size, output_size, input_name="x", output_n
     return built
 
 
-def mlp(widths, activations, density=0.2, seed=0, use_gemm=True, names=None):
-    """An MLP of Gemm (or MatMul + Add) layers, each followed by its activation (None for none)."""
+def mlp(widths, activations, density=0.2, seed=0, use_gemm=True) -> onnx.ModelProto:
+    """Layers `layer0`, `layer1`, ... of the given widths, each followed by its activation (None for none)."""
     rng = np.random.default_rng(seed)
     nodes, inits, current = [], {}, "x"
     for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        name = names[index] if names else f"layer{index}"
+        name = f"layer{index}"
         weight = sparse_matrix(rng, n_out, n_in, density)
         inits[f"{name}.weight"] = weight if use_gemm else weight.T.copy()
         inits[f"{name}.bias"] = rng.normal(0, 0.1, n_out).astype(np.float32)
