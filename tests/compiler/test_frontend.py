@@ -139,3 +139,18 @@ def test_broken_graph_fails_the_checker():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3])])
     built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])  # "w" is never defined
     rejected(built, "onnx.checker")
+
+
+def test_unknown_input_shape():
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "unknown",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    rejected(built, "graph input 'x'", "unknown", "static shapes")
+
+
+def test_per_channel_activation_quantization():
+    inits = {"s": np.array([0.1, 0.2, 0.1, 0.1], np.float32), "z": np.zeros(4, np.uint8)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in", axis=1),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant_in", axis=1)]
+    rejected(model(nodes, inits, 4, 4), "'quant_in'", "QuantizeLinear", "per tensor")
