@@ -114,8 +114,8 @@ class _Importer:
             raise UndenseError(f"{label}: '{name}' has rank {len(dims)}; undense expects [batch, features...]")
         for dim in dims[1:]:
             if not dim.HasField("dim_value"):
-                raise UndenseError(f"{label}: '{name}' has a dynamic dimension "
-                                   f"'{dim.dim_param or '?'}' after the batch dimension; "
+                kind = f"a dynamic dimension '{dim.dim_param}'" if dim.dim_param else "an unknown dimension"
+                raise UndenseError(f"{label}: '{name}' has {kind} after the batch dimension; "
                                    "only the batch dimension may be symbolic: export with a fixed size")
         return int(np.prod([d.dim_value for d in dims[1:]]))
 

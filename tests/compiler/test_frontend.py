@@ -143,10 +143,10 @@ def test_broken_graph_fails_the_checker():
 
 def test_unknown_input_shape():
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "unknown",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None])])
     built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    rejected(built, "graph input 'x'", "unknown", "static shapes")
+    rejected(built, "graph input 'x'", "an unknown dimension", "only the batch dimension")
 
 
 def test_per_channel_activation_quantization():
