@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from undense.runtime.compiled import compile
+from undense.runtime.float_model import random_latents, sample_float
+from undense.runtime.quality import quality_score
 from undense.runtime.synthetic import mlp
 
 BUNDLED_MODEL = Path("models/digits/generator.onnx")
@@ -47,10 +49,24 @@ def compile_figures(model_path: Path, repeats: int) -> dict:
     }
 
 
+def fidelity_figures(model_path: Path, samples: int = 1000, seed: int = 2024) -> dict:
+    """The golden executor against the float model under onnxruntime, on the same random latents."""
+    compiled = compile(model_path)
+    latents = random_latents(compiled.graph.sizes[compiled.graph.input], samples, seed)
+    golden, floating = compiled.run(latents), sample_float(model_path, samples, seed)
+    golden_score, float_score = quality_score(golden), quality_score(floating)
+    return {"model": str(model_path), "samples": samples, "seed": seed, "bits": compiled.report["options"]["bits"],
+            "mean_abs_pixel_error": float(np.abs(golden - floating).mean()),
+            "max_abs_pixel_error": float(np.abs(golden - floating).max()),
+            "float_score": float_score.score, "golden_score": golden_score.score,
+            "golden_to_float_score": golden_score.score / float_score.score}
+
+
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
+    figures = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                           "cpus": os.cpu_count(), "undense": metadata.version("undense")}}
     progress("compile time")
-    return {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "undense": metadata.version("undense")},
-        "compile": compile_figures(model_path, repeats),
-    }
+    figures["compile"] = compile_figures(model_path, repeats)
+    progress("golden vs float")
+    figures["fidelity"] = fidelity_figures(model_path)
+    return figures

@@ -119,6 +119,10 @@ def bench(output, repeats):
     for case, figure in figures["compile"].items():
         click.echo(f"compile {case} ({figure['model']}): median {figure['median_s']:.3f} s "
                    f"over {figure['runs']} runs")
+    fidelity = figures["fidelity"]
+    click.echo(f"golden vs float on {fidelity['samples']} latents: mean |pixel error| "
+               f"{fidelity['mean_abs_pixel_error']:.4f}, quality {fidelity['golden_score']:.2f} vs "
+               f"{fidelity['float_score']:.2f} ({fidelity['golden_to_float_score']:.1%})")
     click.echo(f"-> {output}")
 
 
