@@ -22,6 +22,7 @@ demo: $(INSTALLED)
 	$(BIN)/undense doctor
 	mkdir -p $(OUT)
 	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
+	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -n auto

@@ -5,13 +5,14 @@ from rich.table import Table
 
 def print_compile_report(report: dict, console: Console | None = None) -> None:
     table = Table(title=f"compiled for {report['target']} at {report['clock_mhz']:g} MHz")
-    for column in ("layer", "op", "shape", "nnz", "density", "bits w/a/acc", "PEs", "cycles"):
-        table.add_column(column, justify="left" if column in ("layer", "op") else "right", no_wrap=True)
+    for column in ("layer", "then", "shape", "nnz", "density", "w/a/acc", "PEs", "cycles"):
+        table.add_column(column, justify="left" if column in ("layer", "then") else "right", no_wrap=True)
     for layer in report["layers"]:
-        op = layer["op"] if layer["activation"] == "identity" else f"{layer['op']}+{layer['activation']}"
+        then = "" if layer["activation"] == "identity" else layer["activation"]
         bits = f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}"
-        table.add_row(layer["name"], op, " x ".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
-                      f"{layer['density']:.1%}", bits, str(layer["pe"]), f"{layer['cycles']:,}")
+        table.add_row(layer["name"] if layer["op"] == "dense" else f"{layer['name']} (add)", then,
+                      "x".join(map(str, layer["shape"])), f"{layer['nnz']:,}", f"{layer['density']:.1%}", bits,
+                      str(layer["pe"]), f"{layer['cycles']:,}")
     (console or Console()).print(table)
     (console or Console()).print(
         f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
