@@ -1,0 +1,102 @@
+"""The sparse matrix-vector-activation unit: one compiled Dense layer in hardware.
+
+    input ──▶ loader ──▶ P processing elements (their rows, one nonzero a cycle) ──▶ streamer ──▶ output
+
+The loader writes each input value into every PE's input copy; the PEs compute
+their rows; the streamer reads the results back in row order. Input and output
+memories are double-buffered, so loading image i+1, computing image i and
+streaming image i-1 overlap: a layer takes max(in, largest PE load, out) cycles
+per image plus a few, the cycle model of compiler/passes/fold.py.
+"""
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from undense.hw.pe import PEParams, ProcessingElement, bits_for
+
+OUTPUT_FIFO_DEPTH = 4
+
+
+class SparseMVAU(wiring.Component):
+    def __init__(self, pes: list[PEParams], row_owner: list[tuple[int, int]], in_shape, out_shape):
+        """`row_owner[r]` is (PE, position among that PE's rows) of output row r."""
+        self.pe_params = pes
+        self.row_owner = row_owner
+        self.in_features = pes[0].in_features
+        self.out_features = len(row_owner)
+        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = [ProcessingElement(params) for params in self.pe_params]
+        for index, pe in enumerate(pes):
+            m.submodules[f"pe{index}"] = pe
+        n_in, n_out = self.in_features, self.out_features
+
+        # loader: fill input bank `load_bank` of every PE, one value a cycle
+        load_bank, load_index = Signal(), Signal(range(n_in))
+        input_full = Signal(2)
+        m.d.comb += self.i.ready.eq(~input_full.bit_select(load_bank, 1))
+        for pe in pes:
+            m.d.comb += [pe.in_wr_addr.eq(Mux(load_bank, n_in, 0) + load_index), pe.in_wr_data.eq(self.i.payload),
+                         pe.in_wr_en.eq(self.i.valid & self.i.ready)]
+        set_input_full = Signal(2)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += load_index.eq(Mux(load_index == n_in - 1, 0, load_index + 1))
+            with m.If(load_index == n_in - 1):
+                m.d.sync += load_bank.eq(~load_bank)
+                m.d.comb += set_input_full.bit_select(load_bank, 1).eq(1)
+
+        # compute: start every PE on a full input bank whose output bank is free
+        compute_bank, computing, started = Signal(), Signal(), Signal()
+        output_full = Signal(2)
+        clear_input_full, set_output_full, clear_output_full = Signal(2), Signal(2), Signal(2)
+        busy = Signal()
+        m.d.comb += busy.eq(sum(pe.busy for pe in pes) != 0)
+        start = Signal()
+        m.d.comb += start.eq(~computing & input_full.bit_select(compute_bank, 1)
+                             & ~output_full.bit_select(compute_bank, 1))
+        for pe in pes:
+            m.d.comb += [pe.start.eq(start), pe.bank.eq(compute_bank)]
+        m.d.sync += started.eq(start)
+        with m.If(start):
+            m.d.sync += computing.eq(1)
+        with m.Elif(computing & ~started & ~busy):
+            m.d.sync += [computing.eq(0), compute_bank.eq(~compute_bank)]
+            m.d.comb += [clear_input_full.bit_select(compute_bank, 1).eq(1),
+                         set_output_full.bit_select(compute_bank, 1).eq(1)]
+
+        # streamer: rows in order, from whichever PE owns each, through a small FIFO
+        m.submodules.owner = owner = Memory(
+            shape=bits_for(len(pes)) + bits_for(max(len(p.rows) for p in self.pe_params)), depth=n_out,
+            init=[pe | (local << bits_for(len(pes))) for pe, local in self.row_owner])
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.o.payload), depth=OUTPUT_FIFO_DEPTH)
+        owner_rd = owner.read_port()
+        stream_bank, stream_row = Signal(), Signal(range(n_out))
+        at_b, at_c, bank_b, pe_c = Signal(), Signal(), Signal(), Signal(range(len(pes)))
+        issue = Signal()
+        m.d.comb += issue.eq(output_full.bit_select(stream_bank, 1) & (fifo.level + at_b + at_c < OUTPUT_FIFO_DEPTH))
+        m.d.comb += [owner_rd.addr.eq(stream_row), owner_rd.en.eq(1)]
+        m.d.sync += [at_b.eq(issue), bank_b.eq(stream_bank)]
+        with m.If(issue):
+            m.d.sync += stream_row.eq(Mux(stream_row == n_out - 1, 0, stream_row + 1))
+            with m.If(stream_row == n_out - 1):
+                m.d.sync += stream_bank.eq(~stream_bank)
+                m.d.comb += clear_output_full.bit_select(stream_bank, 1).eq(1)
+        pe_b = owner_rd.data[:bits_for(len(pes))]
+        local_b = owner_rd.data[bits_for(len(pes)):]
+        for pe, params in zip(pes, self.pe_params, strict=True):
+            m.d.comb += [pe.out_rd_addr.eq(Mux(bank_b, len(params.rows), 0) + local_b), pe.out_rd_en.eq(at_b)]
+        m.d.sync += [at_c.eq(at_b), pe_c.eq(pe_b)]
+        results = [pe.out_rd_data for pe in pes]
+        chosen = results[0]
+        for index in range(1, len(pes)):
+            chosen = Mux(pe_c == index, results[index], chosen)
+        m.d.comb += [fifo.w_data.eq(chosen), fifo.w_en.eq(at_c),
+                     self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
+
+        m.d.sync += [input_full.eq((input_full | set_input_full) & ~clear_input_full),
+                     output_full.eq((output_full | set_output_full) & ~clear_output_full)]
+        return m
