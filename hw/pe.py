@@ -123,7 +123,7 @@ class ProcessingElement(wiring.Component):
         product = value2 * input_rd.data
         total = Mux(row_start, 0, acc) + product
         done2 = Signal()
-        sum3, requant3, out_row = Signal(signed(p.acc_bits)), Signal(row_layout), Signal(range(max(self.row_count, 1)))
+        sum3, requant3, out_row = Signal(signed(p.acc_bits)), Signal(row_layout), Signal(bits_for(self.row_count))
         m.d.sync += done2.eq(0)
         with m.If(self.start):
             m.d.sync += [row_start.eq(1), out_row.eq(0)]

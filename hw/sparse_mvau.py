@@ -37,27 +37,23 @@ class SparseMVAU(wiring.Component):
 
         # loader: fill input bank `load_bank` of every PE, one value a cycle
         load_bank, load_index = Signal(), Signal(range(n_in))
-        input_full = Signal(2)
-        m.d.comb += self.i.ready.eq(~input_full.bit_select(load_bank, 1))
+        input_full, output_full = BankFlags(m, "input_full"), BankFlags(m, "output_full")
+        m.d.comb += self.i.ready.eq(~input_full.at(load_bank))
         for pe in pes:
             m.d.comb += [pe.in_wr_addr.eq(Mux(load_bank, n_in, 0) + load_index), pe.in_wr_data.eq(self.i.payload),
                          pe.in_wr_en.eq(self.i.valid & self.i.ready)]
-        set_input_full = Signal(2)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += load_index.eq(Mux(load_index == n_in - 1, 0, load_index + 1))
             with m.If(load_index == n_in - 1):
                 m.d.sync += load_bank.eq(~load_bank)
-                m.d.comb += set_input_full.bit_select(load_bank, 1).eq(1)
+                input_full.set(load_bank)
 
         # compute: start every PE on a full input bank whose output bank is free
         compute_bank, computing, started = Signal(), Signal(), Signal()
-        output_full = Signal(2)
-        clear_input_full, set_output_full, clear_output_full = Signal(2), Signal(2), Signal(2)
         busy = Signal()
         m.d.comb += busy.eq(sum(pe.busy for pe in pes) != 0)
         start = Signal()
-        m.d.comb += start.eq(~computing & input_full.bit_select(compute_bank, 1)
-                             & ~output_full.bit_select(compute_bank, 1))
+        m.d.comb += start.eq(~computing & input_full.at(compute_bank) & ~output_full.at(compute_bank))
         for pe in pes:
             m.d.comb += [pe.start.eq(start), pe.bank.eq(compute_bank)]
         m.d.sync += started.eq(start)
@@ -65,8 +61,8 @@ class SparseMVAU(wiring.Component):
             m.d.sync += computing.eq(1)
         with m.Elif(computing & ~started & ~busy):
             m.d.sync += [computing.eq(0), compute_bank.eq(~compute_bank)]
-            m.d.comb += [clear_input_full.bit_select(compute_bank, 1).eq(1),
-                         set_output_full.bit_select(compute_bank, 1).eq(1)]
+            input_full.clear(compute_bank)
+            output_full.set(compute_bank)
 
         # streamer: rows in order, from whichever PE owns each, through a small FIFO
         m.submodules.owner = owner = Memory(
@@ -75,16 +71,16 @@ class SparseMVAU(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.o.payload), depth=OUTPUT_FIFO_DEPTH)
         owner_rd = owner.read_port()
         stream_bank, stream_row = Signal(), Signal(range(n_out))
-        at_b, at_c, bank_b, pe_c = Signal(), Signal(), Signal(), Signal(range(len(pes)))
+        at_b, at_c, bank_b, pe_c = Signal(), Signal(), Signal(), Signal(bits_for(len(pes)))
         issue = Signal()
-        m.d.comb += issue.eq(output_full.bit_select(stream_bank, 1) & (fifo.level + at_b + at_c < OUTPUT_FIFO_DEPTH))
+        m.d.comb += issue.eq(output_full.at(stream_bank) & (fifo.level + at_b + at_c < OUTPUT_FIFO_DEPTH))
         m.d.comb += [owner_rd.addr.eq(stream_row), owner_rd.en.eq(1)]
         m.d.sync += [at_b.eq(issue), bank_b.eq(stream_bank)]
         with m.If(issue):
             m.d.sync += stream_row.eq(Mux(stream_row == n_out - 1, 0, stream_row + 1))
             with m.If(stream_row == n_out - 1):
                 m.d.sync += stream_bank.eq(~stream_bank)
-                m.d.comb += clear_output_full.bit_select(stream_bank, 1).eq(1)
+                output_full.clear(stream_bank)
         pe_b = owner_rd.data[:bits_for(len(pes))]
         local_b = owner_rd.data[bits_for(len(pes)):]
         for pe, params in zip(pes, self.pe_params, strict=True):
@@ -96,7 +92,32 @@ class SparseMVAU(wiring.Component):
             chosen = Mux(pe_c == index, results[index], chosen)
         m.d.comb += [fifo.w_data.eq(chosen), fifo.w_en.eq(at_c),
                      self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
-
-        m.d.sync += [input_full.eq((input_full | set_input_full) & ~clear_input_full),
-                     output_full.eq((output_full | set_output_full) & ~clear_output_full)]
+        input_full.update()
+        output_full.update()
         return m
+
+
+class BankFlags:
+    """One full/empty flag per bank of a double buffer; set and cleared by different stages in one cycle."""
+
+    def __init__(self, m: Module, name: str):
+        self.m = m
+        self.flags = [Signal(name=f"{name}{bank}") for bank in range(2)]
+        self.sets = [Signal(name=f"{name}{bank}_set") for bank in range(2)]
+        self.clears = [Signal(name=f"{name}{bank}_clear") for bank in range(2)]
+
+    def at(self, bank):
+        return Mux(bank, self.flags[1], self.flags[0])
+
+    def _pulse(self, signals, bank):
+        self.m.d.comb += [signals[0].eq(~bank), signals[1].eq(bank)]
+
+    def set(self, bank):
+        self._pulse(self.sets, bank)
+
+    def clear(self, bank):
+        self._pulse(self.clears, bank)
+
+    def update(self):
+        for flag, set_, clear in zip(self.flags, self.sets, self.clears, strict=True):
+            self.m.d.sync += flag.eq((flag | set_) & ~clear)

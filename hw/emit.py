@@ -1,0 +1,24 @@
+"""Verilog from a compiled graph, through Amaranth's own back end."""
+import shutil
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from undense.compiler.ir import QGraph
+from undense.hw.top import Accelerator
+
+TOP_NAME = "undense_top"
+WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
+
+
+def emit_verilog(graph: QGraph, directory: str | Path) -> Path:
+    """Write DIR/undense_top.v and the lint waivers beside it (waivers.vlt); returns the Verilog's path.
+
+    The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{TOP_NAME}.v"
+    path.write_text(verilog.convert(Accelerator(graph), name=TOP_NAME, emit_src=False))
+    shutil.copyfile(WAIVERS, directory / WAIVERS.name)
+    return path
