@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.hw.pe import PEParams, ProcessingElement, bits_for
 
-OUTPUT_FIFO_DEPTH = 4
+OUTPUT_FIFO_DEPTH = 8
 
 
 class SparseMVAU(wiring.Component):

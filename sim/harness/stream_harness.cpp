@@ -1,0 +1,114 @@
+// Bulk simulation of undense_top: streams input codes in, collects output codes, counts cycles.
+// Driven from Python (undense.sim.bulk), which writes the inputs and reads the results as raw int32.
+//
+//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET [WAVE.fst]
+//
+// STATS gets one line per image: the cycle its first input was accepted and the cycle its last output left.
+// The process exits 3 when the cycle budget runs out, printing which stream stalled.
+// Verilator spells the ports i__valid, o__payload, ... as i___05Fvalid, o___05Fpayload (it escapes "__").
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "Vundense_top.h"
+#include "verilated.h"
+#if VM_TRACE
+#include "verilated_fst_c.h"
+#endif
+
+static std::vector<int32_t> read_all(const char* path) {
+    std::vector<int32_t> values;
+    FILE* file = std::fopen(path, "rb");
+    if (!file) { std::perror(path); std::exit(2); }
+    int32_t value;
+    while (std::fread(&value, sizeof value, 1, file) == 1) values.push_back(value);
+    std::fclose(file);
+    return values;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 9) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
+    const std::vector<int32_t> inputs = read_all(argv[1]);
+    const long in_per_image = std::atol(argv[4]), out_per_image = std::atol(argv[5]);
+    const int out_bits = std::atoi(argv[6]);
+    const bool out_signed = std::atoi(argv[7]) != 0;
+    const uint64_t budget = std::strtoull(argv[8], nullptr, 10);
+    const long images = static_cast<long>(inputs.size()) / in_per_image;
+
+    auto context = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<Vundense_top>(context.get());
+#if VM_TRACE
+    std::unique_ptr<VerilatedFstC> trace;
+    if (argc > 9) {
+        context->traceEverOn(true);
+        trace = std::make_unique<VerilatedFstC>();
+        top->trace(trace.get(), 99);
+        trace->open(argv[9]);
+    }
+#endif
+    std::vector<int32_t> outputs;
+    outputs.reserve(images * out_per_image);
+    std::vector<uint64_t> first_in(images, 0), last_out(images, 0);
+    const uint32_t mask = out_bits >= 32 ? 0xffffffffu : ((1u << out_bits) - 1);
+    size_t next_in = 0;
+    uint64_t cycle = 0;
+
+    auto tick = [&]() {
+        top->clk = 0; top->eval();
+#if VM_TRACE
+        if (trace) trace->dump(2 * cycle);
+#endif
+        top->clk = 1; top->eval();
+#if VM_TRACE
+        if (trace) trace->dump(2 * cycle + 1);
+#endif
+        ++cycle;
+    };
+    top->rst = 1; top->i___05Fvalid = 0; top->o___05Fready = 0;
+    for (int i = 0; i < 4; ++i) tick();
+    top->rst = 0;
+    cycle = 0;
+
+    while (outputs.size() < static_cast<size_t>(images * out_per_image)) {
+        if (cycle >= budget) {
+            const bool input_pending = next_in < inputs.size();
+            std::fprintf(stderr, "stalled after %llu cycles: %zu of %zu inputs accepted (input stream %s), "
+                         "%zu of %ld outputs out (output stream %s)\n", (unsigned long long)cycle, next_in,
+                         inputs.size(), input_pending && !top->i___05Fready ? "not ready" : "idle", outputs.size(),
+                         images * out_per_image, top->o___05Fvalid ? "valid" : "never valid");
+            return 3;
+        }
+        top->i___05Fvalid = next_in < inputs.size();
+        if (top->i___05Fvalid) top->i___05Fpayload = static_cast<uint32_t>(inputs[next_in]);
+        top->o___05Fready = 1;
+        // i__ready and o__valid come straight from registers, so they already hold this cycle's values
+        const bool in_fire = top->i___05Fvalid && top->i___05Fready;
+        const bool out_fire = top->o___05Fvalid && top->o___05Fready;
+        uint32_t payload = static_cast<uint32_t>(top->o___05Fpayload) & mask;
+        if (in_fire) {
+            if (next_in % in_per_image == 0) first_in[next_in / in_per_image] = cycle;
+            ++next_in;
+        }
+        if (out_fire) {
+            int32_t value = static_cast<int32_t>(payload);
+            if (out_signed && out_bits < 32 && (payload >> (out_bits - 1)) & 1) value -= (int32_t)(1u << out_bits);
+            outputs.push_back(value);
+            if (outputs.size() % out_per_image == 0) last_out[outputs.size() / out_per_image - 1] = cycle;
+        }
+        tick();
+    }
+#if VM_TRACE
+    if (trace) trace->close();
+#endif
+    top->final();
+    FILE* out = std::fopen(argv[2], "wb");
+    std::fwrite(outputs.data(), sizeof(int32_t), outputs.size(), out);
+    std::fclose(out);
+    FILE* stats = std::fopen(argv[3], "w");
+    for (long i = 0; i < images; ++i)
+        std::fprintf(stats, "%llu %llu\n", (unsigned long long)first_in[i], (unsigned long long)last_out[i]);
+    std::fclose(stats);
+    return 0;
+}
