@@ -6,9 +6,23 @@ INSTALLED := $(VENV)/.installed
 MODEL ?= models/digits/generator.onnx
 OUT ?= out
 
-.PHONY: install demo test bench lint clean
+.PHONY: install system-packages demo test bench lint clean
 
-install: $(INSTALLED)
+install: system-packages $(INSTALLED)
+
+# Debian packages the flow needs beyond Python: g++, make and perl for Verilator, lz4 headers for
+# FST waveforms. Installed with apt-get when missing and run as root; otherwise the command is printed.
+DEBIAN_PACKAGES := g++ make perl liblz4-dev
+system-packages:
+	@missing=""; \
+	for tool in g++ make perl; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -e /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "undense needs:$$missing; run: sudo apt-get install$$missing"; exit 2; fi; \
+	fi
 
 # Reinstalled whenever pyproject.toml changes; the project itself is installed editable.
 $(INSTALLED): pyproject.toml
@@ -18,13 +32,13 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-demo: $(INSTALLED)
+demo: system-packages $(INSTALLED)
 	$(BIN)/undense doctor
 	mkdir -p $(OUT)
 	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
 	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
 
-test: $(INSTALLED)
+test: system-packages $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
 
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json

@@ -7,6 +7,7 @@ import numpy as np
 from rich.console import Console
 
 from undense.errors import UndenseError
+from undense.runtime.tables import print_compile_report, print_sim_report
 
 console = Console(stderr=True)  # progress and messages; results go to stdout
 
@@ -77,7 +78,6 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
 def compile_command(model, output, bits, layer_bits, calib, target_name, images_per_second):
     """Compile an ONNX model: import, quantize, sparse-encode, fold; write the build dir."""
     from undense.runtime.compiled import compile
-    from undense.runtime.tables import print_compile_report
 
     with console.status("compiling") as status:
         compiled = compile(model, output, bits=bits, layer_bits=_layer_bits(layer_bits), calibration=calib,
@@ -92,7 +92,7 @@ def compile_command(model, output, bits, layer_bits, calib, target_name, images_
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="inputs (.npy, [N, features])")
 @click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="outputs (.npy)")
-@click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden"]))
+@click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 def run_command(build_dir, input_path, output, backend):
     """Run a compiled model on inputs from a .npy file; write its outputs as .npy."""
     from undense.compiler.pipeline import load_calibration
@@ -101,6 +101,40 @@ def run_command(build_dir, input_path, output, backend):
     outputs = load(build_dir).run(load_calibration(input_path), backend=backend)
     np.save(output, outputs)
     click.echo(f"{len(outputs)} outputs ({backend}) -> {output}")
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rtl(build_dir):
+    """Write the accelerator's Verilog into DIR/rtl/ (with its lint waivers)."""
+    from undense.hw.emit import emit_verilog
+    from undense.runtime.compiled import load
+
+    with console.status("generating Verilog with Amaranth"):
+        path = emit_verilog(load(build_dir).graph, build_dir / "rtl")
+    click.echo(f"Verilog -> {path}")
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-n", "count", default=64, show_default=True, help="number of inputs to stream through")
+@click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
+@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path), help="write a waveform (.fst)")
+def sim(build_dir, count, seed, wave):
+    """Simulate the accelerator cycle by cycle (Verilator) on N random inputs, bit-exact against golden."""
+    from undense.runtime.compiled import load
+    from undense.sim.simulate import write_report
+
+    compiled = load(build_dir)
+    with console.status("simulating") as status:
+        result = compiled.simulate(compiled.random_inputs(count, seed), wave,
+                                   progress=lambda step: status.update(step))
+    path = write_report(build_dir, result.report)
+    print_sim_report(result.report)
+    click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave else ""))
+    if result.report["mismatches"]:
+        raise UndenseError(f"the RTL differs from golden in {result.report['mismatches']} values, first at "
+                           f"{result.report['first_mismatch']}: a hardware bug; please report it with the model")
 
 
 @main.command()

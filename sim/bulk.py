@@ -36,11 +36,25 @@ class BulkRun:
         return int(self.last_output[-1]) + 1
 
 
-def build(verilog: Path, cache_root: Path, trace: bool = False, progress=lambda step: None) -> Path:
+def trace_flags(wave: Path | None) -> list[str]:
+    """Verilator's tracing for a waveform file: FST (compact, needs the lz4 headers) or VCD."""
+    if wave is None:
+        return []
+    if wave.suffix == ".vcd":
+        return ["--trace-vcd"]
+    if wave.suffix != ".fst":
+        raise UndenseError(f"--wave {wave}: name a .fst or .vcd file")
+    if not any(Path(p, "lz4.h").is_file() for p in ("/usr/include", "/usr/local/include")):
+        raise UndenseError("FST waveforms need the lz4 headers, which Verilator's FST writer includes: "
+                           "apt-get install liblz4-dev (or ask for a .vcd file)")
+    return ["--trace-fst"]
+
+
+def build(verilog: Path, cache_root: Path, wave: Path | None = None, progress=lambda step: None) -> Path:
     """The harness binary for this Verilog, built once per content (Verilog, harness and build flags)."""
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
-             "-CFLAGS", "-O3 -march=native", *(["--trace-fst"] if trace else []), *WHEEL_MAKEFLAGS]
+             "-CFLAGS", "-O3 -march=native", *trace_flags(wave), *WHEEL_MAKEFLAGS]
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     directory = cache_root / f"verilator-{key}"
     binary = directory / "stream_harness"

@@ -1,7 +1,7 @@
 // Bulk simulation of undense_top: streams input codes in, collects output codes, counts cycles.
 // Driven from Python (undense.sim.bulk), which writes the inputs and reads the results as raw int32.
 //
-//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET [WAVE.fst]
+//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET [WAVE]
 //
 // STATS gets one line per image: the cycle its first input was accepted and the cycle its last output left.
 // The process exits 3 when the cycle budget runs out, printing which stream stalled.
@@ -14,8 +14,12 @@
 
 #include "Vundense_top.h"
 #include "verilated.h"
-#if VM_TRACE
+#if VM_TRACE_FST
 #include "verilated_fst_c.h"
+using Trace = VerilatedFstC;
+#elif VM_TRACE
+#include "verilated_vcd_c.h"
+using Trace = VerilatedVcdC;
 #endif
 
 static std::vector<int32_t> read_all(const char* path) {
@@ -40,10 +44,10 @@ int main(int argc, char** argv) {
     auto context = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vundense_top>(context.get());
 #if VM_TRACE
-    std::unique_ptr<VerilatedFstC> trace;
+    std::unique_ptr<Trace> trace;
     if (argc > 9) {
         context->traceEverOn(true);
-        trace = std::make_unique<VerilatedFstC>();
+        trace = std::make_unique<Trace>();
         top->trace(trace.get(), 99);
         trace->open(argv[9]);
     }

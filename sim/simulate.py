@@ -1,0 +1,87 @@
+"""Cycle-accurate simulation of a compiled model: its Verilog on Verilator, compared bit for bit with golden."""
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from undense.compiler import golden
+from undense.compiler.ir import QDense, QGraph
+from undense.errors import UndenseError
+from undense.hw.emit import TOP_NAME, emit_verilog
+from undense.hw.top import code_shape
+from undense.sim import bulk
+
+SIM_REPORT = "sim.json"
+BUDGET_FACTOR = 8  # a run may take this many times the predicted cycles before it counts as hung
+
+
+@dataclass(frozen=True)
+class Simulation:
+    codes: np.ndarray     # the accelerator's output codes, [images, features]
+    expected: np.ndarray  # golden's
+    report: dict
+
+
+def ideal_cycles_per_image(graph: QGraph) -> float:
+    """Nonzeros of the slowest layer over its processing elements: the bound no folding can beat."""
+    return max(n.weight.nnz / n.fold.pe for n in graph.nodes if isinstance(n, QDense))
+
+
+def steady_state_cycles(last_output: np.ndarray) -> float:
+    """Cycles between images once the pipeline is full: the median gap in the second half of the run."""
+    gaps = np.diff(last_output)
+    return float(np.median(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
+
+
+def verilog_for(graph: QGraph, directory: Path | None) -> Path:
+    """DIR/rtl/undense_top.v, written if missing or older than the build dir's manifest."""
+    rtl = directory / "rtl" if directory is not None else Path(tempfile.mkdtemp(prefix="undense-rtl-"))
+    verilog = rtl / f"{TOP_NAME}.v"
+    manifest = directory / "manifest.json" if directory is not None else None
+    if not verilog.is_file() or (manifest and manifest.stat().st_mtime > verilog.stat().st_mtime):
+        emit_verilog(graph, rtl)
+    return verilog
+
+
+def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
+             wave: Path | None = None, progress=lambda step: None) -> Simulation:
+    """Stream x (inputs as the ONNX model takes them) through the accelerator; compare with golden."""
+    codes_in = golden.quantize_input(graph, x)
+    expected = golden.run_codes(graph, codes_in)[graph.output]
+    progress("writing Verilog")
+    verilog = verilog_for(graph, directory)
+    cache = directory / "sim_build" if directory is not None else verilog.parent / "sim_build"
+    binary = bulk.build(verilog, cache, wave, progress=progress)
+    last = graph.nodes[-1]
+    shape = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
+    if shape.width > 32:
+        raise UndenseError(f"layer '{last.name}' outputs {shape.width}-bit values; the simulator streams at most 32")
+    images = len(codes_in)
+    budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + 10_000
+    progress(f"simulating {images} images")
+    run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave)
+    mismatches = run.outputs != expected
+    report = {
+        "images": images,
+        "mismatches": int(mismatches.sum()),
+        "cycles": run.cycles,
+        "cycles_per_image": steady_state_cycles(run.last_output) if images > 1 else float(run.cycles),
+        "ideal_cycles_per_image": ideal_cycles_per_image(graph),
+        "predicted_cycles_per_image": predicted_cycles,
+        "first_image_latency_cycles": int(run.last_output[0] - run.first_input[0] + 1),
+        "sim_cycles_per_second": run.cycles / run.wall_seconds,
+        "sim_wall_seconds": run.wall_seconds,
+    }
+    if report["mismatches"]:
+        image, index = np.argwhere(mismatches)[0]
+        report["first_mismatch"] = {"image": int(image), "output_index": int(index), "layer": last.name,
+                                    "rtl": int(run.outputs[image, index]), "golden": int(expected[image, index])}
+    return Simulation(run.outputs, expected, report)
+
+
+def write_report(directory: Path, report: dict) -> Path:
+    path = directory / SIM_REPORT
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
