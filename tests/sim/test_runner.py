@@ -28,13 +28,23 @@ def counter_verilog(tmp_path_factory) -> Path:
     return path
 
 
-def test_verilator_runs_a_cocotb_bench(counter_verilog):
-    tests, failures = run_cocotb([counter_verilog], "counter", "bench_counter", HERE,
-                                 counter_verilog.parent / "sim_build", testcase="counts_every_cycle")
+def test_verilator_runs_a_cocotb_bench(counter_verilog, tmp_path):
+    tests, failures = run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
+                                 tmp_path / "results.xml", testcase="counts_every_cycle")
     assert (tests, failures) == (1, 0)
 
 
-def test_a_failing_bench_fails(counter_verilog):
+def test_a_failing_bench_fails(counter_verilog, tmp_path):
     with pytest.raises(SystemExit):
-        run_cocotb([counter_verilog], "counter", "bench_counter", HERE,
-                   counter_verilog.parent / "sim_build", testcase="fails_on_purpose")
+        run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
+                   tmp_path / "results.xml", testcase="fails_on_purpose")
+
+
+def test_builds_are_cached_by_content(counter_verilog, tmp_path):
+    run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
+               tmp_path / "first.xml", testcase="counts_every_cycle")
+    (build,) = [p for p in counter_verilog.parent.iterdir() if p.name.startswith("verilator-counter-")]
+    stamp = max(p.stat().st_mtime for p in build.rglob("*") if p.is_file())
+    run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
+               tmp_path / "second.xml", testcase="counts_every_cycle")
+    assert max(p.stat().st_mtime for p in build.rglob("*") if p.is_file() and p.suffix != ".xml") == stamp

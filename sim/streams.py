@@ -1,0 +1,62 @@
+"""Reusable cocotb drivers for amaranth.lib.stream ports (valid/ready/payload), in the style of cocotbext-axi.
+
+Right after `await RisingEdge(clk)` the signals read as they were at that edge, so `valid & ready` there
+is a transfer. A value just written reads back unchanged until the next step: driver state is kept in
+Python, never read back from the signals.
+"""
+import random
+
+from cocotb.triggers import Event, RisingEdge
+
+
+class StreamSource:
+    """Drives `<prefix>__valid/__payload`, leaving random gaps (a share `gap` of the cycles) between values."""
+
+    def __init__(self, dut, prefix: str, clk, gap: float = 0.0, seed: int = 0):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk, self.gap, self.rng = clk, gap, random.Random(seed)
+        self.valid.value = 0
+
+    async def send(self, values):
+        for value in values:
+            while self.rng.random() < self.gap:
+                self.valid.value = 0
+                await RisingEdge(self.clk)
+            self.payload.value, self.valid.value = int(value), 1
+            await RisingEdge(self.clk)
+            while not self.ready.value:  # held until the edge at which ready is high
+                await RisingEdge(self.clk)
+        self.valid.value = 0
+
+
+class StreamSink:
+    """Collects `<prefix>__payload` on every transfer, dropping ready for a share `stall` of the cycles.
+
+    `wait_for(count)` returns once `count` values have arrived.
+    """
+
+    def __init__(self, dut, prefix: str, clk, stall: float = 0.0, seed: int = 1, signed: bool = True):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk, self.stall, self.rng, self.signed = clk, stall, random.Random(seed), signed
+        self.values: list[int] = []
+        self._wanted, self._arrived = None, Event()
+
+    async def run(self):
+        self.ready.value = 0
+        while True:
+            await RisingEdge(self.clk)
+            if self.valid.value and self.ready.value:
+                value = self.payload.value
+                self.values.append(value.to_signed() if self.signed else value.to_unsigned())
+                if self._wanted is not None and len(self.values) >= self._wanted:
+                    self._arrived.set()
+            self.ready.value = int(self.rng.random() >= self.stall)
+
+    async def wait_for(self, count: int):
+        self._wanted = count
+        if len(self.values) < count:
+            await self._arrived.wait()
