@@ -40,7 +40,9 @@ def verilog_for(graph: QGraph, directory: Path | None) -> Path:
     rtl = directory / "rtl" if directory is not None else Path(tempfile.mkdtemp(prefix="undense-rtl-"))
     verilog = rtl / f"{TOP_NAME}.v"
     manifest = directory / "manifest.json" if directory is not None else None
-    if not verilog.is_file() or (manifest and manifest.stat().st_mtime > verilog.stat().st_mtime):
+    stale = manifest is not None and manifest.is_file() and verilog.is_file() and \
+        manifest.stat().st_mtime > verilog.stat().st_mtime
+    if not verilog.is_file() or stale:
         emit_verilog(graph, rtl)
     return verilog
 
