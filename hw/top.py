@@ -12,8 +12,11 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
+from undense.hw.elementwise import ElementwiseAdd
+from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, RowRequant
-from undense.hw.sparse_mvau import SparseMVAU
+from undense.hw.skip_buffer import SkipBuffer
+from undense.hw.sparse_mvau import OUTPUT_FIFO_DEPTH, SparseMVAU
 
 
 def code_shape(params: QuantParams | None, acc_bits: int = 0):
@@ -57,12 +60,24 @@ def mvau_for(graph: QGraph, node: QDense) -> SparseMVAU:
                       code_shape(graph.quant[node.output], node.acc_bits))
 
 
+def add_unit(graph: QGraph, node: QAdd) -> ElementwiseAdd:
+    q = node.requant
+    return ElementwiseAdd(code_shape(graph.quant[node.inputs[0]]), code_shape(graph.quant[node.inputs[1]]),
+                          code_shape(q), node.zero_points, node.multipliers, node.shift, q.zero_point,
+                          (q.qmin, q.qmax))
+
+
+def skip_fifo_depth(layers_skipped: int, features: int) -> int:
+    """Values a skip connection must hold while the long path works: every layer it skips can hold about
+    five images (two input banks, the one it computes, two output banks) and a small output FIFO."""
+    return layers_skipped * (5 * features + OUTPUT_FIFO_DEPTH) + 2
+
+
 class Accelerator(wiring.Component):
-    """A chain of layers from the graph input to its output."""
+    """The graph's layers joined by streams: forks where a tensor feeds several layers, and a FIFO on
+    the short side of every residual Add, deep enough for the long side's latency."""
 
     def __init__(self, graph: QGraph):
-        if any(isinstance(node, QAdd) for node in graph.nodes):
-            raise NotImplementedError("residual Add layers are not in hardware yet")
         self.graph = graph
         last = graph.nodes[-1]
         super().__init__({
@@ -72,13 +87,48 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        units = []
-        for node in self.graph.nodes:
-            unit = mvau_for(self.graph, node)
-            m.submodules[verilog_name(node.name)] = unit
-            units.append(unit)
-        wiring.connect(m, wiring.flipped(self.i), units[0].i)
-        for before, after in zip(units, units[1:], strict=False):
-            wiring.connect(m, before.o, after.i)
-        wiring.connect(m, units[-1].o, wiring.flipped(self.o))
+        graph = self.graph
+        readers = {tensor: 0 for tensor in graph.sizes}
+        for node in graph.nodes:
+            for tensor in node.inputs:
+                readers[tensor] += 1
+        readers[graph.output] += 1
+        source = {graph.input: wiring.flipped(self.i)}
+        depth = {graph.input: 0}
+        taps: dict[str, list] = {}
+
+        def tap(tensor: str):
+            """The next stream of `tensor` for one of its readers (through a fork if it has several)."""
+            if readers[tensor] == 1:
+                return source[tensor]
+            if tensor not in taps:
+                fork = StreamFork(source[tensor].payload.shape(), readers[tensor])
+                m.submodules[f"{verilog_name(tensor)}_fork"] = fork
+                wiring.connect(m, source[tensor], fork.i)
+                taps[tensor] = [getattr(fork, f"o{index}") for index in range(readers[tensor])]
+            return taps[tensor].pop(0)
+
+        for node in graph.nodes:
+            name = verilog_name(node.name)
+            if isinstance(node, QDense):
+                unit = mvau_for(graph, node)
+                m.submodules[name] = unit
+                wiring.connect(m, tap(node.input), unit.i)
+                depth[node.output] = depth[node.input] + 1
+            else:
+                unit = add_unit(graph, node)
+                m.submodules[name] = unit
+                longest = max(depth[t] for t in node.inputs)
+                for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
+                    stream_in = tap(tensor)
+                    if depth[tensor] < longest:
+                        buffer = SkipBuffer(stream_in.payload.shape(),
+                                            skip_fifo_depth(longest - depth[tensor], node.features))
+                        m.submodules[f"{name}_skip"] = buffer
+                        wiring.connect(m, stream_in, buffer.i)
+                        stream_in = buffer.o
+                    wiring.connect(m, stream_in, port)
+                depth[node.output] = longest
+            source[node.output] = unit.o
+        wiring.connect(m, tap(graph.output), wiring.flipped(self.o))
         return m
