@@ -6,14 +6,20 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from undense.hw.sparse_mvau import EVENT_BITS
+
+EVENTS = ("adds", "stream_in", "stream_out")  # counted with count_events, for the power model
+
 
 class ElementwiseAdd(wiring.Component):
     def __init__(self, a_shape, b_shape, out_shape, zero_points: tuple[int, int], multipliers: tuple[int, int],
-                 shift: int, out_zero_point: int, out_range: tuple[int, int]):
+                 shift: int, out_zero_point: int, out_range: tuple[int, int], count_events: bool = False):
         self.zero_points, self.multipliers, self.shift = zero_points, multipliers, shift
         self.out_zero_point, self.out_range = out_zero_point, out_range
+        self.count_events = count_events
+        counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
         super().__init__({"a": In(stream.Signature(a_shape)), "b": In(stream.Signature(b_shape)),
-                          "o": Out(stream.Signature(out_shape))})
+                          "o": Out(stream.Signature(out_shape)), **counters})
 
     def elaborate(self, platform):
         m = Module()
@@ -28,4 +34,8 @@ class ElementwiseAdd(wiring.Component):
         with m.If(self.o.ready | ~self.o.valid):
             m.d.sync += self.o.valid.eq(self.a.valid & self.b.valid)
             m.d.sync += self.o.payload.eq(Mux(rounded < low, low, Mux(rounded > high, high, rounded)))
+        if self.count_events:
+            sent = self.o.valid & self.o.ready
+            m.d.sync += [self.adds.eq(self.adds + take), self.stream_in.eq(self.stream_in + 2 * take),
+                         self.stream_out.eq(self.stream_out + sent)]
         return m

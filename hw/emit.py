@@ -11,14 +11,16 @@ TOP_NAME = "undense_top"
 WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
 
 
-def emit_verilog(graph: QGraph, directory: str | Path) -> Path:
-    """Write DIR/undense_top.v and the lint waivers beside it (waivers.vlt); returns the Verilog's path.
+def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = False) -> Path:
+    """Write DIR/undense_top.v (or, counting events for simulation, DIR/undense_top_events.v) and the
+    lint waivers beside it (waivers.vlt); returns the Verilog's path.
 
-    The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload.
+    The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload,
+    and with `count_events` one ev_<layer>_<event> counter per layer and event (hw.top.event_ports).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{TOP_NAME}.v"
-    path.write_text(verilog.convert(Accelerator(graph), name=TOP_NAME, emit_src=False))
+    path = directory / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
+    path.write_text(verilog.convert(Accelerator(graph, count_events), name=TOP_NAME, emit_src=False))
     shutil.copyfile(WAIVERS, directory / WAIVERS.name)
     return path

@@ -63,6 +63,10 @@ class ProcessingElement(wiring.Component):
             "out_rd_addr": In(bits_for(2 * max(self.row_count, 1))),
             "out_rd_en": In(1),
             "out_rd_data": Out(params.out_shape),
+            # one-cycle strobes of the events the power model counts
+            "weight_read": Out(1),    # a weight entry (and the input it names) was read
+            "mac": Out(1),            # a nonzero weight was multiplied and accumulated
+            "result_write": Out(1),   # a finished row went into the output memory
         })
 
     def elaborate(self, platform):
@@ -119,6 +123,7 @@ class ProcessingElement(wiring.Component):
         # stage 2: multiply-accumulate; at the end of a row hand the sum on
         valid2, value2, last2 = Signal(), Signal(signed(p.weight_bits)), Signal()
         m.d.sync += [valid2.eq(valid1), value2.eq(entry1.value), last2.eq(entry1.last)]
+        m.d.comb += [self.weight_read.eq(valid1), self.mac.eq(valid2 & (value2 != 0))]
         acc, row_start = Signal(signed(p.acc_bits)), Signal(init=1)
         product = value2 * input_rd.data
         total = Mux(row_start, 0, acc) + product
@@ -158,6 +163,7 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += valid6.eq(valid5)
                 m.d.comb += [write_en.eq(valid6), write_value.eq(table_rd.data)]
 
+        m.d.comb += self.result_write.eq(write_en)
         out_wr = outputs.write_port()
         m.d.comb += [out_wr.addr.eq(Mux(bank, self.row_count, 0) + out_row), out_wr.data.eq(write_value),
                      out_wr.en.eq(write_en)]

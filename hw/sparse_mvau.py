@@ -17,16 +17,27 @@ from amaranth.lib.wiring import In, Out
 from undense.hw.pe import PEParams, ProcessingElement, bits_for
 
 OUTPUT_FIFO_DEPTH = 8
+EVENT_BITS = 48
+# What a layer counts when built with count_events: the power model's activity, per kind of access.
+EVENTS = ("weight_reads", "macs", "input_buffer_writes", "input_buffer_reads", "output_buffer_writes",
+          "output_buffer_reads", "table_reads", "stream_in", "stream_out")
 
 
 class SparseMVAU(wiring.Component):
-    def __init__(self, pes: list[PEParams], row_owner: list[tuple[int, int]], in_shape, out_shape):
-        """`row_owner[r]` is (PE, position among that PE's rows) of output row r."""
+    def __init__(self, pes: list[PEParams], row_owner: list[tuple[int, int]], in_shape, out_shape,
+                 count_events: bool = False):
+        """`row_owner[r]` is (PE, position among that PE's rows) of output row r.
+
+        With `count_events`, the unit also counts its activity (EVENTS) on outputs of those names:
+        for simulation, where the power model reads them; a synthesized unit leaves them out.
+        """
         self.pe_params = pes
         self.row_owner = row_owner
         self.in_features = pes[0].in_features
         self.out_features = len(row_owner)
-        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape))})
+        self.count_events = count_events
+        counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
+        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape)), **counters})
 
     def elaborate(self, platform):
         m = Module()
@@ -94,6 +105,19 @@ class SparseMVAU(wiring.Component):
                      self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
         input_full.update()
         output_full.update()
+        if self.count_events:
+            loaded = self.i.valid & self.i.ready
+            strobes = {
+                "weight_reads": [pe.weight_read for pe in pes], "macs": [pe.mac for pe in pes],
+                "input_buffer_writes": [loaded] * len(pes), "input_buffer_reads": [pe.weight_read for pe in pes],
+                "output_buffer_writes": [pe.result_write for pe in pes], "output_buffer_reads": [at_b],
+                "table_reads": [pe.result_write for pe in pes] if self.pe_params[0].table is not None else [],
+                "stream_in": [loaded], "stream_out": [self.o.valid & self.o.ready],
+            }
+            for name, events in strobes.items():
+                counter = getattr(self, name)
+                if events:
+                    m.d.sync += counter.eq(counter + sum(events))
         return m
 
 

@@ -12,11 +12,13 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
+from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
 from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, RowRequant
 from undense.hw.skip_buffer import SkipBuffer
-from undense.hw.sparse_mvau import OUTPUT_FIFO_DEPTH, SparseMVAU
+from undense.hw.sparse_mvau import EVENT_BITS, OUTPUT_FIFO_DEPTH, SparseMVAU
+from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
 
 
 def code_shape(params: QuantParams | None, acc_bits: int = 0):
@@ -27,12 +29,13 @@ def code_shape(params: QuantParams | None, acc_bits: int = 0):
 
 
 def verilog_name(name: str) -> str:
-    """An ONNX layer name as a Verilog identifier: `/fc1/Gemm` -> `fc1_Gemm`."""
-    cleaned = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_") or "layer"
+    """An ONNX layer name as a Verilog identifier: `/fc1/Gemm` -> `fc1_Gemm` (no double underscores,
+    which Verilator would escape)."""
+    cleaned = re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z_]", "_", name)).strip("_") or "layer"
     return cleaned if not cleaned[0].isdigit() else f"l_{cleaned}"
 
 
-def mvau_for(graph: QGraph, node: QDense) -> SparseMVAU:
+def mvau_for(graph: QGraph, node: QDense, count_events: bool = False) -> SparseMVAU:
     """The unit of one Dense layer: each PE's entries and rows, and where each output row lives."""
     weight, fold = node.weight, node.fold
     raw = node.multiplier is None
@@ -57,14 +60,23 @@ def mvau_for(graph: QGraph, node: QDense) -> SparseMVAU:
             table=None if node.table is None else tuple(int(v) for v in node.table),
             table_offset=0 if raw else node.requant.qmin))
     return SparseMVAU(pes, row_owner, code_shape(graph.quant[node.input]),
-                      code_shape(graph.quant[node.output], node.acc_bits))
+                      code_shape(graph.quant[node.output], node.acc_bits), count_events)
 
 
-def add_unit(graph: QGraph, node: QAdd) -> ElementwiseAdd:
+def add_unit(graph: QGraph, node: QAdd, count_events: bool = False) -> ElementwiseAdd:
     q = node.requant
     return ElementwiseAdd(code_shape(graph.quant[node.inputs[0]]), code_shape(graph.quant[node.inputs[1]]),
                           code_shape(q), node.zero_points, node.multipliers, node.shift, q.zero_point,
-                          (q.qmin, q.qmax))
+                          (q.qmin, q.qmax), count_events)
+
+
+def event_ports(graph: QGraph) -> dict[str, tuple[str, str]]:
+    """Top-level counter port -> (layer, event), for an accelerator built with count_events."""
+    ports = {}
+    for node in graph.nodes:
+        for event in (MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS):
+            ports[f"ev_{verilog_name(node.name)}_{event}"] = (node.name, event)
+    return ports
 
 
 def skip_fifo_depth(layers_skipped: int, features: int) -> int:
@@ -77,12 +89,16 @@ class Accelerator(wiring.Component):
     """The graph's layers joined by streams: forks where a tensor feeds several layers, and a FIFO on
     the short side of every residual Add, deep enough for the long side's latency."""
 
-    def __init__(self, graph: QGraph):
+    def __init__(self, graph: QGraph, count_events: bool = False):
+        """With `count_events`, every layer counts its activity onto top-level ports (event_ports)."""
         self.graph = graph
+        self.count_events = count_events
         last = graph.nodes[-1]
+        counters = {port: Out(EVENT_BITS) for port in event_ports(graph)} if count_events else {}
         super().__init__({
             "i": In(stream.Signature(code_shape(graph.quant[graph.input]))),
             "o": Out(stream.Signature(code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0)))),
+            **counters,
         })
 
     def elaborate(self, platform):
@@ -111,12 +127,12 @@ class Accelerator(wiring.Component):
         for node in graph.nodes:
             name = verilog_name(node.name)
             if isinstance(node, QDense):
-                unit = mvau_for(graph, node)
+                unit = mvau_for(graph, node, self.count_events)
                 m.submodules[name] = unit
                 wiring.connect(m, tap(node.input), unit.i)
                 depth[node.output] = depth[node.input] + 1
             else:
-                unit = add_unit(graph, node)
+                unit = add_unit(graph, node, self.count_events)
                 m.submodules[name] = unit
                 longest = max(depth[t] for t in node.inputs)
                 for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
@@ -130,5 +146,8 @@ class Accelerator(wiring.Component):
                     wiring.connect(m, stream_in, port)
                 depth[node.output] = longest
             source[node.output] = unit.o
+            if self.count_events:
+                for event in (MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS):
+                    m.d.comb += getattr(self, f"ev_{name}_{event}").eq(getattr(unit, event))
         wiring.connect(m, tap(graph.output), wiring.flipped(self.o))
         return m

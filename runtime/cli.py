@@ -135,6 +135,9 @@ def sim(build_dir, count, seed, wave):
     if result.report["mismatches"]:
         raise UndenseError(f"the RTL differs from golden in {result.report['mismatches']} values, first at "
                            f"{result.report['first_mismatch']}: a hardware bug; please report it with the model")
+    if result.report["event_mismatches"]:
+        raise UndenseError(f"the RTL's event counts differ from golden's prediction: "
+                           f"{'; '.join(result.report['event_mismatches'])}")
 
 
 @main.command()

@@ -28,3 +28,9 @@ def print_sim_report(report: dict, console: Console | None = None) -> None:
                   f"{report['ideal_cycles_per_image']:,.0f}, predicted {report['predicted_cycles_per_image']:,}); "
                   f"first image after {report['first_image_latency_cycles']:,} cycles; simulated at "
                   f"{report['sim_cycles_per_second']:,.0f} cycles/s", highlight=False)
+    totals = report["events_total"]
+    agreement = "as golden predicts" if not report["event_mismatches"] else "[red]NOT as golden predicts[/]"
+    console.print(f"events {agreement}: {totals.get('macs', 0):,} MACs, {totals.get('weight_reads', 0):,} weight "
+                  f"reads, {totals.get('input_buffer_writes', 0) + totals.get('output_buffer_writes', 0):,} buffer "
+                  f"writes, {totals.get('stream_in', 0) + totals.get('stream_out', 0):,} stream transfers",
+                  highlight=False)

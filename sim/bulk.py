@@ -25,6 +25,7 @@ FAST_CODE = ["-MAKEFLAGS", "OPT_FAST=-O3"]  # Verilator's default for the per-cy
 @dataclass(frozen=True)
 class BulkRun:
     outputs: np.ndarray    # int64 codes, [images, out_per_image]
+    events: dict[str, int]   # every event counter of the design, by port name
     first_input: np.ndarray  # cycle each image's first input was accepted
     last_output: np.ndarray  # cycle each image's last output left
     wall_seconds: float
@@ -48,18 +49,25 @@ def trace_flags(wave: Path | None) -> list[str]:
     return ["--trace-fst"]
 
 
-def build(verilog: Path, cache_root: Path, wave: Path | None = None, progress=lambda step: None) -> Path:
-    """The harness binary for this Verilog, built once per content (Verilog, harness and build flags)."""
+def build(verilog: Path, cache_root: Path, events: list[str] = (), wave: Path | None = None,
+          progress=lambda step: None) -> Path:
+    """The harness binary for this Verilog, built once per content (Verilog, harness and build flags).
+
+    `events` names the design's event-counter ports, which the harness reports after the run.
+    """
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
              "-CFLAGS", "-O3 -march=native", *trace_flags(wave), *FAST_CODE]
-    key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    listing = "".join(f"EVENT({port})\n" for port in events)
+    key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
+                         + listing.encode()).hexdigest()[:16]
     directory = cache_root / f"verilator-{key}"
     binary = directory / "stream_harness"
     if binary.is_file():
         return binary
     progress("building the simulator with Verilator (cached for the next run)")
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "events.inc").write_text(listing)
     command = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
                *flags, "-Mdir", str(directory), str(verilog), str(HARNESS)]
     done = subprocess.run(command, capture_output=True, text=True, env=verilator_env())
@@ -77,7 +85,8 @@ def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_
         scratch = Path(scratch)
         codes.astype(np.int32).tofile(scratch / "in.bin")
         command = [str(binary), str(scratch / "in.bin"), str(scratch / "out.bin"), str(scratch / "stats.txt"),
-                   str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget)]
+                   str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget),
+                   str(scratch / "events.txt")]
         if wave is not None:
             command.append(str(wave))
         start = time.perf_counter()
@@ -90,4 +99,6 @@ def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_
             raise RuntimeError(f"the simulator failed ({done.returncode}): {done.stderr[-2000:]}")
         outputs = np.fromfile(scratch / "out.bin", dtype=np.int32).astype(np.int64).reshape(images, out_per_image)
         stats = np.loadtxt(scratch / "stats.txt", dtype=np.int64, ndmin=2)
-    return BulkRun(outputs, stats[:, 0], stats[:, 1], wall)
+        events = {port: int(count) for port, count in
+                  (line.split() for line in (scratch / "events.txt").read_text().splitlines())}
+    return BulkRun(outputs, events, stats[:, 0], stats[:, 1], wall)

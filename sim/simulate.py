@@ -10,7 +10,7 @@ from undense.compiler import golden
 from undense.compiler.ir import QDense, QGraph
 from undense.errors import UndenseError
 from undense.hw.emit import TOP_NAME, emit_verilog
-from undense.hw.top import code_shape
+from undense.hw.top import code_shape, event_ports
 from undense.sim import bulk
 
 SIM_REPORT = "sim.json"
@@ -36,14 +36,15 @@ def steady_state_cycles(last_output: np.ndarray) -> float:
 
 
 def verilog_for(graph: QGraph, directory: Path | None) -> Path:
-    """DIR/rtl/undense_top.v, written if missing or older than the build dir's manifest."""
+    """DIR/rtl/undense_top_events.v (the design with its event counters), written if missing or older
+    than the build dir's manifest."""
     rtl = directory / "rtl" if directory is not None else Path(tempfile.mkdtemp(prefix="undense-rtl-"))
-    verilog = rtl / f"{TOP_NAME}.v"
+    verilog = rtl / f"{TOP_NAME}_events.v"
     manifest = directory / "manifest.json" if directory is not None else None
     stale = manifest is not None and manifest.is_file() and verilog.is_file() and \
         manifest.stat().st_mtime > verilog.stat().st_mtime
     if not verilog.is_file() or stale:
-        emit_verilog(graph, rtl)
+        emit_verilog(graph, rtl, count_events=True)
     return verilog
 
 
@@ -55,7 +56,8 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     progress("writing Verilog")
     verilog = verilog_for(graph, directory)
     cache = directory / "sim_build" if directory is not None else verilog.parent / "sim_build"
-    binary = bulk.build(verilog, cache, wave, progress=progress)
+    ports = event_ports(graph)
+    binary = bulk.build(verilog, cache, list(ports), wave, progress=progress)
     last = graph.nodes[-1]
     shape = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
     if shape.width > 32:
@@ -65,6 +67,11 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     progress(f"simulating {images} images")
     run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave)
     mismatches = run.outputs != expected
+    measured: dict[str, dict[str, int]] = {}
+    for port, count in run.events.items():
+        layer, event = ports[port]
+        measured.setdefault(layer, {})[event] = count
+    predicted = golden.predicted_events(graph, images)
     report = {
         "images": images,
         "mismatches": int(mismatches.sum()),
@@ -75,6 +82,13 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         "first_image_latency_cycles": int(run.last_output[0] - run.first_input[0] + 1),
         "sim_cycles_per_second": run.cycles / run.wall_seconds,
         "sim_wall_seconds": run.wall_seconds,
+        "events": measured,
+        "events_predicted": predicted,
+        "event_mismatches": [f"{layer}.{event}: simulated {count}, predicted {predicted[layer][event]}"
+                             for layer, counts in measured.items() for event, count in counts.items()
+                             if count != predicted[layer][event]],
+        "events_total": {event: sum(counts.get(event, 0) for counts in measured.values())
+                         for event in sorted({e for counts in measured.values() for e in counts})},
     }
     if report["mismatches"]:
         image, index = np.argwhere(mismatches)[0]

@@ -1,9 +1,11 @@
 // Bulk simulation of undense_top: streams input codes in, collects output codes, counts cycles.
 // Driven from Python (undense.sim.bulk), which writes the inputs and reads the results as raw int32.
 //
-//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET [WAVE]
+//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET EVENTS [WAVE]
 //
 // STATS gets one line per image: the cycle its first input was accepted and the cycle its last output left.
+// EVENTS gets "port count" for every event counter the design has; events.inc, written beside the build
+// by undense.sim.bulk, lists them as EVENT(port) lines.
 // The process exits 3 when the cycle budget runs out, printing which stream stalled.
 // Verilator spells the ports i__valid, o__payload, ... as i___05Fvalid, o___05Fpayload (it escapes "__").
 #include <cstdint>
@@ -33,7 +35,7 @@ static std::vector<int32_t> read_all(const char* path) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 9) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
+    if (argc < 10) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
     const std::vector<int32_t> inputs = read_all(argv[1]);
     const long in_per_image = std::atol(argv[4]), out_per_image = std::atol(argv[5]);
     const int out_bits = std::atoi(argv[6]);
@@ -45,11 +47,11 @@ int main(int argc, char** argv) {
     auto top = std::make_unique<Vundense_top>(context.get());
 #if VM_TRACE
     std::unique_ptr<Trace> trace;
-    if (argc > 9) {
+    if (argc > 10) {
         context->traceEverOn(true);
         trace = std::make_unique<Trace>();
         top->trace(trace.get(), 99);
-        trace->open(argv[9]);
+        trace->open(argv[10]);
     }
 #endif
     std::vector<int32_t> outputs;
@@ -114,5 +116,10 @@ int main(int argc, char** argv) {
     for (long i = 0; i < images; ++i)
         std::fprintf(stats, "%llu %llu\n", (unsigned long long)first_in[i], (unsigned long long)last_out[i]);
     std::fclose(stats);
+    FILE* events = std::fopen(argv[9], "w");
+#define EVENT(port) std::fprintf(events, "%s %llu\n", #port, (unsigned long long)top->port);
+#include "events.inc"
+#undef EVENT
+    std::fclose(events);
     return 0;
 }

@@ -46,4 +46,5 @@ def test_runs_bit_exact_on_rtl(case, tmp_path):
     x = compiled.random_inputs(25, seed=3)
     result = compiled.simulate(x)
     assert result.report["mismatches"] == 0, result.report.get("first_mismatch")
+    assert result.report["event_mismatches"] == []
     np.testing.assert_array_equal(compiled.run(x, backend="rtl"), compiled.run(x, backend="golden"))

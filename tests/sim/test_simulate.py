@@ -28,6 +28,8 @@ def test_sim_command_is_bit_exact_and_near_the_ideal(compiled):
     assert abs(report["cycles_per_image"] - report["predicted_cycles_per_image"]) <= 0.05 * report["cycles_per_image"]
     assert report["sim_cycles_per_second"] > 0 and report["first_image_latency_cycles"] > report["cycles_per_image"]
     assert "bit-exact" in done.stdout
+    assert report["event_mismatches"] == [] and report["events"] == report["events_predicted"]
+    assert report["events_total"]["macs"] == 64 * sum(n.weight.nnz for n in compiled.graph.nodes)
 
 
 def test_rtl_backend_equals_golden(compiled):
@@ -53,7 +55,7 @@ def test_rtl_that_differs_from_golden_is_caught(compiled, tmp_path):
     """RTL from a deliberately altered layer, compared with the intact model's golden, must not pass."""
     first = compiled.graph.nodes[0]
     broken = compiled.graph.with_nodes([replace(first, bias=first.bias + (1 << 10)), *compiled.graph.nodes[1:]])
-    emit_verilog(broken, tmp_path / "rtl")
+    emit_verilog(broken, tmp_path / "rtl", count_events=True)
     result = simulate(compiled.graph, compiled.report["predicted_cycles_per_image"], compiled.random_inputs(4),
                       tmp_path)
     assert result.report["mismatches"] > 0
