@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 MODEL ?= models/digits/generator.onnx
 OUT ?= out
 
-.PHONY: install system-packages demo test bench lint clean
+.PHONY: install system-packages demo test bench compile rtl sim lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -37,9 +37,20 @@ demo: system-packages $(INSTALLED)
 	mkdir -p $(OUT)
 	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
 	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
+	$(BIN)/undense sim $(OUT)/build -n 64
 
 test: system-packages $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
+
+# The stages one at a time, on the bundled model or MODEL=path/to/model.onnx, into $(OUT)/build
+compile: system-packages $(INSTALLED)
+	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
+
+rtl: compile
+	$(BIN)/undense rtl $(OUT)/build
+
+sim: compile
+	$(BIN)/undense sim $(OUT)/build -n 64
 
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)

@@ -35,6 +35,11 @@ class BulkRun:
         return int(self.last_output[-1]) + 1
 
 
+def cache_root() -> Path:
+    """Where simulator builds are kept, shared by every build dir: $UNDENSE_CACHE or ~/.cache/undense."""
+    return Path(os.environ.get("UNDENSE_CACHE", Path.home() / ".cache" / "undense")) / "verilator"
+
+
 def trace_flags(wave: Path | None) -> list[str]:
     """Verilator's tracing for a waveform file: FST (compact, needs the lz4 headers) or VCD."""
     if wave is None:

@@ -55,9 +55,8 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     expected = golden.run_codes(graph, codes_in)[graph.output]
     progress("writing Verilog")
     verilog = verilog_for(graph, directory)
-    cache = directory / "sim_build" if directory is not None else verilog.parent / "sim_build"
     ports = event_ports(graph)
-    binary = bulk.build(verilog, cache, list(ports), wave, progress=progress)
+    binary = bulk.build(verilog, bulk.cache_root(), list(ports), wave, progress=progress)
     last = graph.nodes[-1]
     shape = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
     if shape.width > 32:
