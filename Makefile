@@ -11,11 +11,12 @@ OUT ?= out
 install: system-packages $(INSTALLED)
 
 # Debian packages the flow needs beyond Python: g++, make and perl for Verilator, lz4 headers for
-# FST waveforms. Installed with apt-get when missing and run as root; otherwise the command is printed.
-DEBIAN_PACKAGES := g++ make perl liblz4-dev
+# FST waveforms, Icarus Verilog as the optional second simulator. Installed with apt-get when missing
+# and run as root; otherwise the command is printed.
 system-packages:
 	@missing=""; \
 	for tool in g++ make perl; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	[ -e /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

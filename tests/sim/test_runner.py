@@ -48,3 +48,9 @@ def test_builds_are_cached_by_content(counter_verilog, tmp_path):
     run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
                tmp_path / "second.xml", testcase="counts_every_cycle")
     assert max(p.stat().st_mtime for p in build.rglob("*") if p.is_file() and p.suffix != ".xml") == stamp
+
+
+def test_icarus_runs_the_same_bench(counter_verilog, tmp_path):
+    tests, failures = run_cocotb([counter_verilog], "counter", "bench_counter", HERE, counter_verilog.parent,
+                                 tmp_path / "results.xml", testcase="counts_every_cycle", simulator="icarus")
+    assert (tests, failures) == (1, 0)
