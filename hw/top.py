@@ -19,6 +19,7 @@ from undense.hw.pe import PEParams, RowRequant
 from undense.hw.skip_buffer import SkipBuffer
 from undense.hw.sparse_mvau import EVENT_BITS, OUTPUT_FIFO_DEPTH, SparseMVAU
 from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
+from undense.hw.stream_register import StreamRegister
 
 
 def code_shape(params: QuantParams | None, acc_bits: int = 0):
@@ -109,7 +110,11 @@ class Accelerator(wiring.Component):
             for tensor in node.inputs:
                 readers[tensor] += 1
         readers[graph.output] += 1
-        source = {graph.input: wiring.flipped(self.i)}
+        m.submodules.input_register = input_register = StreamRegister(self.i.payload.shape())
+        m.submodules.output_register = output_register = StreamRegister(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), input_register.i)
+        wiring.connect(m, output_register.o, wiring.flipped(self.o))
+        source = {graph.input: input_register.o}
         depth = {graph.input: 0}
         taps: dict[str, list] = {}
 
@@ -149,5 +154,5 @@ class Accelerator(wiring.Component):
             if self.count_events:
                 for event in (MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS):
                     m.d.comb += getattr(self, f"ev_{name}_{event}").eq(getattr(unit, event))
-        wiring.connect(m, tap(graph.output), wiring.flipped(self.o))
+        wiring.connect(m, tap(graph.output), output_register.i)
         return m
