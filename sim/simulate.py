@@ -56,7 +56,8 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     progress("writing Verilog")
     verilog = verilog_for(graph, directory)
     ports = event_ports(graph)
-    binary = bulk.build(verilog, bulk.cache_root(), list(ports), wave, progress=progress)
+    flat = bulk.flatten(verilog, bulk.cache_root(), progress)
+    binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, progress=progress)
     last = graph.nodes[-1]
     shape = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
     if shape.width > 32:
