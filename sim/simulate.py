@@ -1,4 +1,5 @@
 """Cycle-accurate simulation of a compiled model: its Verilog on Verilator, compared bit for bit with golden."""
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -35,33 +36,38 @@ def steady_state_cycles(last_output: np.ndarray) -> float:
     return float(np.median(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
 
 
-def verilog_for(graph: QGraph, directory: Path | None) -> Path:
+def verilog_for(graph: QGraph, directory: Path) -> Path:
     """DIR/rtl/undense_top_events.v (the design with its event counters), written if missing or older
     than the build dir's manifest."""
-    rtl = directory / "rtl" if directory is not None else Path(tempfile.mkdtemp(prefix="undense-rtl-"))
-    verilog = rtl / f"{TOP_NAME}_events.v"
-    manifest = directory / "manifest.json" if directory is not None else None
-    stale = manifest is not None and manifest.is_file() and verilog.is_file() and \
-        manifest.stat().st_mtime > verilog.stat().st_mtime
+    verilog = directory / "rtl" / f"{TOP_NAME}_events.v"
+    manifest = directory / "manifest.json"
+    stale = manifest.is_file() and verilog.is_file() and manifest.stat().st_mtime > verilog.stat().st_mtime
     if not verilog.is_file() or stale:
-        emit_verilog(graph, rtl, count_events=True)
+        emit_verilog(graph, verilog.parent, count_events=True)
     return verilog
 
 
 def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
              wave: Path | None = None, progress=lambda step: None) -> Simulation:
-    """Stream x (inputs as the ONNX model takes them) through the accelerator; compare with golden."""
-    codes_in = golden.quantize_input(graph, x)
-    expected = golden.run_codes(graph, codes_in)[graph.output]
-    progress("writing Verilog")
-    verilog = verilog_for(graph, directory)
-    ports = event_ports(graph)
-    flat = bulk.flatten(verilog, bulk.cache_root(), progress)
-    binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, progress=progress)
+    """Stream x (inputs as the ONNX model takes them) through the accelerator; compare with golden.
+
+    The Verilog goes into the build dir `directory` (a temporary folder without one); the simulator
+    build into the shared cache.
+    """
     last = graph.nodes[-1]
     shape = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
     if shape.width > 32:
         raise UndenseError(f"layer '{last.name}' outputs {shape.width}-bit values; the simulator streams at most 32")
+    codes_in = golden.quantize_input(graph, x)
+    expected = golden.run_codes(graph, codes_in)[graph.output]
+    ports = event_ports(graph)
+    with contextlib.ExitStack() as scratch:
+        if directory is None:
+            directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="undense-rtl-")))
+        progress("writing Verilog")
+        verilog = verilog_for(graph, directory)
+        flat = bulk.flatten(verilog, bulk.cache_root(), progress)
+        binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, progress=progress)
     images = len(codes_in)
     budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + 10_000
     progress(f"simulating {images} images")
