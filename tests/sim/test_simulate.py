@@ -60,3 +60,14 @@ def test_rtl_that_differs_from_golden_is_caught(compiled, tmp_path):
                       tmp_path)
     assert result.report["mismatches"] > 0
     assert result.report["first_mismatch"]["layer"] == "fc3"
+
+
+def test_run_command_with_the_rtl_backend(compiled, tmp_path):
+    x = compiled.random_inputs(10, seed=6)
+    np.save(tmp_path / "x.npy", x)
+    for backend in ("rtl", "golden"):
+        done = subprocess.run([sys.executable, "-m", "undense", "run", str(compiled.directory), "--input",
+                               str(tmp_path / "x.npy"), "-o", str(tmp_path / f"{backend}.npy"), "--backend", backend],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "rtl.npy"), np.load(tmp_path / "golden.npy"))
