@@ -32,6 +32,10 @@ def where(node: onnx.NodeProto) -> str:
     return f"node '{node.name or node.output[0]}' ({node.op_type})"
 
 
+def attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
 def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     """Parse (with external data next to the file), check, and infer shapes; every failure is an UndenseError."""
     if isinstance(source, onnx.ModelProto):
@@ -144,7 +148,7 @@ class _Importer:
 
     # -- ops ---------------------------------------------------------------------------------
     def Gemm(self, node):
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if attrs.get("transA", 0):
             raise UndenseError(f"{where(node)}: transA=1 is not supported; the activation must be A")
         x = self.activation(node, 0)
@@ -211,7 +215,7 @@ class _Importer:
         x = self.activation(node, 0)
         if len(self.types[node.input[0]].shape.dim) != 2:
             raise UndenseError(f"{where(node)}: BatchNormalization on a tensor of rank > 2 is not supported")
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if attrs.get("training_mode", 0):
             raise UndenseError(f"{where(node)}: training_mode=1; export the model in eval mode")
         gamma, beta, mean, var = (self.constant(node, i, what) for i, what in
@@ -221,7 +225,7 @@ class _Importer:
 
     def activation_op(self, node):
         x = self.activation(node, 0)
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         kind = ACTIVATIONS[node.op_type]
         if kind == "clip":
             low = self.optional_constant(node, 1, -np.inf)
@@ -234,7 +238,7 @@ class _Importer:
     def alias_op(self, node):
         x = self.activation(node, 0)
         if node.op_type == "Flatten":
-            axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            axis = attributes(node).get("axis", 1)
             if axis != 1:
                 raise UndenseError(f"{where(node)}: Flatten with axis={axis}; only axis=1 keeps the batch apart")
         size = self.per_sample_size(node.output[0], node)
@@ -257,7 +261,7 @@ class _Importer:
             if np.any(zero_point != 0) and codes.dtype != np.int32:
                 raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are "
                                    "supported (quantize weights with symmetric=True)")
-            axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            axis = attributes(node).get("axis", 1)
             along_axis = tuple(i for i in range(codes.ndim) if i != axis)
             scale_b, zero_b = (v if v.ndim == 0 else np.expand_dims(v, along_axis) for v in (scale, zero_point))
             self.constants[node.output[0]] = (codes.astype(np.float64) - zero_b) * scale_b

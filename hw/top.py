@@ -71,13 +71,15 @@ def add_unit(graph: QGraph, node: QAdd, count_events: bool = False) -> Elementwi
                           (q.qmin, q.qmax), count_events)
 
 
+def unit_events(node: QDense | QAdd) -> tuple[str, ...]:
+    """The events the unit of this layer counts."""
+    return MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS
+
+
 def event_ports(graph: QGraph) -> dict[str, tuple[str, str]]:
     """Top-level counter port -> (layer, event), for an accelerator built with count_events."""
-    ports = {}
-    for node in graph.nodes:
-        for event in (MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS):
-            ports[f"ev_{verilog_name(node.name)}_{event}"] = (node.name, event)
-    return ports
+    return {f"ev_{verilog_name(node.name)}_{event}": (node.name, event)
+            for node in graph.nodes for event in unit_events(node)}
 
 
 def skip_fifo_depth(layers_skipped: int, features: int) -> int:
@@ -152,7 +154,7 @@ class Accelerator(wiring.Component):
                 depth[node.output] = longest
             source[node.output] = unit.o
             if self.count_events:
-                for event in (MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS):
+                for event in unit_events(node):
                     m.d.comb += getattr(self, f"ev_{name}_{event}").eq(getattr(unit, event))
         wiring.connect(m, tap(graph.output), output_register.i)
         return m

@@ -66,12 +66,12 @@ def _tool(name: str, command: list[str], fix: str) -> Check:
     return Check(name, found.group(0) if found else line)
 
 
-def _system_tool(program: str, debian_package: str) -> Callable[[], Check]:
+def _system_tool(program: str, debian_package: str, version_flag: str = "--version") -> Callable[[], Check]:
     def check() -> Check:
         fix = f"apt-get install {debian_package}"
         if shutil.which(program) is None:
             return Check(program, None, "not found on PATH", fix)
-        return _tool(program, [program, "-V" if program == "iverilog" else "--version"], fix)
+        return _tool(program, [program, version_flag], fix)
     return check
 
 
@@ -104,5 +104,5 @@ TOOLS: list[tuple[str, Callable[[], Check], bool]] = [
     ("make", _system_tool("make", "make"), False),
     ("perl", _system_tool("perl", "perl"), False),
     ("lz4 headers", _lz4_headers, False),
-    ("iverilog", _system_tool("iverilog", "iverilog"), False),
+    ("iverilog", _system_tool("iverilog", "iverilog", "-V"), False),
 ]

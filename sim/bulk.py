@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def trace_flags(wave: Path | None) -> list[str]:
     return ["--trace-fst"]
 
 
-def build(verilog: Path, cache_root: Path, events: list[str] = (), wave: Path | None = None,
+def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None = None,
           progress=lambda step: None) -> Path:
     """The harness binary for this Verilog, built once per content (Verilog, harness and build flags).
 
@@ -97,7 +98,7 @@ def build(verilog: Path, cache_root: Path, events: list[str] = (), wave: Path | 
     listing = "".join(f"EVENT({port})\n" for port in events)
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
                          + listing.encode()).hexdigest()[:16]
-    directory = cache_root / f"verilator-{key}"
+    directory = cache / f"verilator-{key}"
     binary = directory / "stream_harness"
     if binary.is_file():
         return binary
@@ -114,8 +115,6 @@ def build(verilog: Path, cache_root: Path, events: list[str] = (), wave: Path | 
 
 def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_signed: bool, cycle_budget: int,
         wave: Path | None = None) -> BulkRun:
-    import time
-
     images, in_per_image = codes.shape
     with tempfile.TemporaryDirectory(prefix="undense-sim-") as scratch:
         scratch = Path(scratch)
