@@ -106,19 +106,30 @@ class SparseMVAU(wiring.Component):
         input_full.update()
         output_full.update()
         if self.count_events:
-            loaded = self.i.valid & self.i.ready
-            strobes = {
-                "weight_reads": [pe.weight_read for pe in pes], "macs": [pe.mac for pe in pes],
-                "input_buffer_writes": [loaded] * len(pes), "input_buffer_reads": [pe.weight_read for pe in pes],
-                "output_buffer_writes": [pe.result_write for pe in pes], "output_buffer_reads": [at_b],
-                "table_reads": [pe.result_write for pe in pes] if self.pe_params[0].table is not None else [],
-                "stream_in": [loaded], "stream_out": [self.o.valid & self.o.ready],
-            }
-            for name, events in strobes.items():
-                counter = getattr(self, name)
-                if events:
-                    m.d.sync += counter.eq(counter + sum(events))
+            self.count(m, pes, loaded=self.i.valid & self.i.ready, streamed=at_b, sent=self.o.valid & self.o.ready)
         return m
+
+
+    def count(self, m: Module, pes: list[ProcessingElement], loaded, streamed, sent):
+        """Add this cycle's events to the counters. Each per-PE sum is built once and shared by the events it
+        stands for (every weight read also reads an input; every result written is looked up in the table),
+        and a value loaded is written into all P input copies: fewer adders, a faster simulation."""
+        def total(strobes):
+            summed = Signal(range(len(strobes) + 1))
+            m.d.comb += summed.eq(sum(strobes))
+            return summed
+
+        reads, writes = total([pe.weight_read for pe in pes]), total([pe.result_write for pe in pes])
+        increments = {
+            "weight_reads": reads, "macs": total([pe.mac for pe in pes]),
+            "input_buffer_writes": Mux(loaded, len(pes), 0), "input_buffer_reads": reads,
+            "output_buffer_writes": writes, "output_buffer_reads": streamed,
+            "table_reads": writes if self.pe_params[0].table is not None else 0,
+            "stream_in": loaded, "stream_out": sent,
+        }
+        for name, increment in increments.items():
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + increment)
 
 
 class BankFlags:

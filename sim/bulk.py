@@ -42,12 +42,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("UNDENSE_CACHE", Path.home() / ".cache" / "undense")) / "verilator"
 
 
-# Yosys flattens the design and turns its reset muxes into reset flip-flops: Verilator then evaluates the
-# next-state logic once a clock edge instead of on every change of an input, about 20% faster.
+# Yosys flattens the design, turns its reset muxes into reset flip-flops and trims each operation to the
+# width its values need (wreduce): Verilator then evaluates the next-state logic once a clock edge instead of
+# on every change of an input, in narrower C++ types, about 30% faster in all.
 # The WebAssembly Yosys runs out of memory on designs of tens of MB of Verilog (the synthetic 1024-wide
 # model's is 15 MB), so larger designs are simulated as Amaranth wrote them.
-FLATTEN = ("read_verilog -sv in.v; hierarchy -top undense_top; proc; flatten; opt -full; opt_clean -purge; "
-           "write_verilog -noattr out.v")
+FLATTEN = ("read_verilog -sv in.v; hierarchy -top undense_top; proc; flatten; opt -full; wreduce; peepopt; opt -full; "
+           "opt_clean -purge; write_verilog -noattr out.v")
 FLATTEN_LIMIT_BYTES = 4_000_000
 
 
@@ -103,13 +104,24 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
     if binary.is_file():
         return binary
     progress("building the simulator with Verilator (cached for the next run)")
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "events.inc").write_text(listing)
-    command = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
-               *flags, "-Mdir", str(directory), str(verilog), str(HARNESS)]
-    done = subprocess.run(command, capture_output=True, text=True, env=verilator_env())
-    if done.returncode != 0 or not binary.is_file():
-        raise RuntimeError(f"Verilator failed to build the simulator:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    cache.mkdir(parents=True, exist_ok=True)
+    # built in a folder of its own and renamed into place: two processes building the same design at once
+    # (parallel tests) must not share Verilator's make directory
+    work = Path(tempfile.mkdtemp(dir=cache, prefix=f"building-{key}-"))
+    try:
+        (work / "events.inc").write_text(listing)
+        command = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build", "-j",
+                   str(os.cpu_count() or 1), *flags, "-Mdir", str(work), str(verilog), str(HARNESS)]
+        done = subprocess.run(command, capture_output=True, text=True, env=verilator_env())
+        if done.returncode != 0 or not (work / binary.name).is_file():
+            raise RuntimeError(
+                f"Verilator failed to build the simulator:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        try:
+            work.rename(directory)
+        except OSError:  # another process finished the same build first
+            pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return binary
 
 
