@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MODEL ?= models/digits/generator.onnx
 OUT ?= out
+TARGET ?= ecp5-85k
 
-.PHONY: install system-packages demo test bench compile rtl sim lint clean
+.PHONY: install system-packages demo test bench compile rtl sim synth lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -43,15 +44,18 @@ demo: system-packages $(INSTALLED)
 test: system-packages $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
 
-# The stages one at a time, on the bundled model or MODEL=path/to/model.onnx, into $(OUT)/build
+# The stages one at a time, on the bundled model or MODEL=path/to/model.onnx, for TARGET, into $(OUT)/build
 compile: system-packages $(INSTALLED)
-	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
+	$(BIN)/undense compile $(MODEL) -o $(OUT)/build --target $(TARGET)
 
 rtl: compile
 	$(BIN)/undense rtl $(OUT)/build
 
 sim: compile
 	$(BIN)/undense sim $(OUT)/build -n 64
+
+synth: compile
+	$(BIN)/undense synth $(OUT)/build --target $(TARGET)
 
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)

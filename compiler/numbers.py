@@ -103,3 +103,8 @@ def signed_bits(low: int, high: int) -> int:
     while not (-(1 << (bits - 1)) <= low and high <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
+
+
+def index_bits(count: int) -> int:
+    """Bits of an index into `count` things (at least one)."""
+    return max(1, (count - 1).bit_length())

@@ -1,26 +1,31 @@
 """compile.json: per-layer and whole-model figures of a compiled graph (keys in DESIGN.md)."""
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.passes.fold import weight_memory_bits
+from undense.compiler.resources import layer_cost, total
 from undense.compiler.targets import Target
 
 
-def layer_report(graph: QGraph, node: QDense | QAdd) -> dict:
+def layer_report(graph: QGraph, node: QDense | QAdd, family: str) -> dict:
+    cost = layer_cost(graph, node, family)
+    estimate = {"lut": cost.lut, "ff": cost.ff, "dsp": cost.dsp, "bram": cost.bram}
     output_quant = graph.quant[node.output]
     act_bits = output_quant.bits if output_quant is not None else node.acc_bits
     if isinstance(node, QAdd):
         return {"name": node.name, "op": "add", "shape": [node.features], "nnz": 0, "density": 1.0,
                 "weight_bits": 0, "act_bits": act_bits, "pe": node.fold.pe, "cycles": node.fold.cycles,
-                "activation": "identity", "acc_bits": None, "weight_memory_bits": 0}
+                "activation": "identity", "acc_bits": None, "weight_memory_bits": 0, "estimate": estimate}
     out_features, in_features = node.out_features, node.weight.in_features
     return {"name": node.name, "op": "dense", "shape": [out_features, in_features], "nnz": node.weight.nnz,
             "density": round(node.weight.nnz / (out_features * in_features), 6), "weight_bits": node.weight_bits,
             "act_bits": act_bits, "pe": node.fold.pe, "cycles": node.fold.cycles, "activation": node.activation,
-            "acc_bits": node.acc_bits, "weight_memory_bits": weight_memory_bits(node),
-            "table_entries": 0 if node.table is None else len(node.table)}
+            "acc_bits": node.acc_bits,
+            "weight_memory_bits": sum(use.depth * use.width for use in cost.memories if use.name.endswith(".weights")),
+            "table_entries": 0 if node.table is None else len(node.table), "estimate": estimate,
+            "memories": [{"name": use.name, "depth": use.depth, "width": use.width, "placement": use.style,
+                          "bram": use.blocks} for use in cost.memories]}
 
 
 def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
-    layers = [layer_report(graph, node) for node in graph.nodes]
+    layers = [layer_report(graph, node, target.family) for node in graph.nodes]
     slowest = max(layers, key=lambda layer: layer["cycles"])
     cycles = slowest["cycles"]
     return {
@@ -31,6 +36,8 @@ def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
         "total_nnz": sum(layer["nnz"] for layer in layers),
         "total_pe": sum(layer["pe"] for layer in layers),
         "weight_memory_bits": sum(layer["weight_memory_bits"] for layer in layers),
+        "estimate": total([layer_cost(graph, node, target.family) for node in graph.nodes]),
+        "capacity": {"lut": target.lut, "dsp": target.dsp, "bram": target.bram_blocks},
         "predicted_cycles_per_image": cycles,
         "slowest_layer": slowest["name"],
         "predicted_images_per_second": round(target.clock_mhz * 1e6 / cycles, 1),

@@ -22,16 +22,14 @@ class Target:
     spram_block_bits: int
     clock_mhz: float
     source: str
-
-    @property
-    def memory_bits(self) -> int:
-        return self.bram_blocks * self.bram_block_bits + self.spram_blocks * self.spram_block_bits
+    nextpnr: tuple[str, ...]  # nextpnr's device and package flags
 
 
 @cache
 def targets() -> dict[str, Target]:
     data = json.loads((Path(__file__).parent / "data" / "targets.json").read_text())
-    return {name: Target(name=name, **fields) for name, fields in data.items() if not name.startswith("_")}
+    return {name: Target(name=name, **{**fields, "nextpnr": tuple(fields["nextpnr"])})
+            for name, fields in data.items() if not name.startswith("_")}
 
 
 def target(name: str) -> Target:

@@ -11,16 +11,27 @@ TOP_NAME = "undense_top"
 WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
 
 
-def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = False) -> Path:
+def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = False, family: str | None = None) -> Path:
     """Write DIR/undense_top.v (or, counting events for simulation, DIR/undense_top_events.v) and the
     lint waivers beside it (waivers.vlt); returns the Verilog's path.
 
     The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload,
     and with `count_events` one ev_<layer>_<event> counter per layer and event (hw.top.event_ports).
+    For an FPGA `family` the memories carry the placement the compiler's resource estimate chose.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
-    path.write_text(verilog.convert(Accelerator(graph, count_events), name=TOP_NAME, emit_src=False))
+    path.write_text(verilog.convert(Accelerator(graph, count_events, family), name=TOP_NAME, emit_src=False))
     shutil.copyfile(WAIVERS, directory / WAIVERS.name)
     return path
+
+
+def current_verilog(graph: QGraph, build_dir: Path, count_events: bool = False) -> Path:
+    """The build dir's Verilog (DIR/rtl/...), written if missing or older than the build dir's manifest."""
+    verilog = build_dir / "rtl" / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
+    manifest = build_dir / "manifest.json"
+    stale = manifest.is_file() and verilog.is_file() and manifest.stat().st_mtime > verilog.stat().st_mtime
+    if not verilog.is_file() or stale:
+        emit_verilog(graph, verilog.parent, count_events)
+    return verilog

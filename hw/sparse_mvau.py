@@ -1,43 +1,62 @@
 """The sparse matrix-vector-activation unit: one compiled Dense layer in hardware.
 
     input ──▶ loader ──▶ P processing elements (their rows, one nonzero a cycle) ──▶ streamer ──▶ output
+                                                                         (requantizer)
 
 The loader writes each input value into every PE's input copy; the PEs compute
-their rows; the streamer reads the results back in row order. Input and output
+their rows' accumulators; the streamer reads them back in row order through the
+layer's one requantizer (bias, fixed-point scale, clamp, activation). Input and output
 memories are double-buffered, so loading image i+1, computing image i and
 streaming image i-1 overlap: a layer takes max(in, largest PE load, out) cycles
 per image plus a few, the cycle model of compiler/passes/fold.py.
 """
-from amaranth import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from undense.hw.pe import PEParams, ProcessingElement, bits_for
+from undense.compiler.numbers import index_bits
+from undense.compiler.resources import OUTPUT_FIFO_DEPTH, yosys_attrs
+from undense.hw.pe import PEParams, ProcessingElement
+from undense.hw.requantizer import Requantizer, RequantParams
 
-OUTPUT_FIFO_DEPTH = 8
 EVENT_BITS = 48
 # What a layer counts when built with count_events: the power model's activity, per kind of access.
 EVENTS = ("weight_reads", "macs", "input_buffer_writes", "input_buffer_reads", "output_buffer_writes",
           "output_buffer_reads", "table_reads", "stream_in", "stream_out")
 
 
+@dataclass(frozen=True)
+class OutputRow:
+    """Where output row r is computed (PE, position among that PE's rows) and its requantization constants."""
+    pe: int
+    position: int
+    bias: int
+    multiplier: int  # 0 in raw mode
+    shift: int
+
+
 class SparseMVAU(wiring.Component):
-    def __init__(self, pes: list[PEParams], row_owner: list[tuple[int, int]], in_shape, out_shape,
-                 count_events: bool = False):
-        """`row_owner[r]` is (PE, position among that PE's rows) of output row r.
+    def __init__(self, pes: list[PEParams], rows: list[OutputRow], requant: RequantParams, in_shape,
+                 count_events: bool = False, rows_style: str | None = None):
+        """`rows[r]` says where output row r is computed and how it is requantized.
 
         With `count_events`, the unit also counts its activity (EVENTS) on outputs of those names:
         for simulation, where the power model reads them; a synthesized unit leaves them out.
         """
         self.pe_params = pes
-        self.row_owner = row_owner
+        self.rows = rows
+        self.requant = requant
         self.in_features = pes[0].in_features
-        self.out_features = len(row_owner)
+        self.out_features = len(rows)
         self.count_events = count_events
+        self.rows_style = rows_style
         counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
-        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape)), **counters})
+        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(requant.out_shape)),
+                          **counters})
 
     def elaborate(self, platform):
         m = Module()
@@ -47,11 +66,11 @@ class SparseMVAU(wiring.Component):
         n_in, n_out = self.in_features, self.out_features
 
         # loader: fill input bank `load_bank` of every PE, one value a cycle
-        load_bank, load_index = Signal(), Signal(range(n_in))
+        load_bank, load_index = Signal(), Signal(index_bits(n_in))
         input_full, output_full = BankFlags(m, "input_full"), BankFlags(m, "output_full")
         m.d.comb += self.i.ready.eq(~input_full.at(load_bank))
         for pe in pes:
-            m.d.comb += [pe.in_wr_addr.eq(Mux(load_bank, n_in, 0) + load_index), pe.in_wr_data.eq(self.i.payload),
+            m.d.comb += [pe.in_wr_addr.eq(Cat(load_index, load_bank)), pe.in_wr_data.eq(self.i.payload),
                          pe.in_wr_en.eq(self.i.valid & self.i.ready)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += load_index.eq(Mux(load_index == n_in - 1, 0, load_index + 1))
@@ -59,72 +78,93 @@ class SparseMVAU(wiring.Component):
                 m.d.sync += load_bank.eq(~load_bank)
                 input_full.set(load_bank)
 
-        # compute: start every PE on a full input bank whose output bank is free
-        compute_bank, computing, started = Signal(), Signal(), Signal()
+        # compute: start every PE on a full input bank whose output bank is free. The PEs see the start a
+        # cycle late, through a register (it fans out to all of them), and raise busy the cycle after
+        compute_bank, computing = Signal(), Signal()
         busy = Signal()
         m.d.comb += busy.eq(sum(pe.busy for pe in pes) != 0)
-        start = Signal()
+        start, pe_start, starting = Signal(), Signal(), Signal()
         m.d.comb += start.eq(~computing & input_full.at(compute_bank) & ~output_full.at(compute_bank))
+        m.d.sync += [pe_start.eq(start), starting.eq(pe_start)]
         for pe in pes:
-            m.d.comb += [pe.start.eq(start), pe.bank.eq(compute_bank)]
-        m.d.sync += started.eq(start)
+            m.d.comb += [pe.start.eq(pe_start), pe.bank.eq(compute_bank)]
         with m.If(start):
             m.d.sync += computing.eq(1)
-        with m.Elif(computing & ~started & ~busy):
+        with m.Elif(computing & ~pe_start & ~starting & ~busy):
             m.d.sync += [computing.eq(0), compute_bank.eq(~compute_bank)]
             input_full.clear(compute_bank)
             output_full.set(compute_bank)
 
-        # streamer: rows in order, from whichever PE owns each, through a small FIFO
-        m.submodules.owner = owner = Memory(
-            shape=bits_for(len(pes)) + bits_for(max(len(p.rows) for p in self.pe_params)), depth=n_out,
-            init=[pe | (local << bits_for(len(pes))) for pe, local in self.row_owner])
+        # streamer: rows in order, from whichever PE owns each, through the requantizer and a small FIFO
+        pe_bits, position_bits = index_bits(len(pes)), index_bits(max(p.row_count for p in self.pe_params))
+        row_layout = data.StructLayout({"pe": pe_bits, "position": position_bits,
+                                        "requant": self.requant.row_layout()})
+        m.submodules.rows = rows = Memory(shape=row_layout, depth=n_out, init=[
+            {"pe": r.pe, "position": r.position,
+             "requant": {"bias": r.bias, "multiplier": r.multiplier, "shift": self.requant.stored_shift(r.shift)}}
+            for r in self.rows], attrs=yosys_attrs(self.rows_style))
+        m.submodules.requantizer = requantizer = Requantizer(self.requant)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.o.payload), depth=OUTPUT_FIFO_DEPTH)
-        owner_rd = owner.read_port()
+        rows_rd = rows.read_port()
         stream_bank, stream_row = Signal(), Signal(range(n_out))
-        at_b, at_c, bank_b, pe_c = Signal(), Signal(), Signal(), Signal(bits_for(len(pes)))
+        in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # rows issued and not yet in the FIFO
         issue = Signal()
-        m.d.comb += issue.eq(output_full.at(stream_bank) & (fifo.level + at_b + at_c < OUTPUT_FIFO_DEPTH))
-        m.d.comb += [owner_rd.addr.eq(stream_row), owner_rd.en.eq(1)]
-        m.d.sync += [at_b.eq(issue), bank_b.eq(stream_bank)]
+        m.d.comb += issue.eq(output_full.at(stream_bank) & (fifo.level + in_flight < OUTPUT_FIFO_DEPTH))
+        m.d.sync += in_flight.eq(in_flight + issue - fifo.w_en)
+        m.d.comb += [rows_rd.addr.eq(stream_row), rows_rd.en.eq(1)]
         with m.If(issue):
             m.d.sync += stream_row.eq(Mux(stream_row == n_out - 1, 0, stream_row + 1))
             with m.If(stream_row == n_out - 1):
                 m.d.sync += stream_bank.eq(~stream_bank)
                 output_full.clear(stream_bank)
-        pe_b = owner_rd.data[:bits_for(len(pes))]
-        local_b = owner_rd.data[bits_for(len(pes)):]
-        for pe, params in zip(pes, self.pe_params, strict=True):
-            m.d.comb += [pe.out_rd_addr.eq(Mux(bank_b, len(params.rows), 0) + local_b), pe.out_rd_en.eq(at_b)]
-        m.d.sync += [at_c.eq(at_b), pe_c.eq(pe_b)]
+        # b: the row's entry is out of memory: register it
+        at_a, bank_a, at_b, bank_b, row_b = Signal(), Signal(), Signal(), Signal(), Signal(row_layout)
+        m.d.sync += [at_a.eq(issue), bank_a.eq(stream_bank), at_b.eq(at_a), bank_b.eq(bank_a), row_b.eq(rows_rd.data)]
+        # c: the owning PE alone reads the accumulator, through a read address and enable of its own
+        # (one shared address would fan out to every PE's output memory)
+        at_c, pe_c, requant_c = Signal(), Signal(pe_bits), Signal(self.requant.row_layout())
+        m.d.sync += [at_c.eq(at_b), pe_c.eq(row_b.pe), requant_c.eq(row_b.requant)]
+        for index, (pe, params) in enumerate(zip(pes, self.pe_params, strict=True)):
+            address, reading = Signal.like(pe.out_rd_addr, name=f"pe{index}_rd_addr"), Signal(name=f"pe{index}_rd")
+            m.d.sync += reading.eq(at_b & (row_b.pe == index))
+            with m.If(at_b & (row_b.pe == index)):
+                m.d.sync += address.eq(Cat(row_b.position[:index_bits(params.row_count)], bank_b))
+            m.d.comb += [pe.out_rd_addr.eq(address), pe.out_rd_en.eq(reading)]
+        # d: the accumulator is out; pick the owner's (e holds it), then requantize it
+        at_d, pe_d, requant_d = Signal(), Signal(pe_bits), Signal(self.requant.row_layout())
+        m.d.sync += [at_d.eq(at_c), pe_d.eq(pe_c), requant_d.eq(requant_c)]
         results = [pe.out_rd_data for pe in pes]
         chosen = results[0]
         for index in range(1, len(pes)):
-            chosen = Mux(pe_c == index, results[index], chosen)
-        m.d.comb += [fifo.w_data.eq(chosen), fifo.w_en.eq(at_c),
+            chosen = Mux(pe_d == index, results[index], chosen)
+        at_e, acc_e, requant_e = Signal(), Signal(signed(self.requant.acc_bits)), Signal(self.requant.row_layout())
+        m.d.sync += [at_e.eq(at_d), acc_e.eq(chosen), requant_e.eq(requant_d)]
+        m.d.comb += [requantizer.valid.eq(at_e), requantizer.acc.eq(acc_e), requantizer.row.eq(requant_e),
+                     fifo.w_data.eq(requantizer.o_code), fifo.w_en.eq(requantizer.o_valid),
                      self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
         input_full.update()
         output_full.update()
         if self.count_events:
-            self.count(m, pes, loaded=self.i.valid & self.i.ready, streamed=at_b, sent=self.o.valid & self.o.ready)
+            self.count(m, pes, loaded=self.i.valid & self.i.ready, streamed=at_c, requantized=requantizer.o_valid,
+                       sent=self.o.valid & self.o.ready)
         return m
 
 
-    def count(self, m: Module, pes: list[ProcessingElement], loaded, streamed, sent):
+    def count(self, m: Module, pes: list[ProcessingElement], loaded, streamed, requantized, sent):
         """Add this cycle's events to the counters. Each per-PE sum is built once and shared by the events it
-        stands for (every weight read also reads an input; every result written is looked up in the table),
-        and a value loaded is written into all P input copies: fewer adders, a faster simulation."""
+        stands for (every weight read also reads an input), and a value loaded is written into all P input
+        copies: fewer adders, a faster simulation."""
         def total(strobes):
             summed = Signal(range(len(strobes) + 1))
             m.d.comb += summed.eq(sum(strobes))
             return summed
 
-        reads, writes = total([pe.weight_read for pe in pes]), total([pe.result_write for pe in pes])
+        reads = total([pe.weight_read for pe in pes])
         increments = {
             "weight_reads": reads, "macs": total([pe.mac for pe in pes]),
             "input_buffer_writes": Mux(loaded, len(pes), 0), "input_buffer_reads": reads,
-            "output_buffer_writes": writes, "output_buffer_reads": streamed,
-            "table_reads": writes if self.pe_params[0].table is not None else 0,
+            "output_buffer_writes": total([pe.result_write for pe in pes]), "output_buffer_reads": streamed,
+            "table_reads": requantized if self.requant.table is not None else 0,
             "stream_in": loaded, "stream_out": sent,
         }
         for name, increment in increments.items():

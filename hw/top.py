@@ -11,13 +11,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.numbers import QuantParams
+from undense.compiler.numbers import QuantParams, index_bits
+from undense.compiler.resources import dense_memories
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
 from undense.hw.fork import StreamFork
-from undense.hw.pe import PEParams, RowRequant
+from undense.hw.pe import PEParams
+from undense.hw.requantizer import RequantParams
 from undense.hw.skip_buffer import SkipBuffer
-from undense.hw.sparse_mvau import EVENT_BITS, OUTPUT_FIFO_DEPTH, SparseMVAU
+from undense.hw.sparse_mvau import EVENT_BITS, OUTPUT_FIFO_DEPTH, OutputRow, SparseMVAU
 from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
 from undense.hw.stream_register import StreamRegister
 
@@ -36,32 +38,40 @@ def verilog_name(name: str) -> str:
     return cleaned if not cleaned[0].isdigit() else f"l_{cleaned}"
 
 
-def mvau_for(graph: QGraph, node: QDense, count_events: bool = False) -> SparseMVAU:
-    """The unit of one Dense layer: each PE's entries and rows, and where each output row lives."""
+def mvau_for(graph: QGraph, node: QDense, count_events: bool = False, family: str | None = None) -> SparseMVAU:
+    """The unit of one Dense layer: each PE's entries, where each output row lives, how it is requantized.
+
+    For an FPGA `family`, each memory is pinned where the compiler's resource estimate puts it."""
     weight, fold = node.weight, node.fold
+    styles = {} if family is None else {
+        use.name.removeprefix(f"{node.name}."): use.style
+        for use in dense_memories(graph, node, fold.pe_of_row, fold.pe, family)}
     raw = node.multiplier is None
-    pes, row_owner = [], [None] * node.out_features
+    pes, rows = [], [None] * node.out_features
+    in_shape = code_shape(graph.quant[node.input])
     for element in range(fold.pe):
-        rows = np.flatnonzero(fold.pe_of_row == element)
-        entries, requants = [], []
-        for position, row in enumerate(rows):
-            row_owner[row] = (element, position)
+        owned = np.flatnonzero(fold.pe_of_row == element)
+        entries = []
+        for position, row in enumerate(owned):
+            rows[row] = OutputRow(element, position, int(node.bias[row]), 0 if raw else int(node.multiplier[row]),
+                                  0 if raw else int(node.shift[row]))
             start, end = weight.row_ptr[row], weight.row_ptr[row + 1]
             if start == end:
                 entries.append((0, 0, True))
             for k in range(start, end):
                 entries.append((int(weight.values[k]), int(weight.columns[k]), k == end - 1))
-            requants.append(RowRequant(int(node.bias[row]), 0 if raw else int(node.multiplier[row]),
-                                       0 if raw else int(node.shift[row])))
-        pes.append(PEParams(
-            entries=tuple(entries), rows=tuple(requants), in_features=weight.in_features,
-            in_shape=code_shape(graph.quant[node.input]), weight_bits=node.weight_bits, acc_bits=node.acc_bits,
-            out_shape=code_shape(graph.quant[node.output], node.acc_bits),
-            zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
-            table=None if node.table is None else tuple(int(v) for v in node.table),
-            table_offset=0 if raw else node.requant.qmin))
-    return SparseMVAU(pes, row_owner, code_shape(graph.quant[node.input]),
-                      code_shape(graph.quant[node.output], node.acc_bits), count_events)
+        pes.append(PEParams(entries=tuple(entries), row_count=len(owned), in_features=weight.in_features,
+                            in_shape=in_shape, weight_bits=node.weight_bits, acc_bits=node.acc_bits,
+                            styles={memory: styles.get(f"pe{element}.{memory}")
+                                    for memory in ("weights", "inputs", "outputs")}))
+    requant = RequantParams(
+        acc_bits=node.acc_bits, out_shape=code_shape(graph.quant[node.output], node.acc_bits),
+        shift_bits=1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1),
+        shift_base=0 if raw else max(int(np.min(node.shift)) - 1, 0),
+        zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
+        table=None if node.table is None else tuple(int(v) for v in node.table),
+        table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"))
+    return SparseMVAU(pes, rows, requant, in_shape, count_events, styles.get("rows"))
 
 
 def add_unit(graph: QGraph, node: QAdd, count_events: bool = False) -> ElementwiseAdd:
@@ -92,8 +102,10 @@ class Accelerator(wiring.Component):
     """The graph's layers joined by streams: forks where a tensor feeds several layers, and a FIFO on
     the short side of every residual Add, deep enough for the long side's latency."""
 
-    def __init__(self, graph: QGraph, count_events: bool = False):
-        """With `count_events`, every layer counts its activity onto top-level ports (event_ports)."""
+    def __init__(self, graph: QGraph, count_events: bool = False, family: str | None = None):
+        """With `count_events`, every layer counts its activity onto top-level ports (event_ports); for an
+        FPGA `family`, memories are pinned where the compiler's resource estimate puts them."""
+        self.family = family
         self.graph = graph
         self.count_events = count_events
         last = graph.nodes[-1]
@@ -134,7 +146,7 @@ class Accelerator(wiring.Component):
         for node in graph.nodes:
             name = verilog_name(node.name)
             if isinstance(node, QDense):
-                unit = mvau_for(graph, node, self.count_events)
+                unit = mvau_for(graph, node, self.count_events, self.family)
                 m.submodules[name] = unit
                 wiring.connect(m, tap(node.input), unit.i)
                 depth[node.output] = depth[node.input] + 1

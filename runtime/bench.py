@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from undense.errors import UndenseError
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
 from undense.runtime.quality import quality_score
+from undense.runtime.synthesis import synthesize
 from undense.runtime.synthetic import mlp
 
 BUNDLED_MODEL = Path("models/digits/generator.onnx")
@@ -98,6 +100,18 @@ def fresh_sim_wall(model_path: Path, images: int = 64) -> float:
         return time.perf_counter() - start
 
 
+def synthesis_figures(model_path: Path, directory: Path, target_name: str) -> dict:
+    """Yosys + nextpnr on the bundled model, folded for `target_name`; or why it does not fit."""
+    try:
+        compiled = compile(model_path, directory, target_name=target_name)
+    except UndenseError as error:
+        return {"fits": False, "error": str(error)}
+    report = synthesize(compiled, target_name)
+    keys = ("lut", "ff", "dsp", "bram", "spram", "lutram", "fmax_mhz", "clock_mhz", "timing_met", "estimate",
+            "wall_seconds", "tools")
+    return {"fits": True, "total_pe": compiled.report["total_pe"], **{key: report[key] for key in keys}}
+
+
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
     figures = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                            "cpus": os.cpu_count(), "undense": metadata.version("undense")}}
@@ -113,6 +127,10 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
         synthetic = compile(synthetic_model(), Path(scratch) / "synthetic", calibration=synthetic_calibration(),
                             bits=SYNTHETIC_BITS)
         figures["simulation"]["synthetic_1024"] = {"model": SYNTHETIC_LABEL, **simulation_figures(synthetic, 40)}
+        for target_name in ("ecp5-85k", "ice40-up5k"):
+            progress(f"synthesizing the bundled model for {target_name} (minutes)")
+            figures.setdefault("synthesis", {})[target_name] = synthesis_figures(
+                model_path, Path(scratch) / target_name, target_name)
     progress("undense sim -n 64 from an empty simulator cache")
     figures["simulation"]["bundled"]["fresh_compile_and_sim_64_wall_s"] = fresh_sim_wall(model_path)
     return figures

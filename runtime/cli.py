@@ -7,7 +7,7 @@ import numpy as np
 from rich.console import Console
 
 from undense.errors import UndenseError
-from undense.runtime.tables import print_compile_report, print_sim_report
+from undense.runtime.tables import print_compile_report, print_sim_report, print_synth_report
 
 console = Console(stderr=True)  # progress and messages; results go to stdout
 
@@ -138,6 +138,22 @@ def sim(build_dir, count, seed, wave):
     if result.report["event_mismatches"]:
         raise UndenseError(f"the RTL's event counts differ from golden's prediction: "
                            f"{'; '.join(result.report['event_mismatches'])}")
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", "target_name", help="FPGA to synthesize for  [default: the one the model was compiled for]")
+def synth(build_dir, target_name):
+    """Synthesize (Yosys) and place and route (nextpnr) the accelerator for an FPGA; writes DIR/synth.json."""
+    from undense.runtime.compiled import load
+    from undense.runtime.synthesis import synthesize, write_report
+
+    compiled = load(build_dir)
+    with console.status("synthesizing") as status:
+        report = synthesize(compiled, target_name, progress=lambda step: status.update(step))
+    path = write_report(build_dir, report)
+    print_synth_report(report)
+    click.echo(f"-> {path}")
 
 
 @main.command()

@@ -34,3 +34,26 @@ def print_sim_report(report: dict, console: Console | None = None) -> None:
                   f"reads, {totals.get('input_buffer_writes', 0) + totals.get('output_buffer_writes', 0):,} buffer "
                   f"writes, {totals.get('stream_in', 0) + totals.get('stream_out', 0):,} stream transfers",
                   highlight=False)
+
+
+def print_synth_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    capacity = report["capacity"]
+    estimate = report["estimate"]
+    table = Table(title=f"{report['device']} ({report['target']})")
+    for column in ("resource", "estimated", "used", "of", "share"):
+        table.add_column(column, justify="left" if column == "resource" else "right")
+    for resource in ("lut", "ff", "dsp", "bram", "spram", "lutram"):
+        available = capacity.get(resource)
+        if not report[resource] and not available:
+            continue
+        share = f"{report[resource] / available:.1%}" if available else ""
+        estimated = f"{estimate[resource]:,}" if resource in estimate else ""
+        table.add_row(resource, estimated, f"{report[resource]:,}", f"{available:,}" if available else "", share)
+    console.print(table)
+    met = "[green]met[/]" if report["timing_met"] else "[red]NOT met[/]"
+    console.print(f"Fmax {report['fmax_mhz']:.1f} MHz: timing {met} at {report['clock_mhz']:g} MHz; "
+                  f"Yosys {report['wall_seconds']['yosys']:.0f} s, nextpnr {report['wall_seconds']['nextpnr']:.0f} s",
+                  highlight=False)
+    for kind, owners in report["placement"].items():
+        console.print(f"{kind}: " + ", ".join(f"{owner} {count}" for owner, count in owners.items()), highlight=False)

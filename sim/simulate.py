@@ -10,7 +10,7 @@ import numpy as np
 from undense.compiler import golden
 from undense.compiler.ir import QDense, QGraph
 from undense.errors import UndenseError
-from undense.hw.emit import TOP_NAME, emit_verilog
+from undense.hw.emit import current_verilog
 from undense.hw.top import code_shape, event_ports
 from undense.sim import bulk
 
@@ -36,17 +36,6 @@ def steady_state_cycles(last_output: np.ndarray) -> float:
     return float(np.median(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
 
 
-def verilog_for(graph: QGraph, directory: Path) -> Path:
-    """DIR/rtl/undense_top_events.v (the design with its event counters), written if missing or older
-    than the build dir's manifest."""
-    verilog = directory / "rtl" / f"{TOP_NAME}_events.v"
-    manifest = directory / "manifest.json"
-    stale = manifest.is_file() and verilog.is_file() and manifest.stat().st_mtime > verilog.stat().st_mtime
-    if not verilog.is_file() or stale:
-        emit_verilog(graph, verilog.parent, count_events=True)
-    return verilog
-
-
 def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
              wave: Path | None = None, progress=lambda step: None) -> Simulation:
     """Stream x (inputs as the ONNX model takes them) through the accelerator; compare with golden.
@@ -65,7 +54,7 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         if directory is None:
             directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="undense-rtl-")))
         progress("writing Verilog")
-        verilog = verilog_for(graph, directory)
+        verilog = current_verilog(graph, directory, count_events=True)
         flat = bulk.flatten(verilog, bulk.cache_root(), progress)
         binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, progress=progress)
     images = len(codes_in)

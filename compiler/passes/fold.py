@@ -10,9 +10,10 @@ cycle, overlapped with the compute of the next and previous image. So per image
 and an Add layer takes features + LAYER_OVERHEAD_CYCLES. Layers form a pipeline:
 the slowest layer sets the cycles per image.
 
-Each PE owns one multiplier, so the PE budget is the target's DSP count. With
-no throughput asked for, PEs go one at a time to the slowest layer while that
-helps and the budget allows. With a target in images per second, each layer
+What fits is the resource estimate's call (compiler/resources.py): DSPs (one
+per PE, plus each layer's requantizer), block RAM and LUTs. With no throughput
+asked for, PEs go one at a time to the slowest layer while that helps and the
+design still fits. With a target in images per second, each layer
 gets the fewest PEs that reach it. Rows go to PEs largest first, each to the
 least loaded PE, which balances the nonzeros.
 """
@@ -22,10 +23,11 @@ from dataclasses import replace
 import numpy as np
 
 from undense.compiler.ir import Fold, QAdd, QDense, QGraph
+from undense.compiler.resources import LayerCost, layer_cost, total
 from undense.compiler.targets import Target
 from undense.errors import UndenseError
 
-LAYER_OVERHEAD_CYCLES = 4
+LAYER_OVERHEAD_CYCLES = 7  # the PEs start a cycle after the unit decides to, and their pipeline is five deep
 
 
 def assign_rows(row_load: np.ndarray, pe: int) -> np.ndarray:
@@ -51,32 +53,52 @@ def predict_cycles(node: QDense | QAdd, pe: int) -> int:
     return int(max(busiest, node.weight.in_features, node.out_features)) + LAYER_OVERHEAD_CYCLES
 
 
-def weight_memory_bits(node: QDense) -> int:
-    """Nonzero codes and their input indices, as the sparse unit stores them."""
-    index_bits = max(1, int(np.ceil(np.log2(max(node.weight.in_features, 2)))))
-    return node.weight.nnz * (node.weight_bits + index_bits)
+RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "lut": "LUTs"}
 
 
-def _check_memory(dense: list[QDense], target: Target) -> None:
-    needed = sum(weight_memory_bits(n) for n in dense)
-    if needed > target.memory_bits:
-        largest = max(dense, key=weight_memory_bits)
-        raise UndenseError(
-            f"the weights need {needed:,} bits of on-chip memory and {target.name} has {target.memory_bits:,}; "
-            f"the largest layer is '{largest.name}' ({weight_memory_bits(largest):,} bits): quantize to fewer "
-            f"bits (--bits), prune more, or choose a bigger target")
+def capacity(target: Target) -> dict[str, int]:
+    return {"dsp": target.dsp, "bram": target.bram_blocks, "lut": target.lut}
 
 
-def _balanced(layers: list[QDense | QAdd], budget: int) -> dict[str, int]:
+def costs_for(graph: QGraph, pe: dict[str, int], target: Target) -> list[LayerCost]:
+    return [layer_cost(graph, node, target.family, pe[node.name],
+                       assign_rows(_row_load(node), pe[node.name]) if isinstance(node, QDense) else None)
+            for node in graph.nodes]
+
+
+def overflow(costs: list[LayerCost], target: Target) -> str | None:
+    """The first resource the design needs more of than the target has, or None when it fits."""
+    needed, available = total(costs), capacity(target)
+    return next((resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]), None)
+
+
+def too_big(costs: list[LayerCost], target: Target, resource: str, advice: str) -> UndenseError:
+    biggest = max(costs, key=lambda cost: getattr(cost, resource))
+    return UndenseError(
+        f"the model needs {total(costs)[resource]:,} {RESOURCE_NAMES[resource]} and {target.name} "
+        f"({target.device}) has {capacity(target)[resource]:,}; layer '{biggest.name}' alone needs "
+        f"{getattr(biggest, resource):,}: {advice}")
+
+
+def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
+    """The fastest folding that fits: PEs go one at a time to the slowest layer while that helps and fits."""
+    layers = list(graph.nodes)
     pe = {n.name: 1 for n in layers}
+    resource = overflow(costs_for(graph, pe, target), target)
+    if resource is not None:
+        raise too_big(costs_for(graph, pe, target), target, resource,
+                      "it does not fit even with one processing element a layer; quantize to fewer bits "
+                      "(--bits), prune more, or choose a bigger target")
     cycles = {n.name: predict_cycles(n, 1) for n in layers}
     growable = {n.name: n for n in layers if isinstance(n, QDense)}
-    while sum(pe.values()) < budget and growable:
+    while growable:
         slowest = max(growable, key=lambda name: cycles[name])
         node = growable[slowest]
         faster = predict_cycles(node, pe[slowest] + 1) if pe[slowest] < node.out_features else cycles[slowest]
         if faster >= cycles[slowest] or cycles[slowest] < max(cycles.values()):
             break  # the slowest layer is stream-bound or an Add: more PEs would not help
+        if overflow(costs_for(graph, {**pe, slowest: pe[slowest] + 1}, target), target) is not None:
+            break  # one more PE would not fit
         pe[slowest] += 1
         cycles[slowest] = faster
     return pe
@@ -102,23 +124,17 @@ def _for_rate(layers: list[QDense | QAdd], cycles_per_image: float, rate: float,
 
 def fold(graph: QGraph, target: Target, images_per_second: float | None = None) -> QGraph:
     layers = list(graph.nodes)
-    dense = [n for n in layers if isinstance(n, QDense)]
-    _check_memory(dense, target)
-    if len(layers) > target.dsp:
-        raise UndenseError(f"the model has {len(layers)} layers and {target.name} has {target.dsp} DSP "
-                           f"multipliers, one needed per layer: choose a bigger target")
     if images_per_second is None:
-        pe = _balanced(layers, target.dsp)
+        pe = _balanced(graph, target)
     else:
         if images_per_second <= 0:
             raise UndenseError(f"--images-per-second must be positive, not {images_per_second:g}")
         pe = _for_rate(layers, target.clock_mhz * 1e6 / images_per_second, images_per_second, target)
-        if sum(pe.values()) > target.dsp:
-            widest = max(pe, key=pe.get)
-            raise UndenseError(
-                f"{images_per_second:g} images/s needs {sum(pe.values())} multipliers ('{widest}' alone "
-                f"{pe[widest]}) and {target.name} has {target.dsp}: ask for fewer images per second or "
-                "choose a bigger target")
+        costs = costs_for(graph, pe, target)
+        resource = overflow(costs, target)
+        if resource is not None:
+            raise too_big(costs, target, resource, f"{images_per_second:g} images/s needs {sum(pe.values())} "
+                          "processing elements; ask for fewer images per second or choose a bigger target")
     folded = []
     for node in layers:
         p = pe[node.name]

@@ -12,7 +12,8 @@ from undense.sim.tools import verilator_env, verilator_root
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory, generator_path):
-    return undense.compile(generator_path, tmp_path_factory.mktemp("rtl") / "digits", target_name="ice40-up5k")
+    return undense.compile(generator_path, tmp_path_factory.mktemp("rtl") / "digits",
+                           images_per_second=20_000)  # one PE a layer: a small design
 
 
 def lint(verilog):

@@ -59,7 +59,7 @@ def test_help(args):
 
 def test_compile_then_run(generator_path, tmp_path):
     build = tmp_path / "build"
-    done = undense("compile", str(generator_path), "-o", str(build), "--target", "ice40-up5k", "--bits", "6",
+    done = undense("compile", str(generator_path), "-o", str(build), "--target", "ecp5-25k", "--bits", "6",
                    "--layer-bits", "fc3=8")
     assert done.returncode == 0, done.stderr
     for text in ("fc1", "fc2", "fc3", "cycles per image"):

@@ -15,7 +15,8 @@ from undense.sim.simulate import simulate
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory, generator_path):
-    return undense.compile(generator_path, tmp_path_factory.mktemp("sim") / "digits", target_name="ice40-up5k")
+    return undense.compile(generator_path, tmp_path_factory.mktemp("sim") / "digits",
+                           images_per_second=20_000)  # one PE a layer: a small design
 
 
 def test_sim_command_is_bit_exact_and_near_the_ideal(compiled):

@@ -1,0 +1,178 @@
+"""What a folded layer costs in an FPGA before synthesis: LUT, FF, DSP and block RAM, per layer.
+
+The memories are listed exactly as the hardware builds them (hw/pe.py, hw/sparse_mvau.py,
+hw/requantizer.py), and the hardware marks each with the placement chosen here (`memory_style`), so Yosys
+puts it where this estimate says: DSP and block-RAM counts are exact, not guessed. LUTs and FFs come from
+a per-component model (see `logic`), calibrated against Yosys on the bundled model.
+"""
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from undense.compiler.ir import QAdd, QDense, QGraph
+from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
+
+# Block RAM shapes (depth, width) with one write and one read port: ECP5 DP16KD, iCE40 SB_RAM40_4K.
+BRAM_SHAPES = {
+    "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+    "ice40": ((2048, 2), (1024, 4), (512, 8), (256, 16)),
+}
+# The widest operands one DSP multiplies, signed: ECP5 MULT18X18D, iCE40 SB_MAC16.
+DSP_WIDTH = {"ecp5": 18, "ice40": 16}
+DISTRIBUTED_MAX_DEPTH = 64  # ECP5 RAMs this shallow go to LUT RAM, deeper ones (and every ROM) to block RAM
+LOGIC_MAX_BITS = 256        # iCE40 (no LUT RAM) memories this small go to flip-flops
+OUTPUT_FIFO_DEPTH = 16      # each layer's output FIFO, in values
+FIFO_STYLE = {"ecp5": "distributed", "ice40": "block"}  # where Yosys puts the FIFO's memory (seen in synthesis)
+
+
+def memory_style(depth: int, width: int, family: str, rom: bool) -> str:
+    """Where a memory goes, as Yosys's ram_style attribute says it: "block", "distributed" or "logic"."""
+    if family == "ecp5":
+        return "block" if rom or depth > DISTRIBUTED_MAX_DEPTH else "distributed"
+    return "block" if depth * width > LOGIC_MAX_BITS else "logic"
+
+
+def yosys_attrs(style: str | None) -> dict[str, str]:
+    """The attributes that pin a memory to its placement (none: Yosys decides, as in simulation)."""
+    return {} if style is None else {"ram_style": style, "rom_style": style}
+
+
+def bram_blocks(depth: int, width: int, family: str) -> int:
+    return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES[family])
+
+
+def dsp_blocks(a_bits: int, b_bits: int, family: str) -> int:
+    """DSP blocks for a product of signed a_bits and b_bits operands, tiled as Yosys's mul2dsp does: the
+    magnitude bits in tiles of the DSP's width (measured: a 21 x 17-bit product takes two on both families)."""
+    width = DSP_WIDTH[family]
+    return ceil((a_bits - 1) / width) * ceil((b_bits - 1) / width)
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    name: str    # as in the Verilog: fc2.pe3.weights
+    depth: int
+    width: int
+    style: str
+    blocks: int  # block RAMs (0 unless style is "block")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    lut: int
+    ff: int
+    dsp: int
+    bram: int
+    memories: tuple[MemoryUse, ...]
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram}
+
+
+def memory(name: str, depth: int, width: int, family: str, rom: bool = False, style: str | None = None) -> MemoryUse:
+    style = style or memory_style(depth, width, family, rom)
+    return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0)
+
+
+def code_bits(graph: QGraph, tensor: str, acc_bits: int = 0) -> int:
+    params = graph.quant[tensor]
+    return acc_bits if params is None else params.bits
+
+
+def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, family: str) -> list[MemoryUse]:
+    """Every memory of the layer's unit, as hw/ builds it."""
+    in_features, load = node.weight.in_features, np.maximum(node.weight.row_nnz, 1)
+    rows = np.bincount(pe_of_row, minlength=pe)
+    entries = np.bincount(pe_of_row, weights=load, minlength=pe).astype(int)
+    raw = node.multiplier is None
+    shift_bits = 1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1)
+    out_bits = code_bits(graph, node.output, node.acc_bits)
+    memories = []
+    for element in range(pe):
+        prefix = f"{node.name}.pe{element}"
+        memories += [
+            memory(f"{prefix}.weights", int(entries[element]), node.weight_bits + index_bits(in_features) + 1, family,
+                   rom=True),
+            memory(f"{prefix}.inputs", 2 << index_bits(in_features), code_bits(graph, node.input), family),
+            memory(f"{prefix}.outputs", 2 << index_bits(int(rows[element])), node.acc_bits, family),
+        ]
+    row_width = index_bits(pe) + index_bits(int(rows.max())) + node.acc_bits + MULTIPLIER_BITS + 1 + shift_bits
+    memories.append(memory(f"{node.name}.rows", node.out_features, row_width, family, rom=True))
+    if node.table is not None:
+        memories.append(memory(f"{node.name}.requantizer.table", len(node.table), out_bits, family, rom=True))
+    # Amaranth's FIFO keeps depth - 1 values in a memory of its own, which Yosys places unprompted
+    memories.append(memory(f"{node.name}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, out_bits, family,
+                           style=FIFO_STYLE[family]))
+    return memories
+
+
+def read_mux_luts(depth: int, width: int) -> int:
+    """LUT4s that select a word of a memory built from 16-deep LUT RAMs or flip-flops."""
+    return width * max(0, ceil(depth / 16) - 1)
+
+
+def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, family: str) -> LayerCost:
+    """The layer's unit (hw/sparse_mvau.py) on `pe` elements with rows placed by `pe_of_row`.
+
+    LUT and FF model, per component, counting registers bit by bit and logic by the operator it maps to:
+    an adder or comparator of n bits is about n LUT4s, a 2:1 multiplexer of n bits n/2 (ECP5's wide-mux cells
+    take the rest). Memories that go to flip-flops (iCE40's small ones) count as FFs and their read mux.
+    """
+    memories = dense_memories(graph, node, pe_of_row, pe, family)
+    in_bits, out_bits = code_bits(graph, node.input), code_bits(graph, node.output, node.acc_bits)
+    w, acc = node.weight_bits, node.acc_bits
+    rows = np.bincount(pe_of_row, minlength=pe)
+    entries = np.bincount(pe_of_row, weights=np.maximum(node.weight.row_nnz, 1), minlength=pe).astype(int)
+    column = index_bits(node.weight.in_features)
+    raw = node.multiplier is None
+    shift_bits = 1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1)
+    lut = ff = 0
+    for element in range(pe):
+        entry_bits, row_bits = index_bits(int(entries[element])) + 1, index_bits(int(rows[element]))
+        lut += 2 * entry_bits + 2 * row_bits + acc + 34
+        ff += entry_bits + (w + column + 1) + (w + 1) + (w + in_bits + 1) + (w + in_bits + 2) + acc + row_bits + 8
+    row_width = next(use.width for use in memories if use.name == f"{node.name}.rows")
+    lut += acc * (pe - 1) + 3 * index_bits(node.out_features) + 2 * column + 24  # streamer, loader, bank flags
+    ff += 2 * row_width + acc + index_bits(node.out_features) + column + 16
+    lut += 40 + out_bits  # output FIFO
+    ff += 2 * out_bits + 12
+    if not raw:
+        product = acc + MULTIPLIER_BITS + 2
+        splits = dsp_blocks(acc, MULTIPLIER_BITS + 2, family) > 1
+        shifted = product - max(int(np.min(node.shift)) - 1, 0)  # the constant part of the shift is wiring
+        lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
+        ff += acc + row_width + 2 * product + out_bits + 8
+    for use in memories:
+        if use.style == "distributed" or use.style == "logic":
+            lut += read_mux_luts(use.depth, use.width)
+        if use.style == "logic":
+            ff += use.depth * use.width
+    dsp = pe * dsp_blocks(w, in_bits + 1, family)
+    if not raw:
+        dsp += dsp_blocks(acc, MULTIPLIER_BITS + 2, family)
+    return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
+
+
+def add_cost(graph: QGraph, node: QAdd, family: str) -> LayerCost:
+    """An elementwise Add (hw/elementwise.py): two rescaling multipliers, the sum, rounding and clamp."""
+    bits = [code_bits(graph, name) for name in node.inputs]
+    out_bits = node.requant.bits
+    total = max(bits) + MULTIPLIER_BITS + 4
+    dsp = sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
+    return LayerCost(node.name, lut=3 * total + 2 * out_bits + 8, ff=out_bits + 4, dsp=dsp, bram=0, memories=())
+
+
+def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, pe: int | None = None,
+               pe_of_row: np.ndarray | None = None) -> LayerCost:
+    """What a layer costs as folded, or on `pe` elements with rows placed by `pe_of_row`."""
+    if isinstance(node, QAdd):
+        return add_cost(graph, node, family)
+    if pe is None:
+        pe, pe_of_row = node.fold.pe, node.fold.pe_of_row
+    return dense_cost(graph, node, pe_of_row, pe, family)
+
+
+def total(costs: list[LayerCost]) -> dict[str, int]:
+    return {resource: sum(getattr(cost, resource) for cost in costs) for resource in ("lut", "ff", "dsp", "bram")}

@@ -1,0 +1,99 @@
+"""Bias, requantization and activation of one layer's accumulators, one a cycle, as compiler/golden.py
+defines the bits:
+
+    code = clamp(zero_point + rshift_round((acc + bias) * M, s)),   then table[code - qmin] if there is a table
+
+In raw mode (a pre-quantized model's integer output) the code is acc + bias. A fixed-latency pipeline with no
+back-pressure: whoever feeds it leaves room downstream for what is in flight (LATENCY values).
+"""
+from dataclasses import dataclass
+
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from undense.compiler.resources import yosys_attrs
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    acc_bits: int
+    out_shape: object                     # Amaranth shape of an output code
+    shift_bits: int                       # bits of a row's shift beyond the layer's smallest
+    shift_base: int = 0                   # the layer's smallest shift, less one: a constant shift, free in wiring
+    zero_point: int = 0
+    clamp: tuple[int, int] | None = None  # None: raw accumulator output
+    table: tuple[int, ...] | None = None
+    table_offset: int = 0                 # qmin of the requantized code (the table's first entry)
+    table_style: str | None = None        # the table's placement (compiler/resources)
+
+    @property
+    def raw(self) -> bool:
+        return self.clamp is None
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a value in to its code out."""
+        return 1 if self.raw else 4 + (self.table is not None)
+
+    def row_layout(self) -> data.StructLayout:
+        """One row's constants; of its shift s only s - 1 - shift_base is stored (rshift_round shifts right
+        by s - 1 first, and the layer's common part is a constant)."""
+        return data.StructLayout({"bias": signed(self.acc_bits), "multiplier": unsigned(16),
+                                  "shift": unsigned(self.shift_bits)})
+
+    def stored_shift(self, shift: int) -> int:
+        return max(shift - 1 - self.shift_base, 0)
+
+
+class Requantizer(wiring.Component):
+    def __init__(self, params: RequantParams):
+        self.params = params
+        super().__init__({
+            "valid": In(1),
+            "acc": In(signed(params.acc_bits)),
+            "row": In(params.row_layout()),   # the constants of the row `acc` belongs to
+            "o_valid": Out(1),
+            "o_code": Out(params.out_shape),
+        })
+
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        valid1, sum1, row1 = Signal(), Signal(signed(p.acc_bits)), Signal(p.row_layout())
+        m.d.sync += valid1.eq(self.valid)
+        with m.If(self.valid):  # registers load only with a value: fewer toggles
+            m.d.sync += [sum1.eq(self.acc + self.row.bias), row1.eq(self.row)]
+        if p.raw:
+            m.d.comb += [self.o_valid.eq(valid1), self.o_code.eq(sum1)]
+            return m
+
+        valid2, scaled, shift2 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
+        m.d.sync += valid2.eq(valid1)
+        with m.If(valid1):
+            m.d.sync += [scaled.eq(sum1 * row1.multiplier), shift2.eq(row1.shift)]
+        # rshift_round(v, s) = ((v >> (s - 1)) + 1) >> 1, the same as (v + 2^(s-1)) >> s; the barrel shift
+        # and the rounding add each get a cycle
+        valid3, shifted = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2)))
+        m.d.sync += valid3.eq(valid2)
+        with m.If(valid2):
+            m.d.sync += shifted.eq((scaled >> p.shift_base) >> shift2)
+        rounded = ((shifted + 1) >> 1) + p.zero_point
+        low, high = p.clamp
+        valid4, code = Signal(), Signal(signed(max(len(Const(low)), len(Const(high))) + 1))
+        m.d.sync += valid4.eq(valid3)
+        with m.If(valid3):
+            m.d.sync += code.eq(Mux(rounded < low, low, Mux(rounded > high, high, rounded)))
+        if p.table is None:
+            m.d.comb += [self.o_valid.eq(valid4), self.o_code.eq(code)]
+            return m
+
+        m.submodules.table = table = Memory(shape=p.out_shape, depth=len(p.table), init=list(p.table),
+                                               attrs=yosys_attrs(p.table_style))
+        table_rd = table.read_port()
+        valid5 = Signal()
+        m.d.comb += [table_rd.addr.eq(code - p.table_offset), table_rd.en.eq(valid4)]
+        m.d.sync += valid5.eq(valid4)
+        m.d.comb += [self.o_valid.eq(valid5), self.o_code.eq(table_rd.data)]
+        return m

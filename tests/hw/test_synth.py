@@ -1,0 +1,55 @@
+"""Synthesis and place-and-route with the real YoWASP Yosys and nextpnr, against the compiler's estimate."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import undense
+from undense.hw.synth import FAMILIES, count_cells, owner_of
+from undense.runtime.synthetic import mlp
+
+SYNTH_KEYS = {"target", "lut", "ff", "dsp", "bram", "fmax_mhz", "timing_met", "wall_seconds", "tools", "placement",
+              "estimate"}
+
+
+def test_cells_are_counted_by_resource_and_owner():
+    netlist = {"modules": {"undense_top": {"cells": {
+        "fc2.pe3.weights.0.0": {"type": "DP16KD"}, "fc2.pe3.weights.0.1": {"type": "DP16KD"},
+        "fc2.requantizer.$mul$12_MULT18X18D": {"type": "MULT18X18D"}, "x_CCU2C": {"type": "CCU2C"},
+        "y": {"type": "LUT4"}, "z": {"type": "TRELLIS_FF"}, "w": {"type": "PFUMX"}}}}}
+    used, where = count_cells(netlist, FAMILIES["ecp5"])
+    assert (used["lut"], used["ff"], used["dsp"], used["bram"]) == (3, 1, 1, 2)
+    assert where == {"bram (DP16KD)": {"fc2.pe3.weights": 2}, "dsp (MULT18X18D)": {"fc2.requantizer": 1}}
+    assert owner_of("fc1.pe0.outputs.0.5_DI_CCU2C") == "fc1.pe0.outputs.0.5_DI_CCU2C"
+    assert owner_of("fc1.rows.1.0") == "fc1.rows"
+
+
+def synthesize(build_dir, target):
+    done = subprocess.run([sys.executable, "-m", "undense", "synth", str(build_dir), "--target", target],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((build_dir / "synth.json").read_text())
+    assert SYNTH_KEYS <= report.keys()
+    assert report["target"] == target and report["fmax_mhz"] > 0
+    return report
+
+
+@pytest.mark.parametrize("target", ["ice40-up5k", "ecp5-85k"])
+def test_small_unit_synthesizes_as_estimated(tmp_path, target):
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    undense.compile(mlp([8, 24], ["Relu"], density=0.4), tmp_path, calibration=x, target_name=target)
+    report = synthesize(tmp_path, target)
+    assert report["dsp"] == report["estimate"]["dsp"] >= 1
+    assert report["bram"] == report["estimate"]["bram"] >= 1  # its weights are in block RAM
+    assert any(kind.startswith("bram") and any(o.endswith(".weights") for o in owners)
+               for kind, owners in report["placement"].items())
+
+
+def test_bundled_model_on_ecp5_matches_the_estimate(tmp_path, generator_path):
+    undense.compile(generator_path, tmp_path)
+    report = synthesize(tmp_path, "ecp5-85k")
+    assert report["dsp"] == report["estimate"]["dsp"]
+    assert report["bram"] == report["estimate"]["bram"]
+    assert abs(report["estimate"]["lut"] - report["lut"]) <= 0.25 * report["lut"]
