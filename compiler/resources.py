@@ -33,6 +33,12 @@ def memory_style(depth: int, width: int, family: str, rom: bool) -> str:
     return "block" if depth * width > LOGIC_MAX_BITS else "logic"
 
 
+def product_slice_bits(family: str | None) -> int:
+    """The requantizer multiplies the sum in slices this wide, each with the 16-bit multiplier in one DSP
+    (a slice is unsigned but the top one, so one bit narrower than the DSP; ECP5's when no family is given)."""
+    return DSP_WIDTH.get(family, DSP_WIDTH["ecp5"]) - 1
+
+
 def yosys_attrs(style: str | None) -> dict[str, str]:
     """The attributes that pin a memory to its placement (none: Yosys decides, as in simulation)."""
     return {} if style is None else {"ram_style": style, "rom_style": style}
@@ -140,7 +146,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
     ff += 2 * out_bits + 12
     if not raw:
         product = acc + MULTIPLIER_BITS + 2
-        splits = dsp_blocks(acc, MULTIPLIER_BITS + 2, family) > 1
+        splits = acc > product_slice_bits(family)
         shifted = product - max(int(np.min(node.shift)) - 1, 0)  # the constant part of the shift is wiring
         lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
         ff += acc + row_width + 2 * product + out_bits + 8
@@ -151,7 +157,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
             ff += use.depth * use.width
     dsp = pe * dsp_blocks(w, in_bits + 1, family)
     if not raw:
-        dsp += dsp_blocks(acc, MULTIPLIER_BITS + 2, family)
+        dsp += ceil(acc / product_slice_bits(family))
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
 
 

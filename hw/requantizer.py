@@ -4,7 +4,7 @@ defines the bits:
     code = clamp(zero_point + rshift_round((acc + bias) * M, s)),   then table[code - qmin] if there is a table
 
 In raw mode (a pre-quantized model's integer output) the code is acc + bias. A fixed-latency pipeline with no
-back-pressure: whoever feeds it leaves room downstream for what is in flight (LATENCY values).
+back-pressure: whoever feeds it counts what is in flight and leaves room downstream for it.
 """
 from dataclasses import dataclass
 
@@ -27,15 +27,11 @@ class RequantParams:
     table: tuple[int, ...] | None = None
     table_offset: int = 0                 # qmin of the requantized code (the table's first entry)
     table_style: str | None = None        # the table's placement (compiler/resources)
+    slice_bits: int = 17                  # the product is taken in slices of the sum this wide, one DSP each
 
     @property
     def raw(self) -> bool:
         return self.clamp is None
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a value in to its code out."""
-        return 1 if self.raw else 4 + (self.table is not None)
 
     def row_layout(self) -> data.StructLayout:
         """One row's constants; of its shift s only s - 1 - shift_base is stored (rshift_round shifts right
@@ -69,31 +65,46 @@ class Requantizer(wiring.Component):
             m.d.comb += [self.o_valid.eq(valid1), self.o_code.eq(sum1)]
             return m
 
-        valid2, scaled, shift2 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
+        # the product in slices of the sum that each fit one DSP multiplier, registered apart and added a
+        # cycle later: a product wider than one DSP would otherwise add its slices in the multiplier's cycle
+        slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
+        valid2, shift2 = Signal(), Signal(p.shift_bits)
+        partials = [Signal(signed(len(part) + 18), name=f"partial{low}") for low, part in slices]
         m.d.sync += valid2.eq(valid1)
         with m.If(valid1):
-            m.d.sync += [scaled.eq(sum1 * row1.multiplier), shift2.eq(row1.shift)]
-        # rshift_round(v, s) = ((v >> (s - 1)) + 1) >> 1, the same as (v + 2^(s-1)) >> s; the barrel shift
-        # and the rounding add each get a cycle
-        valid3, shifted = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2)))
+            m.d.sync += shift2.eq(row1.shift)
+            for (low, part), partial in zip(slices, partials, strict=True):
+                top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
+                m.d.sync += partial.eq((part.as_signed() if top else part) * row1.multiplier)
+        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
         m.d.sync += valid3.eq(valid2)
         with m.If(valid2):
-            m.d.sync += shifted.eq((scaled >> p.shift_base) >> shift2)
-        rounded = ((shifted + 1) >> 1) + p.zero_point
-        low, high = p.clamp
-        valid4, code = Signal(), Signal(signed(max(len(Const(low)), len(Const(high))) + 1))
+            m.d.sync += [scaled.eq(sum(partial << low for (low, _), partial in zip(slices, partials, strict=True))),
+                         shift3.eq(shift2)]
+        # rshift_round(v, s) = ((v >> (s - 1)) + 1) >> 1, the same as (v + 2^(s-1)) >> s; the barrel shift,
+        # the rounding add and the clamp each get a cycle
+        valid4, shifted = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2)))
         m.d.sync += valid4.eq(valid3)
         with m.If(valid3):
+            m.d.sync += shifted.eq((scaled >> p.shift_base) >> shift3)
+        valid4b, rounded = Signal(), Signal(signed(len(shifted) + 1))
+        m.d.sync += valid4b.eq(valid4)
+        with m.If(valid4):
+            m.d.sync += rounded.eq(((shifted + 1) >> 1) + p.zero_point)
+        low, high = p.clamp
+        valid5, code = Signal(), Signal(signed(max(len(Const(low)), len(Const(high))) + 1))
+        m.d.sync += valid5.eq(valid4b)
+        with m.If(valid4b):
             m.d.sync += code.eq(Mux(rounded < low, low, Mux(rounded > high, high, rounded)))
         if p.table is None:
-            m.d.comb += [self.o_valid.eq(valid4), self.o_code.eq(code)]
+            m.d.comb += [self.o_valid.eq(valid5), self.o_code.eq(code)]
             return m
 
         m.submodules.table = table = Memory(shape=p.out_shape, depth=len(p.table), init=list(p.table),
-                                               attrs=yosys_attrs(p.table_style))
+                                            attrs=yosys_attrs(p.table_style))
         table_rd = table.read_port()
-        valid5 = Signal()
-        m.d.comb += [table_rd.addr.eq(code - p.table_offset), table_rd.en.eq(valid4)]
-        m.d.sync += valid5.eq(valid4)
-        m.d.comb += [self.o_valid.eq(valid5), self.o_code.eq(table_rd.data)]
+        valid6 = Signal()
+        m.d.comb += [table_rd.addr.eq(code - p.table_offset), table_rd.en.eq(valid5)]
+        m.d.sync += valid6.eq(valid5)
+        m.d.comb += [self.o_valid.eq(valid6), self.o_code.eq(table_rd.data)]
         return m

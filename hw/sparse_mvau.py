@@ -124,10 +124,12 @@ class SparseMVAU(wiring.Component):
         # (one shared address would fan out to every PE's output memory)
         at_c, pe_c, requant_c = Signal(), Signal(pe_bits), Signal(self.requant.row_layout())
         m.d.sync += [at_c.eq(at_b), pe_c.eq(row_b.pe), requant_c.eq(row_b.requant)]
+        owner = Signal(len(pes))  # one-hot: the PE that owns the row
+        m.d.comb += owner.eq(Mux(at_b, 1 << row_b.pe, 0))
         for index, (pe, params) in enumerate(zip(pes, self.pe_params, strict=True)):
             address, reading = Signal.like(pe.out_rd_addr, name=f"pe{index}_rd_addr"), Signal(name=f"pe{index}_rd")
-            m.d.sync += reading.eq(at_b & (row_b.pe == index))
-            with m.If(at_b & (row_b.pe == index)):
+            m.d.sync += reading.eq(owner[index])
+            with m.If(owner[index]):
                 m.d.sync += address.eq(Cat(row_b.position[:index_bits(params.row_count)], bank_b))
             m.d.comb += [pe.out_rd_addr.eq(address), pe.out_rd_en.eq(reading)]
         # d: the accumulator is out; pick the owner's (e holds it), then requantize it

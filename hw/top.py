@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams, index_bits
-from undense.compiler.resources import dense_memories
+from undense.compiler.resources import dense_memories, product_slice_bits
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
 from undense.hw.fork import StreamFork
@@ -70,7 +70,8 @@ def mvau_for(graph: QGraph, node: QDense, count_events: bool = False, family: st
         shift_base=0 if raw else max(int(np.min(node.shift)) - 1, 0),
         zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
         table=None if node.table is None else tuple(int(v) for v in node.table),
-        table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"))
+        table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"),
+        slice_bits=product_slice_bits(family))
     return SparseMVAU(pes, rows, requant, in_shape, count_events, styles.get("rows"))
 
 

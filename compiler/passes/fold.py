@@ -66,27 +66,29 @@ def costs_for(graph: QGraph, pe: dict[str, int], target: Target) -> list[LayerCo
             for node in graph.nodes]
 
 
-def overflow(costs: list[LayerCost], target: Target) -> str | None:
-    """The first resource the design needs more of than the target has, or None when it fits."""
+def overflow(costs: list[LayerCost], target: Target) -> list[str]:
+    """The resources the design needs more of than the target has (none when it fits)."""
     needed, available = total(costs), capacity(target)
-    return next((resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]), None)
+    return [resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]]
 
 
-def too_big(costs: list[LayerCost], target: Target, resource: str, advice: str) -> UndenseError:
-    biggest = max(costs, key=lambda cost: getattr(cost, resource))
+def too_big(costs: list[LayerCost], target: Target, resources: list[str], advice: str) -> UndenseError:
+    needed, available = total(costs), capacity(target)
+    shortfalls = " and ".join(f"{needed[r]:,} {RESOURCE_NAMES[r]} ({target.name} has {available[r]:,})"
+                              for r in resources)
+    biggest = max(costs, key=lambda cost: getattr(cost, resources[0]))
     return UndenseError(
-        f"the model needs {total(costs)[resource]:,} {RESOURCE_NAMES[resource]} and {target.name} "
-        f"({target.device}) has {capacity(target)[resource]:,}; layer '{biggest.name}' alone needs "
-        f"{getattr(biggest, resource):,}: {advice}")
+        f"the model needs {shortfalls} on the {target.device}; layer '{biggest.name}' alone needs "
+        f"{getattr(biggest, resources[0]):,} {RESOURCE_NAMES[resources[0]]}: {advice}")
 
 
 def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
     """The fastest folding that fits: PEs go one at a time to the slowest layer while that helps and fits."""
     layers = list(graph.nodes)
     pe = {n.name: 1 for n in layers}
-    resource = overflow(costs_for(graph, pe, target), target)
-    if resource is not None:
-        raise too_big(costs_for(graph, pe, target), target, resource,
+    short = overflow(costs_for(graph, pe, target), target)
+    if short:
+        raise too_big(costs_for(graph, pe, target), target, short,
                       "it does not fit even with one processing element a layer; quantize to fewer bits "
                       "(--bits), prune more, or choose a bigger target")
     cycles = {n.name: predict_cycles(n, 1) for n in layers}
@@ -97,7 +99,7 @@ def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
         faster = predict_cycles(node, pe[slowest] + 1) if pe[slowest] < node.out_features else cycles[slowest]
         if faster >= cycles[slowest] or cycles[slowest] < max(cycles.values()):
             break  # the slowest layer is stream-bound or an Add: more PEs would not help
-        if overflow(costs_for(graph, {**pe, slowest: pe[slowest] + 1}, target), target) is not None:
+        if overflow(costs_for(graph, {**pe, slowest: pe[slowest] + 1}, target), target):
             break  # one more PE would not fit
         pe[slowest] += 1
         cycles[slowest] = faster
@@ -131,9 +133,9 @@ def fold(graph: QGraph, target: Target, images_per_second: float | None = None) 
             raise UndenseError(f"--images-per-second must be positive, not {images_per_second:g}")
         pe = _for_rate(layers, target.clock_mhz * 1e6 / images_per_second, images_per_second, target)
         costs = costs_for(graph, pe, target)
-        resource = overflow(costs, target)
-        if resource is not None:
-            raise too_big(costs, target, resource, f"{images_per_second:g} images/s needs {sum(pe.values())} "
+        short = overflow(costs, target)
+        if short:
+            raise too_big(costs, target, short, f"{images_per_second:g} images/s needs {sum(pe.values())} "
                           "processing elements; ask for fewer images per second or choose a bigger target")
     folded = []
     for node in layers:

@@ -8,6 +8,7 @@ from undense.compiler.passes.fold import LAYER_OVERHEAD_CYCLES, assign_rows, fol
 from undense.compiler.passes.fuse import fuse
 from undense.compiler.passes.quantize import quantize
 from undense.compiler.passes.sparse_encode import sparse_encode
+from undense.compiler.resources import layer_cost, total
 from undense.compiler.targets import target
 from undense.compiler.verify import verify
 from undense.errors import UndenseError
@@ -36,11 +37,11 @@ def test_cycles_follow_the_busiest_element_and_the_streams():
 
 
 def test_balanced_fold_spends_the_budget_on_the_slowest_layer():
-    small = replace(target("ecp5-85k"), dsp=12)
+    small = replace(target("ecp5-85k"), dsp=16)  # about 6 go to the three requantizers
     folded = fold(encoded(), small)
     verify(folded, "fold")
     pes = [n.fold.pe for n in folded.nodes]
-    assert sum(pes) <= 12 and pes[1] == max(pes)
+    assert total([layer_cost(folded, n, "ecp5") for n in folded.nodes])["dsp"] <= 16 and pes[1] == max(pes)
     cycles = [n.fold.cycles for n in folded.nodes]
     unfolded = [predict_cycles(n, 1) for n in folded.nodes]
     assert max(cycles) < max(unfolded) / 4
@@ -56,15 +57,15 @@ def test_fold_for_a_rate_reaches_it_with_the_fewest_elements():
 
 
 def test_an_unreachable_rate_names_the_layer():
-    with pytest.raises(UndenseError, match="layer 'layer0' cannot reach.*at most 92,308 images/s"):
+    with pytest.raises(UndenseError, match="layer 'layer0' cannot reach.*at most 91,255 images/s"):
         fold(encoded(), target("ice40-up5k"), images_per_second=1e6)
 
 
 def test_a_rate_needing_too_many_multipliers_is_refused():
-    with pytest.raises(UndenseError, match="DSP multipliers.*60000 images/s needs"):
+    with pytest.raises(UndenseError, match="DSP multipliers \\(ice40-up5k has 8\\).*60000 images/s needs"):
         fold(encoded(), target("ice40-up5k"), images_per_second=60_000)
 
 
 def test_weights_too_big_for_the_device_are_refused():
-    with pytest.raises(UndenseError, match="block RAMs and ice40-up5k.*'layer0'.*--bits"):
+    with pytest.raises(UndenseError, match="block RAMs \\(ice40-up5k has 30\\).*'layer0'.*--bits"):
         fold(encoded((1024, 64, 16), density=1.0), target("ice40-up5k"))
