@@ -11,9 +11,9 @@ from undense.compiler.passes.fold import fold
 from undense.compiler.passes.fuse import fuse
 from undense.compiler.passes.quantize import needs_calibration, quantize
 from undense.compiler.passes.sparse_encode import sparse_encode
-from undense.compiler.targets import DEFAULT_TARGET, target
+from undense.compiler.targets import DEFAULT_TARGET, Target, target, targets
 from undense.compiler.verify import verify
-from undense.errors import UndenseError
+from undense.errors import DoesNotFit, UndenseError
 
 FLOAT_PASSES = (fuse,)
 INTEGER_PASSES = (sparse_encode,)  # then fold, which needs the target
@@ -54,6 +54,28 @@ def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray 
         qgraph = integer_pass(qgraph)
         verify(qgraph, integer_pass.__name__)
     progress("fold")
-    qgraph = fold(qgraph, chosen_target, images_per_second)
+    try:
+        qgraph = fold(qgraph, chosen_target, images_per_second)
+    except DoesNotFit as error:
+        raise DoesNotFit(f"{error}; {what_would_fit(graph, calibration, bits, layer_bits, chosen_target)}") from None
     verify(qgraph, "fold")
     return qgraph
+
+
+def what_would_fit(graph, calibration, bits: int, layer_bits: dict[str, int] | None, chosen: Target) -> str:
+    """Advice for a model too big for `chosen`: the widest --bits that fits it, or the targets that take it."""
+    for fewer in range(bits - 1, 1, -1):
+        try:
+            fold(sparse_encode(quantize(graph, calibration, fewer, layer_bits)), chosen)
+        except DoesNotFit:
+            continue
+        return f"at --bits {fewer} it fits"
+    roomy = []
+    for name, other in targets().items():
+        try:
+            fold(sparse_encode(quantize(graph, calibration, bits, layer_bits)), other)
+        except DoesNotFit:
+            continue
+        roomy.append(name)
+    fits_elsewhere = f"choose a bigger target ({', '.join(roomy)} takes it)" if roomy else "choose a bigger target"
+    return f"no width from {bits - 1} bits down to 2 fits {chosen.name}: prune more or {fits_elsewhere}"

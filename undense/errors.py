@@ -7,3 +7,7 @@ class UndenseError(Exception):
     The CLI prints it as one line and exits with status 2; anything else is a bug
     and keeps its traceback.
     """
+
+
+class DoesNotFit(UndenseError):
+    """The model needs more of the target than it has, even folded as little as it can be."""

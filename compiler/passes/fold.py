@@ -25,7 +25,7 @@ import numpy as np
 from undense.compiler.ir import Fold, QAdd, QDense, QGraph
 from undense.compiler.resources import LayerCost, layer_cost, total
 from undense.compiler.targets import Target
-from undense.errors import UndenseError
+from undense.errors import DoesNotFit, UndenseError
 
 LAYER_OVERHEAD_CYCLES = 7  # the PEs start a cycle after the unit decides to, and their pipeline is five deep
 
@@ -72,12 +72,12 @@ def overflow(costs: list[LayerCost], target: Target) -> list[str]:
     return [resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]]
 
 
-def too_big(costs: list[LayerCost], target: Target, resources: list[str], advice: str) -> UndenseError:
+def too_big(costs: list[LayerCost], target: Target, resources: list[str], advice: str) -> DoesNotFit:
     needed, available = total(costs), capacity(target)
     shortfalls = " and ".join(f"{needed[r]:,} {RESOURCE_NAMES[r]} ({target.name} has {available[r]:,})"
                               for r in resources)
     biggest = max(costs, key=lambda cost: getattr(cost, resources[0]))
-    return UndenseError(
+    return DoesNotFit(
         f"the model needs {shortfalls} on the {target.device}; layer '{biggest.name}' alone needs "
         f"{getattr(biggest, resources[0]):,} {RESOURCE_NAMES[resources[0]]}: {advice}")
 
@@ -89,8 +89,7 @@ def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
     short = overflow(costs_for(graph, pe, target), target)
     if short:
         raise too_big(costs_for(graph, pe, target), target, short,
-                      "it does not fit even with one processing element a layer; quantize to fewer bits "
-                      "(--bits), prune more, or choose a bigger target")
+                      "it does not fit even with one processing element a layer")
     cycles = {n.name: predict_cycles(n, 1) for n in layers}
     growable = {n.name: n for n in layers if isinstance(n, QDense)}
     while growable:
