@@ -139,6 +139,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
         entry_bits, row_bits = index_bits(int(entries[element])) + 1, index_bits(int(rows[element]))
         lut += 2 * entry_bits + 2 * row_bits + acc + 34
         ff += entry_bits + (w + column + 1) + (w + 1) + (w + in_bits + 1) + (w + in_bits + 2) + acc + row_bits + 8
+        ff += acc + row_bits + 2  # its output memory's read register, read address and enable
     row_width = next(use.width for use in memories if use.name == f"{node.name}.rows")
     lut += acc * (pe - 1) + 3 * index_bits(node.out_features) + 2 * column + 24  # streamer, loader, bank flags
     ff += 2 * row_width + acc + index_bits(node.out_features) + column + 16

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from undense.errors import UndenseError
+from undense.errors import DoesNotFit
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
 from undense.runtime.quality import quality_score
@@ -101,15 +101,20 @@ def fresh_sim_wall(model_path: Path, images: int = 64) -> float:
 
 
 def synthesis_figures(model_path: Path, directory: Path, target_name: str) -> dict:
-    """Yosys + nextpnr on the bundled model, folded for `target_name`; or why it does not fit."""
-    try:
-        compiled = compile(model_path, directory, target_name=target_name)
-    except UndenseError as error:
-        return {"fits": False, "error": str(error)}
-    report = synthesize(compiled, target_name)
-    keys = ("lut", "ff", "dsp", "bram", "spram", "lutram", "fmax_mhz", "clock_mhz", "timing_met", "estimate",
-            "wall_seconds", "tools")
-    return {"fits": True, "total_pe": compiled.report["total_pe"], **{key: report[key] for key in keys}}
+    """Yosys + nextpnr on the bundled model folded for `target_name`, at the widest bits (8 down) that fit."""
+    refusals = {}
+    for bits in range(8, 1, -1):
+        try:
+            compiled = compile(model_path, directory, bits=bits, target_name=target_name)
+        except DoesNotFit as error:
+            refusals[bits] = str(error)
+            continue
+        report = synthesize(compiled, target_name)
+        keys = ("lut", "ff", "dsp", "bram", "spram", "lutram", "fmax_mhz", "clock_mhz", "timing_met", "estimate",
+                "wall_seconds", "tools")
+        return {"bits": bits, "total_pe": compiled.report["total_pe"], **{key: report[key] for key in keys},
+                "refused_at_more_bits": refusals}
+    return {"fits": False, "refused_at_more_bits": refusals}
 
 
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
