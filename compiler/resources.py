@@ -23,7 +23,6 @@ DSP_WIDTH = {"ecp5": 18, "ice40": 16}
 DISTRIBUTED_MAX_DEPTH = 64  # ECP5 RAMs this shallow go to LUT RAM, deeper ones (and every ROM) to block RAM
 LOGIC_MAX_BITS = 256        # iCE40 (no LUT RAM) memories this small go to flip-flops
 OUTPUT_FIFO_DEPTH = 16      # each layer's output FIFO, in values
-FIFO_STYLE = {"ecp5": "distributed", "ice40": "block"}  # where Yosys puts the FIFO's memory (seen in synthesis)
 
 
 def memory_style(depth: int, width: int, family: str, rom: bool) -> str:
@@ -31,6 +30,16 @@ def memory_style(depth: int, width: int, family: str, rom: bool) -> str:
     if family == "ecp5":
         return "block" if rom or depth > DISTRIBUTED_MAX_DEPTH else "distributed"
     return "block" if depth * width > LOGIC_MAX_BITS else "logic"
+
+
+LUT_SLICE_BITS = 4  # a top slice this narrow is multiplied in logic (a few shifted adds), not in a DSP
+
+
+def requantizer_dsps(acc_bits: int, family: str | None) -> int:
+    """DSPs of a requantizer: one per slice of the sum, but a narrow top slice is done in logic."""
+    width = product_slice_bits(family)
+    slices, top = ceil(acc_bits / width), acc_bits - (ceil(acc_bits / width) - 1) * width
+    return slices - (slices > 1 and top <= LUT_SLICE_BITS)
 
 
 def product_slice_bits(family: str | None) -> int:
@@ -77,8 +86,8 @@ class LayerCost:
         return {"name": self.name, "lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram}
 
 
-def memory(name: str, depth: int, width: int, family: str, rom: bool = False, style: str | None = None) -> MemoryUse:
-    style = style or memory_style(depth, width, family, rom)
+def memory(name: str, depth: int, width: int, family: str, rom: bool = False) -> MemoryUse:
+    style = memory_style(depth, width, family, rom)
     return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0)
 
 
@@ -108,9 +117,7 @@ def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, 
     memories.append(memory(f"{node.name}.rows", node.out_features, row_width, family, rom=True))
     if node.table is not None:
         memories.append(memory(f"{node.name}.requantizer.table", len(node.table), out_bits, family, rom=True))
-    # Amaranth's FIFO keeps depth - 1 values in a memory of its own, which Yosys places unprompted
-    memories.append(memory(f"{node.name}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, out_bits, family,
-                           style=FIFO_STYLE[family]))
+    memories.append(memory(f"{node.name}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, out_bits, family))
     return memories
 
 
@@ -150,6 +157,9 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
         splits = acc > product_slice_bits(family)
         shifted = product - max(int(np.min(node.shift)) - 1, 0)  # the constant part of the shift is wiring
         lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
+        top = acc % product_slice_bits(family)
+        if splits and 0 < top <= LUT_SLICE_BITS:  # the top slice's shifted adds
+            lut += top * (MULTIPLIER_BITS + 1 + top)
         ff += acc + row_width + 2 * product + out_bits + 8
     for use in memories:
         if use.style == "distributed" or use.style == "logic":
@@ -158,7 +168,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
             ff += use.depth * use.width
     dsp = pe * dsp_blocks(w, in_bits + 1, family)
     if not raw:
-        dsp += ceil(acc / product_slice_bits(family))
+        dsp += requantizer_dsps(acc, family)
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
 
 

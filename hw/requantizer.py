@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from undense.compiler.resources import yosys_attrs
+from undense.compiler.resources import LUT_SLICE_BITS, yosys_attrs
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class RequantParams:
 
     def stored_shift(self, shift: int) -> int:
         return max(shift - 1 - self.shift_base, 0)
+
+
+def shift_add(part, multiplier):
+    """part (signed, a few bits) x multiplier as adds of shifted copies: logic, not a DSP block."""
+    terms = [Mux(part[bit], multiplier << bit, 0) for bit in range(len(part) - 1)]
+    return sum(terms, Const(0, signed(2))) - Mux(part[-1], multiplier << (len(part) - 1), 0)
 
 
 class Requantizer(wiring.Component):
@@ -75,7 +81,10 @@ class Requantizer(wiring.Component):
             m.d.sync += shift2.eq(row1.shift)
             for (low, part), partial in zip(slices, partials, strict=True):
                 top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
-                m.d.sync += partial.eq((part.as_signed() if top else part) * row1.multiplier)
+                if top and low > 0 and len(part) <= LUT_SLICE_BITS:
+                    m.d.sync += partial.eq(shift_add(part, row1.multiplier))
+                else:
+                    m.d.sync += partial.eq((part.as_signed() if top else part) * row1.multiplier)
         valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
         m.d.sync += valid3.eq(valid2)
         with m.If(valid2):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import OUTPUT_FIFO_DEPTH, yosys_attrs
+from undense.hw.fifo import StreamFIFO
 from undense.hw.pe import PEParams, ProcessingElement
 from undense.hw.requantizer import Requantizer, RequantParams
 
@@ -41,7 +41,7 @@ class OutputRow:
 
 class SparseMVAU(wiring.Component):
     def __init__(self, pes: list[PEParams], rows: list[OutputRow], requant: RequantParams, in_shape,
-                 count_events: bool = False, rows_style: str | None = None):
+                 count_events: bool = False, rows_style: str | None = None, fifo_style: str | None = None):
         """`rows[r]` says where output row r is computed and how it is requantized.
 
         With `count_events`, the unit also counts its activity (EVENTS) on outputs of those names:
@@ -53,7 +53,7 @@ class SparseMVAU(wiring.Component):
         self.in_features = pes[0].in_features
         self.out_features = len(rows)
         self.count_events = count_events
-        self.rows_style = rows_style
+        self.rows_style, self.fifo_style = rows_style, fifo_style
         counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
         super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(requant.out_shape)),
                           **counters})
@@ -104,13 +104,13 @@ class SparseMVAU(wiring.Component):
              "requant": {"bias": r.bias, "multiplier": r.multiplier, "shift": self.requant.stored_shift(r.shift)}}
             for r in self.rows], attrs=yosys_attrs(self.rows_style))
         m.submodules.requantizer = requantizer = Requantizer(self.requant)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.o.payload), depth=OUTPUT_FIFO_DEPTH)
+        m.submodules.fifo = fifo = StreamFIFO(self.requant.out_shape, OUTPUT_FIFO_DEPTH, self.fifo_style)
         rows_rd = rows.read_port()
         stream_bank, stream_row = Signal(), Signal(range(n_out))
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # rows issued and not yet in the FIFO
         issue = Signal()
         m.d.comb += issue.eq(output_full.at(stream_bank) & (fifo.level + in_flight < OUTPUT_FIFO_DEPTH))
-        m.d.sync += in_flight.eq(in_flight + issue - fifo.w_en)
+        m.d.sync += in_flight.eq(in_flight + issue - requantizer.o_valid)
         m.d.comb += [rows_rd.addr.eq(stream_row), rows_rd.en.eq(1)]
         with m.If(issue):
             m.d.sync += stream_row.eq(Mux(stream_row == n_out - 1, 0, stream_row + 1))
@@ -142,8 +142,8 @@ class SparseMVAU(wiring.Component):
         at_e, acc_e, requant_e = Signal(), Signal(signed(self.requant.acc_bits)), Signal(self.requant.row_layout())
         m.d.sync += [at_e.eq(at_d), acc_e.eq(chosen), requant_e.eq(requant_d)]
         m.d.comb += [requantizer.valid.eq(at_e), requantizer.acc.eq(acc_e), requantizer.row.eq(requant_e),
-                     fifo.w_data.eq(requantizer.o_code), fifo.w_en.eq(requantizer.o_valid),
-                     self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
+                     fifo.i.payload.eq(requantizer.o_code), fifo.i.valid.eq(requantizer.o_valid)]
+        wiring.connect(m, fifo.o, wiring.flipped(self.o))
         input_full.update()
         output_full.update()
         if self.count_events:

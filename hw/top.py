@@ -72,7 +72,7 @@ def mvau_for(graph: QGraph, node: QDense, count_events: bool = False, family: st
         table=None if node.table is None else tuple(int(v) for v in node.table),
         table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"),
         slice_bits=product_slice_bits(family))
-    return SparseMVAU(pes, rows, requant, in_shape, count_events, styles.get("rows"))
+    return SparseMVAU(pes, rows, requant, in_shape, count_events, styles.get("rows"), styles.get("fifo.storage"))
 
 
 def add_unit(graph: QGraph, node: QAdd, count_events: bool = False) -> ElementwiseAdd:
