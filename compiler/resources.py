@@ -20,6 +20,8 @@ BRAM_SHAPES = {
 }
 # The widest operands one DSP multiplies, signed: ECP5 MULT18X18D, iCE40 SB_MAC16.
 DSP_WIDTH = {"ecp5": 18, "ice40": 16}
+# synth_ice40 leaves a product narrower than this to logic (mul2dsp's DSP_Y_MINWIDTH); synth_ecp5 takes any
+DSP_MIN_PRODUCT = {"ecp5": 0, "ice40": 11}
 DISTRIBUTED_MAX_DEPTH = 64  # ECP5 RAMs this shallow go to LUT RAM, deeper ones (and every ROM) to block RAM
 LOGIC_MAX_BITS = 256        # iCE40 (no LUT RAM) memories this small go to flip-flops
 OUTPUT_FIFO_DEPTH = 16      # each layer's output FIFO, in values
@@ -60,6 +62,8 @@ def bram_blocks(depth: int, width: int, family: str) -> int:
 def dsp_blocks(a_bits: int, b_bits: int, family: str) -> int:
     """DSP blocks for a product of signed a_bits and b_bits operands, tiled as Yosys's mul2dsp does: the
     magnitude bits in tiles of the DSP's width (measured: a 21 x 17-bit product takes two on both families)."""
+    if a_bits + b_bits < DSP_MIN_PRODUCT[family]:
+        return 0  # multiplied in logic
     width = DSP_WIDTH[family]
     return ceil((a_bits - 1) / width) * ceil((b_bits - 1) / width)
 
@@ -167,6 +171,8 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
         if use.style == "logic":
             ff += use.depth * use.width
     dsp = pe * dsp_blocks(w, in_bits + 1, family)
+    if dsp == 0:  # the MACs' multipliers are in logic
+        lut += pe * w * (in_bits + 1)
     if not raw:
         dsp += requantizer_dsps(acc, family)
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))

@@ -27,6 +27,8 @@ def test_block_ram_count(depth, width, family, blocks):
 @pytest.mark.parametrize("a,b,family,blocks", [
     (8, 9, "ecp5", 1), (17, 17, "ecp5", 1), (20, 17, "ecp5", 2), (21, 17, "ice40", 2), (17, 17, "ice40", 1),
     (40, 40, "ice40", 9),
+    (3, 4, "ice40", 0),       # a 7-bit product: synth_ice40 builds it in logic
+    (3, 4, "ecp5", 1),
 ])
 def test_dsp_tiles(a, b, family, blocks):
     assert dsp_blocks(a, b, family) == blocks
