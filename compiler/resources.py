@@ -178,13 +178,41 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
 
 
+def skip_fifo_depth(layers_skipped: int, features: int) -> int:
+    """Values a skip connection must hold while the long path works: every layer it skips can hold about
+    five images (two input banks, the one it computes, two output banks) and a small output FIFO."""
+    return layers_skipped * (5 * features + OUTPUT_FIFO_DEPTH) + 2
+
+
+def layer_depths(graph: QGraph) -> dict[str, int]:
+    """Dense layers on the longest path from the input to each tensor."""
+    depth = {graph.input: 0}
+    for node in graph.nodes:
+        depth[node.output] = depth[node.input] + 1 if isinstance(node, QDense) else max(depth[t] for t in node.inputs)
+    return depth
+
+
+def skip_fifos(graph: QGraph, node: QAdd) -> dict[str, int]:
+    """The Add's inputs that arrive by a shorter path, with the FIFO depth each needs (hw/top.py builds them)."""
+    depth = layer_depths(graph)
+    longest = max(depth[tensor] for tensor in node.inputs)
+    return {tensor: skip_fifo_depth(longest - depth[tensor], node.features)
+            for tensor in node.inputs if depth[tensor] < longest}
+
+
 def add_cost(graph: QGraph, node: QAdd, family: str) -> LayerCost:
-    """An elementwise Add (hw/elementwise.py): two rescaling multipliers, the sum, rounding and clamp."""
+    """An elementwise Add (hw/elementwise.py): two rescaling multipliers, the sum, rounding and clamp; and the
+    FIFO on its shorter input."""
     bits = [code_bits(graph, name) for name in node.inputs]
     out_bits = node.requant.bits
     total = max(bits) + MULTIPLIER_BITS + 4
     dsp = sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
-    return LayerCost(node.name, lut=3 * total + 2 * out_bits + 8, ff=out_bits + 4, dsp=dsp, bram=0, memories=())
+    memories = tuple(memory(f"{node.name}_skip.storage", depth - 1, code_bits(graph, tensor), family)
+                     for tensor, depth in skip_fifos(graph, node).items())
+    lut = 3 * total + 2 * out_bits + 8 + sum(read_mux_luts(use.depth, use.width) + 30 for use in memories)
+    ff = out_bits + 4 + sum(use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width
+                            for use in memories)
+    return LayerCost(node.name, lut=lut, ff=ff, dsp=dsp, bram=sum(use.blocks for use in memories), memories=memories)
 
 
 def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, pe: int | None = None,

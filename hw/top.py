@@ -12,14 +12,14 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams, index_bits
-from undense.compiler.resources import dense_memories, product_slice_bits
+from undense.compiler.resources import dense_memories, memory_style, product_slice_bits, skip_fifos
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
+from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams
 from undense.hw.requantizer import RequantParams
-from undense.hw.skip_buffer import SkipBuffer
-from undense.hw.sparse_mvau import EVENT_BITS, OUTPUT_FIFO_DEPTH, OutputRow, SparseMVAU
+from undense.hw.sparse_mvau import EVENT_BITS, OutputRow, SparseMVAU
 from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
 from undense.hw.stream_register import StreamRegister
 
@@ -93,12 +93,6 @@ def event_ports(graph: QGraph) -> dict[str, tuple[str, str]]:
             for node in graph.nodes for event in unit_events(node)}
 
 
-def skip_fifo_depth(layers_skipped: int, features: int) -> int:
-    """Values a skip connection must hold while the long path works: every layer it skips can hold about
-    five images (two input banks, the one it computes, two output banks) and a small output FIFO."""
-    return layers_skipped * (5 * features + OUTPUT_FIFO_DEPTH) + 2
-
-
 class Accelerator(wiring.Component):
     """The graph's layers joined by streams: forks where a tensor feeds several layers, and a FIFO on
     the short side of every residual Add, deep enough for the long side's latency."""
@@ -130,7 +124,6 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), input_register.i)
         wiring.connect(m, output_register.o, wiring.flipped(self.o))
         source = {graph.input: input_register.o}
-        depth = {graph.input: 0}
         taps: dict[str, list] = {}
 
         def tap(tensor: str):
@@ -150,21 +143,21 @@ class Accelerator(wiring.Component):
                 unit = mvau_for(graph, node, self.count_events, self.family)
                 m.submodules[name] = unit
                 wiring.connect(m, tap(node.input), unit.i)
-                depth[node.output] = depth[node.input] + 1
             else:
                 unit = add_unit(graph, node, self.count_events)
                 m.submodules[name] = unit
-                longest = max(depth[t] for t in node.inputs)
+                skips = skip_fifos(graph, node)
                 for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
                     stream_in = tap(tensor)
-                    if depth[tensor] < longest:
-                        buffer = SkipBuffer(stream_in.payload.shape(),
-                                            skip_fifo_depth(longest - depth[tensor], node.features))
+                    if tensor in skips:
+                        width = stream_in.payload.shape().width
+                        style = None if self.family is None else memory_style(skips[tensor] - 1, width, self.family,
+                                                                              rom=False)
+                        buffer = StreamFIFO(stream_in.payload.shape(), skips[tensor], style)
                         m.submodules[f"{name}_skip"] = buffer
                         wiring.connect(m, stream_in, buffer.i)
                         stream_in = buffer.o
                     wiring.connect(m, stream_in, port)
-                depth[node.output] = longest
             source[node.output] = unit.o
             if self.count_events:
                 for event in unit_events(node):
