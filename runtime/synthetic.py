@@ -50,3 +50,14 @@ def mlp(widths, activations, density=0.2, seed=0, use_gemm=True) -> onnx.ModelPr
             current = f"{name}_act"
     nodes.append(helper.make_node("Identity", [current], ["y"], name="output"))
     return model(nodes, inits, widths[0], widths[-1])
+
+
+def residual_block(width: int, density: float = 0.4, seed: int = 4) -> onnx.ModelProto:
+    """y = fc2(relu(fc1(x))) + relu(fc1(x)): a fork, a skip connection and an Add."""
+    rng = np.random.default_rng(seed)
+    inits = {"w1": sparse_matrix(rng, width, width, density), "w2": sparse_matrix(rng, width, width, density)}
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h1"], ["a1"], name="fc1_relu"),
+             helper.make_node("Gemm", ["a1", "w2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Add", ["h2", "a1"], ["y"], name="residual")]
+    return model(nodes, inits, width, width)

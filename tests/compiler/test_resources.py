@@ -3,15 +3,13 @@ writes, and the fold refusing what does not fit."""
 import re
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
 import undense
 from undense.compiler.resources import bram_blocks, dsp_blocks, layer_cost, memory_style
 from undense.errors import UndenseError
 from undense.hw.emit import emit_verilog
-from undense.runtime.synthetic import mlp, model, sparse_matrix
+from undense.runtime.synthetic import mlp, residual_block
 
 
 @pytest.mark.parametrize("depth,width,family,blocks", [
@@ -55,27 +53,18 @@ def verilog_memories(verilog: str) -> dict[str, tuple[int, int, str]]:
     return found
 
 
-def residual_block() -> onnx.ModelProto:
-    rng = np.random.default_rng(4)
-    inits = {"w1": sparse_matrix(rng, 12, 12, 0.4), "w2": sparse_matrix(rng, 12, 12, 0.4)}
-    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h1"], name="fc1", transB=1),
-             helper.make_node("Relu", ["h1"], ["a1"], name="fc1_relu"),
-             helper.make_node("Gemm", ["a1", "w2"], ["h2"], name="fc2", transB=1),
-             helper.make_node("Add", ["h2", "a1"], ["y"], name="residual")]
-    return model(nodes, inits, 12, 12)
-
-
 @pytest.mark.parametrize("family", ["ecp5", "ice40"])
-@pytest.mark.parametrize("build", [lambda: mlp([12, 40, 24], ["Relu", "Sigmoid"], density=0.3), residual_block])
-def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family, build):
+@pytest.mark.parametrize("residual", [False, True])
+def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family, residual):
     x = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
-    graph = undense.compile(build(), calibration=x).graph
+    source = residual_block(12) if residual else mlp([12, 40, 24], ["Relu", "Sigmoid"], density=0.3)
+    graph = undense.compile(source, calibration=x).graph
     verilog = emit_verilog(graph, tmp_path, family=family).read_text()
     pinned = verilog_memories(verilog)
     estimated = {use.name: (use.depth, use.width, use.style)
                  for node in graph.nodes for use in layer_cost(graph, node, family).memories}
     assert pinned == estimated
-    assert any(name.endswith("_skip.storage") for name in pinned) == (build is residual_block)
+    assert any(name.endswith("_skip.storage") for name in pinned) == residual
 
 
 def test_a_model_too_big_for_the_target_names_resource_and_layer(generator_path):
