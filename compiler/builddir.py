@@ -77,6 +77,13 @@ def source_record(source) -> dict:
     return {"path": None, "sha256": None}
 
 
+def write_report(directory: Path, name: str, report: dict) -> Path:
+    """A stage's JSON report (compile.json, sim.json, synth.json, ...) in the build dir."""
+    path = Path(directory) / name
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
 def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: dict, source: dict) -> Path:
     directory = Path(directory)
     if directory.exists() and (not directory.is_dir() or (any(directory.iterdir())
@@ -98,9 +105,9 @@ def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: d
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        write_report(staging, MANIFEST, manifest)
         np.savez_compressed(staging / WEIGHTS, **arrays)
-        (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(staging, REPORT, report)
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(staging, directory)

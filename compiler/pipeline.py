@@ -57,13 +57,16 @@ def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray 
     try:
         qgraph = fold(qgraph, chosen_target, images_per_second)
     except DoesNotFit as error:
-        raise DoesNotFit(f"{error}; {what_would_fit(graph, calibration, bits, layer_bits, chosen_target)}") from None
+        advice = what_would_fit(graph, qgraph, calibration, bits, layer_bits, chosen_target)
+        raise DoesNotFit(f"{error}; {advice}") from None
     verify(qgraph, "fold")
     return qgraph
 
 
-def what_would_fit(graph, calibration, bits: int, layer_bits: dict[str, int] | None, chosen: Target) -> str:
-    """Advice for a model too big for `chosen`: the widest --bits that fits it, or the targets that take it."""
+def what_would_fit(graph, encoded: QGraph, calibration, bits: int, layer_bits: dict[str, int] | None,
+                   chosen: Target) -> str:
+    """Advice for a model too big for `chosen`: the widest --bits that fits it, or the targets that take
+    `encoded` (the model as quantized and encoded at `bits`)."""
     for fewer in range(bits - 1, 1, -1):
         try:
             fold(sparse_encode(quantize(graph, calibration, fewer, layer_bits)), chosen)
@@ -73,7 +76,7 @@ def what_would_fit(graph, calibration, bits: int, layer_bits: dict[str, int] | N
     roomy = []
     for name, other in targets().items():
         try:
-            fold(sparse_encode(quantize(graph, calibration, bits, layer_bits)), other)
+            fold(encoded, other)
         except DoesNotFit:
             continue
         roomy.append(name)

@@ -1,11 +1,10 @@
 """compile.json: per-layer and whole-model figures of a compiled graph (keys in DESIGN.md)."""
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.resources import layer_cost, total
+from undense.compiler.resources import LayerCost, layer_cost, total
 from undense.compiler.targets import Target
 
 
-def layer_report(graph: QGraph, node: QDense | QAdd, family: str) -> dict:
-    cost = layer_cost(graph, node, family)
+def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
     estimate = {"lut": cost.lut, "ff": cost.ff, "dsp": cost.dsp, "bram": cost.bram}
     output_quant = graph.quant[node.output]
     act_bits = output_quant.bits if output_quant is not None else node.acc_bits
@@ -25,7 +24,8 @@ def layer_report(graph: QGraph, node: QDense | QAdd, family: str) -> dict:
 
 
 def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
-    layers = [layer_report(graph, node, target.family) for node in graph.nodes]
+    costs = [layer_cost(graph, node, target.family) for node in graph.nodes]
+    layers = [layer_report(graph, node, cost) for node, cost in zip(graph.nodes, costs, strict=True)]
     slowest = max(layers, key=lambda layer: layer["cycles"])
     cycles = slowest["cycles"]
     return {
@@ -36,7 +36,7 @@ def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
         "total_nnz": sum(layer["nnz"] for layer in layers),
         "total_pe": sum(layer["pe"] for layer in layers),
         "weight_memory_bits": sum(layer["weight_memory_bits"] for layer in layers),
-        "estimate": total([layer_cost(graph, node, target.family) for node in graph.nodes]),
+        "estimate": total(costs),
         "capacity": {"lut": target.lut, "dsp": target.dsp, "bram": target.bram_blocks},
         "predicted_cycles_per_image": cycles,
         "slowest_layer": slowest["name"],

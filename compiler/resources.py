@@ -227,3 +227,8 @@ def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, pe: int | None =
 
 def total(costs: list[LayerCost]) -> dict[str, int]:
     return {resource: sum(getattr(cost, resource) for cost in costs) for resource in ("lut", "ff", "dsp", "bram")}
+
+
+def design_cost(graph: QGraph, family: str) -> dict[str, int]:
+    """The folded graph's estimate, summed over its layers."""
+    return total([layer_cost(graph, node, family) for node in graph.nodes])

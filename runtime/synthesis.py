@@ -1,8 +1,8 @@
 """`undense synth`: a build dir's accelerator through Yosys and nextpnr (hw/synth.py), reported in DIR/synth.json."""
-import json
 from pathlib import Path
 
-from undense.compiler.resources import layer_cost, total
+from undense.compiler import builddir
+from undense.compiler.resources import design_cost
 from undense.compiler.targets import target
 from undense.hw.emit import emit_verilog
 from undense.hw.synth import synthesize as place_and_route
@@ -18,11 +18,8 @@ def synthesize(compiled: Compiled, target_name: str | None = None, progress=lamb
     folder = compiled.directory / "synth" / chosen.name
     verilog = emit_verilog(compiled.graph, folder, family=chosen.family)  # memories pinned for this family
     report = place_and_route(verilog, chosen, folder / "tools", progress)
-    estimate = total([layer_cost(compiled.graph, node, chosen.family) for node in compiled.graph.nodes])
-    return {**report, "estimate": estimate, "compiled_for": compiled.target.name}
+    return {**report, "estimate": design_cost(compiled.graph, chosen.family), "compiled_for": compiled.target.name}
 
 
 def write_report(directory: Path, report: dict) -> Path:
-    path = directory / SYNTH_REPORT
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    return builddir.write_report(directory, SYNTH_REPORT, report)

@@ -1,13 +1,12 @@
 """Cycle-accurate simulation of a compiled model: its Verilog on Verilator, compared bit for bit with golden."""
 import contextlib
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from undense.compiler import golden
+from undense.compiler import builddir, golden
 from undense.compiler.ir import QDense, QGraph
 from undense.errors import UndenseError
 from undense.hw.emit import current_verilog
@@ -93,6 +92,4 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
 
 
 def write_report(directory: Path, report: dict) -> Path:
-    path = directory / SIM_REPORT
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    return builddir.write_report(directory, SIM_REPORT, report)

@@ -86,9 +86,10 @@ def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
     """The fastest folding that fits: PEs go one at a time to the slowest layer while that helps and fits."""
     layers = list(graph.nodes)
     pe = {n.name: 1 for n in layers}
-    short = overflow(costs_for(graph, pe, target), target)
+    unfolded = costs_for(graph, pe, target)
+    short = overflow(unfolded, target)
     if short:
-        raise too_big(costs_for(graph, pe, target), target, short,
+        raise too_big(unfolded, target, short,
                       "it does not fit even with one processing element a layer")
     cycles = {n.name: predict_cycles(n, 1) for n in layers}
     growable = {n.name: n for n in layers if isinstance(n, QDense)}
