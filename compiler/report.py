@@ -1,11 +1,11 @@
 """compile.json: per-layer and whole-model figures of a compiled graph (keys in DESIGN.md)."""
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.resources import LayerCost, layer_cost, total
+from undense.compiler.resources import RESOURCES, LayerCost, layer_cost, total
 from undense.compiler.targets import Target
 
 
 def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
-    estimate = {"lut": cost.lut, "ff": cost.ff, "dsp": cost.dsp, "bram": cost.bram}
+    estimate = {resource: getattr(cost, resource) for resource in RESOURCES}
     output_quant = graph.quant[node.output]
     act_bits = output_quant.bits if output_quant is not None else node.acc_bits
     if isinstance(node, QAdd):
@@ -20,7 +20,7 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
             "weight_memory_bits": sum(use.depth * use.width for use in cost.memories if use.name.endswith(".weights")),
             "table_entries": 0 if node.table is None else len(node.table), "estimate": estimate,
             "memories": [{"name": use.name, "depth": use.depth, "width": use.width, "placement": use.style,
-                          "bram": use.blocks} for use in cost.memories]}
+                          "bram": use.blocks, "spram": use.spram} for use in cost.memories]}
 
 
 def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
@@ -37,7 +37,7 @@ def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
         "total_pe": sum(layer["pe"] for layer in layers),
         "weight_memory_bits": sum(layer["weight_memory_bits"] for layer in layers),
         "estimate": total(costs),
-        "capacity": {"lut": target.lut, "dsp": target.dsp, "bram": target.bram_blocks},
+        "capacity": target.capacity(),
         "predicted_cycles_per_image": cycles,
         "slowest_layer": slowest["name"],
         "predicted_images_per_second": round(target.clock_mhz * 1e6 / cycles, 1),

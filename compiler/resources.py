@@ -20,15 +20,23 @@ BRAM_SHAPES = {
 }
 # The widest operands one DSP multiplies, signed: ECP5 MULT18X18D, iCE40 SB_MAC16.
 DSP_WIDTH = {"ecp5": 18, "ice40": 16}
+# The iCE40 UP5K's single-port RAM, SB_SPRAM256KA: 16K words of 16 bits, four of them beside 30 EBRs. It
+# cannot be initialised from the bitstream, so weights placed there are loaded at run time (hw/weight_loader.py).
+SPRAM_SHAPE = {"ice40": (16384, 16)}
+SPRAM_MIN_BLOCKS = 4  # a weight memory that would take this many EBRs or more goes to SPRAM instead
 # synth_ice40 leaves a product narrower than this to logic (mul2dsp's DSP_Y_MINWIDTH); synth_ecp5 takes any
 DSP_MIN_PRODUCT = {"ecp5": 0, "ice40": 11}
 DISTRIBUTED_MAX_DEPTH = 64  # ECP5 RAMs this shallow go to LUT RAM, deeper ones (and every ROM) to block RAM
 LOGIC_MAX_BITS = 256        # iCE40 (no LUT RAM) memories this small go to flip-flops
 OUTPUT_FIFO_DEPTH = 16      # each layer's output FIFO, in values
+LOADER_LUTS, LOADER_FFS = 16, 12  # each run-time-loaded memory's share of the weight loader (hw/weight_loader.py)
 
 
-def memory_style(depth: int, width: int, family: str, rom: bool) -> str:
-    """Where a memory goes, as Yosys's ram_style attribute says it: "block", "distributed" or "logic"."""
+def memory_style(depth: int, width: int, family: str, rom: bool, weights: bool = False) -> str:
+    """Where a memory goes, as Yosys's ram_style attribute says it: "block", "distributed", "logic", or
+    "huge" (SPRAM: only for a PE's weights, the one memory the accelerator can load at run time)."""
+    if weights and family in SPRAM_SHAPE and bram_blocks(depth, width, family) >= SPRAM_MIN_BLOCKS:
+        return "huge"
     if family == "ecp5":
         return "block" if rom or depth > DISTRIBUTED_MAX_DEPTH else "distributed"
     return "block" if depth * width > LOGIC_MAX_BITS else "logic"
@@ -50,6 +58,11 @@ def product_slice_bits(family: str | None) -> int:
     return DSP_WIDTH.get(family, DSP_WIDTH["ecp5"]) - 1
 
 
+def loaded_at_run_time(style: str | None) -> bool:
+    """Memories in SPRAM start empty: the accelerator loads them through its weight port."""
+    return style == "huge"
+
+
 def yosys_attrs(style: str | None) -> dict[str, str]:
     """The attributes that pin a memory to its placement (none: Yosys decides, as in simulation)."""
     return {} if style is None else {"ram_style": style, "rom_style": style}
@@ -57,6 +70,11 @@ def yosys_attrs(style: str | None) -> dict[str, str]:
 
 def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES[family])
+
+
+def spram_blocks(depth: int, width: int, family: str) -> int:
+    spram_depth, spram_width = SPRAM_SHAPE[family]
+    return ceil(depth / spram_depth) * ceil(width / spram_width)
 
 
 def dsp_blocks(a_bits: int, b_bits: int, family: str) -> int:
@@ -75,6 +93,7 @@ class MemoryUse:
     width: int
     style: str
     blocks: int  # block RAMs (0 unless style is "block")
+    spram: int = 0  # SPRAMs (0 unless style is "huge")
 
 
 @dataclass(frozen=True)
@@ -86,13 +105,18 @@ class LayerCost:
     bram: int
     memories: tuple[MemoryUse, ...]
 
+    @property
+    def spram(self) -> int:
+        return sum(use.spram for use in self.memories)
+
     def as_json(self) -> dict:
-        return {"name": self.name, "lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram}
+        return {"name": self.name, **{resource: getattr(self, resource) for resource in RESOURCES}}
 
 
-def memory(name: str, depth: int, width: int, family: str, rom: bool = False) -> MemoryUse:
-    style = memory_style(depth, width, family, rom)
-    return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0)
+def memory(name: str, depth: int, width: int, family: str, rom: bool = False, weights: bool = False) -> MemoryUse:
+    style = memory_style(depth, width, family, rom, weights)
+    return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0,
+                     spram_blocks(depth, width, family) if style == "huge" else 0)
 
 
 def code_bits(graph: QGraph, tensor: str, acc_bits: int = 0) -> int:
@@ -113,7 +137,7 @@ def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, 
         prefix = f"{node.name}.pe{element}"
         memories += [
             memory(f"{prefix}.weights", int(entries[element]), node.weight_bits + index_bits(in_features) + 1, family,
-                   rom=True),
+                   rom=True, weights=True),
             memory(f"{prefix}.inputs", 2 << index_bits(in_features), code_bits(graph, node.input), family),
             memory(f"{prefix}.outputs", 2 << index_bits(int(rows[element])), node.acc_bits, family),
         ]
@@ -125,9 +149,12 @@ def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, 
     return memories
 
 
-def read_mux_luts(depth: int, width: int) -> int:
-    """LUT4s that select a word of a memory built from 16-deep LUT RAMs or flip-flops."""
-    return width * max(0, ceil(depth / 16) - 1)
+def read_mux_luts(use: MemoryUse) -> int:
+    """LUT4s that select a word of a memory built from 16-deep LUT RAMs, or from flip-flops: there, about one
+    a stored bit, with the write enables (measured on iCE40 FIFOs of 4 to 32 words: 35 to 292 LUTs)."""
+    if use.style == "logic":
+        return use.width * (use.depth - 1)
+    return use.width * max(0, ceil(use.depth / 16) - 1) if use.style == "distributed" else 0
 
 
 def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, family: str) -> LayerCost:
@@ -166,8 +193,10 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
             lut += top * (MULTIPLIER_BITS + 1 + top)
         ff += acc + row_width + 2 * product + out_bits + 8
     for use in memories:
-        if use.style == "distributed" or use.style == "logic":
-            lut += read_mux_luts(use.depth, use.width)
+        lut += read_mux_luts(use)
+        if loaded_at_run_time(use.style):  # the address shared by loading and reading; a share of the loader
+            lut += index_bits(use.depth) + LOADER_LUTS
+            ff += LOADER_FFS
         if use.style == "logic":
             ff += use.depth * use.width
     dsp = pe * dsp_blocks(w, in_bits + 1, family)
@@ -209,7 +238,7 @@ def add_cost(graph: QGraph, node: QAdd, family: str) -> LayerCost:
     dsp = sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
     memories = tuple(memory(f"{node.name}_skip.storage", depth - 1, code_bits(graph, tensor), family)
                      for tensor, depth in skip_fifos(graph, node).items())
-    lut = 3 * total + 2 * out_bits + 8 + sum(read_mux_luts(use.depth, use.width) + 30 for use in memories)
+    lut = 3 * total + 2 * out_bits + 8 + sum(read_mux_luts(use) + 30 for use in memories)
     ff = out_bits + 4 + sum(use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width
                             for use in memories)
     return LayerCost(node.name, lut=lut, ff=ff, dsp=dsp, bram=sum(use.blocks for use in memories), memories=memories)
@@ -225,8 +254,11 @@ def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, pe: int | None =
     return dense_cost(graph, node, pe_of_row, pe, family)
 
 
+RESOURCES = ("lut", "ff", "dsp", "bram", "spram")
+
+
 def total(costs: list[LayerCost]) -> dict[str, int]:
-    return {resource: sum(getattr(cost, resource) for cost in costs) for resource in ("lut", "ff", "dsp", "bram")}
+    return {resource: sum(getattr(cost, resource) for cost in costs) for resource in RESOURCES}
 
 
 def design_cost(graph: QGraph, family: str) -> dict[str, int]:

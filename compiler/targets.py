@@ -24,6 +24,10 @@ class Target:
     source: str
     nextpnr: tuple[str, ...]  # nextpnr's device and package flags
 
+    def capacity(self) -> dict[str, int]:
+        """What the resource estimate is checked against (compiler/resources.py)."""
+        return {"lut": self.lut, "dsp": self.dsp, "bram": self.bram_blocks, "spram": self.spram_blocks}
+
 
 @cache
 def targets() -> dict[str, Target]:

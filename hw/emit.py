@@ -9,6 +9,7 @@ from undense.hw.top import Accelerator
 
 TOP_NAME = "undense_top"
 WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
+WEIGHTS_FILE = "weights.bin"
 
 
 def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = False, family: str | None = None) -> Path:
@@ -17,21 +18,35 @@ def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = Fals
 
     The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload,
     and with `count_events` one ev_<layer>_<event> counter per layer and event (hw.top.event_ports).
-    For an FPGA `family` the memories carry the placement the compiler's resource estimate chose.
+    For an FPGA `family` the memories carry the placement the compiler's resource estimate chose; where that
+    is SPRAM there is also a byte stream w__valid/ready/payload for the weights, and DIR/weights.bin holds the
+    bytes it must take before the first image (hw/weight_loader.py), as a flash would hold them.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
-    path.write_text(verilog.convert(Accelerator(graph, count_events, family), name=TOP_NAME, emit_src=False))
+    accelerator = Accelerator(graph, count_events, family)
+    path.write_text(verilog.convert(accelerator, name=TOP_NAME, emit_src=False))
     shutil.copyfile(WAIVERS, directory / WAIVERS.name)
+    weights = accelerator.weight_bytes()
+    (directory / WEIGHTS_FILE).unlink(missing_ok=True)
+    if weights:
+        (directory / WEIGHTS_FILE).write_bytes(weights)
     return path
 
 
-def current_verilog(graph: QGraph, build_dir: Path, count_events: bool = False) -> Path:
-    """The build dir's Verilog (DIR/rtl/...), written if missing or older than the build dir's manifest."""
+def weights_file(verilog: Path) -> Path | None:
+    """The bytes the design beside `verilog` loads through its weight stream (None when it has no such port)."""
+    path = verilog.parent / WEIGHTS_FILE
+    return path if path.is_file() else None
+
+
+def current_verilog(graph: QGraph, build_dir: Path, count_events: bool = False, family: str | None = None) -> Path:
+    """The build dir's Verilog (DIR/rtl/...) for `family`, written if missing or older than the build dir's
+    manifest."""
     verilog = build_dir / "rtl" / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
     manifest = build_dir / "manifest.json"
     stale = manifest.is_file() and verilog.is_file() and manifest.stat().st_mtime > verilog.stat().st_mtime
     if not verilog.is_file() or stale:
-        emit_verilog(graph, verilog.parent, count_events)
+        emit_verilog(graph, verilog.parent, count_events, family)
     return verilog

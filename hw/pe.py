@@ -13,7 +13,10 @@ while this one computes) and its own output memory (two banks, read by the
 unit's output streamer).
 
 The weight memory holds (value, column, last-of-row) for every nonzero, row by
-row; a row with no nonzero holds one zero entry, so it costs one cycle.
+row; a row with no nonzero holds one zero entry, so it costs one cycle. It is a
+ROM, except where the compiler placed it in SPRAM (the iCE40 UP5K's big
+single-port RAM, which the bitstream cannot initialise): then it starts empty,
+and the words of `weight_words` arrive on the load port before the first image.
 """
 from dataclasses import dataclass
 
@@ -23,7 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
-from undense.compiler.resources import yosys_attrs
+from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,30 @@ class PEParams:
     acc_bits: int
     styles: dict[str, str] | None = None        # placement of "weights", "inputs", "outputs" (compiler/resources)
 
+    @property
+    def loaded_weights(self) -> bool:
+        """The weights are written through the load port at run time instead of being a ROM."""
+        return loaded_at_run_time((self.styles or {}).get("weights"))
+
+    def entry_layout(self) -> data.StructLayout:
+        return data.StructLayout({"value": signed(self.weight_bits), "column": unsigned(index_bits(self.in_features)),
+                                  "last": 1})
+
+
+def weight_words(params: PEParams) -> list[int]:
+    """The weight memory's contents as the words its load port takes, entry by entry."""
+    layout = params.entry_layout()
+    return [layout.const({"value": v, "column": c, "last": int(last)}).as_value().value
+            for v, c, last in params.entries]
+
 
 class ProcessingElement(wiring.Component):
     def __init__(self, params: PEParams):
         self.params = params
+        load = {"load_addr": In(index_bits(len(params.entries))), "load_data": In(params.entry_layout()),
+                "load_en": In(1)} if params.loaded_weights else {}
         super().__init__({
+            **load,
             "start": In(1),           # pulse: compute the image in bank `bank`
             "bank": In(1),
             "busy": Out(1),           # high from start until the last row is in the output memory
@@ -64,11 +86,10 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        entry_layout = data.StructLayout({"value": signed(p.weight_bits), "column": unsigned(index_bits(p.in_features)),
-                                          "last": 1})
+        entry_layout = p.entry_layout()
         m.submodules.weights = weights = Memory(
             shape=entry_layout, depth=len(p.entries),
-            init=[{"value": v, "column": c, "last": int(last)} for v, c, last in p.entries],
+            init=[] if p.loaded_weights else [{"value": v, "column": c, "last": int(last)} for v, c, last in p.entries],
             attrs=self.attrs("weights"))
         # banks are the top address bit: no adder in front of a memory
         in_index_bits, out_index_bits = index_bits(p.in_features), index_bits(p.row_count)
@@ -87,7 +108,14 @@ class ProcessingElement(wiring.Component):
         entry = Signal(range(len(p.entries) + 1))
         issuing = Signal()
         bank = Signal()
-        m.d.comb += [weight_rd.addr.eq(entry), weight_rd.en.eq(1)]
+        if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
+            weight_wr = weights.write_port()
+            address = Signal.like(weight_rd.addr)
+            m.d.comb += [address.eq(Mux(self.load_en, self.load_addr, entry)), weight_wr.addr.eq(address),
+                         weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
+                         weight_rd.addr.eq(address), weight_rd.en.eq(~self.load_en)]
+        else:
+            m.d.comb += [weight_rd.addr.eq(entry), weight_rd.en.eq(1)]
         with m.If(self.start):
             m.d.sync += [entry.eq(0), issuing.eq(1), bank.eq(self.bank)]
         with m.Elif(issuing):

@@ -56,13 +56,28 @@ class SparseMVAU(wiring.Component):
         self.rows_style, self.fifo_style = rows_style, fifo_style
         counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
         super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(requant.out_shape)),
-                          **counters})
+                          **counters, **self.load_ports()})
+
+    def loaded(self) -> list[PEParams]:
+        """The PEs whose weights are loaded at run time, in the order of the load port's enables."""
+        return [params for params in self.pe_params if params.loaded_weights]
+
+    def load_ports(self) -> dict:
+        """One address and data bus shared by the PEs whose weights are loaded, and an enable for each."""
+        loaded = self.loaded()
+        if not loaded:
+            return {}
+        return {"load_addr": In(max(index_bits(len(p.entries)) for p in loaded)),
+                "load_data": In(max(p.entry_layout().size for p in loaded)), "load_en": In(len(loaded))}
 
     def elaborate(self, platform):
         m = Module()
         pes = [ProcessingElement(params) for params in self.pe_params]
         for index, pe in enumerate(pes):
             m.submodules[f"pe{index}"] = pe
+        for enable, pe in enumerate(pe for pe in pes if pe.params.loaded_weights):
+            m.d.comb += [pe.load_addr.eq(self.load_addr), pe.load_data.eq(self.load_data),
+                         pe.load_en.eq(self.load_en[enable])]
         n_in, n_out = self.in_features, self.out_features
 
         # loader: fill input bank `load_bank` of every PE, one value a cycle

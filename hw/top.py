@@ -1,12 +1,13 @@
 """The accelerator's top level, assembled from a compiled graph: the only hardware module that reads
-compiler output. One input stream (the latent codes, one a cycle), one output stream (the pixel codes).
+compiler output. One input stream (the latent codes, one a cycle), one output stream (the pixel codes),
+and where weights sit in SPRAM (iCE40 UP5K) a byte stream `w` that must deliver `weight_bytes` first.
 
 Each Dense layer is a SparseMVAU named after its ONNX layer, so the names survive into the Verilog.
 """
 import re
 
 import numpy as np
-from amaranth import Module, signed, unsigned
+from amaranth import Cat, Module, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,11 +18,12 @@ from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
-from undense.hw.pe import PEParams
+from undense.hw.pe import PEParams, weight_words
 from undense.hw.requantizer import RequantParams
 from undense.hw.sparse_mvau import EVENT_BITS, OutputRow, SparseMVAU
 from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
 from undense.hw.stream_register import StreamRegister
+from undense.hw.weight_loader import LOAD_PORT_BITS, WeightLoader, load_bytes
 
 
 def code_shape(params: QuantParams | None, acc_bits: int = 0):
@@ -103,13 +105,32 @@ class Accelerator(wiring.Component):
         self.family = family
         self.graph = graph
         self.count_events = count_events
+        self.units = {node.name: mvau_for(graph, node, count_events, family) if isinstance(node, QDense)
+                      else add_unit(graph, node, count_events) for node in graph.nodes}
         last = graph.nodes[-1]
         counters = {port: Out(EVENT_BITS) for port in event_ports(graph)} if count_events else {}
+        weights = {"w": In(stream.Signature(LOAD_PORT_BITS))} if self.loaded_weights() else {}
         super().__init__({
             "i": In(stream.Signature(code_shape(graph.quant[graph.input]))),
             "o": Out(stream.Signature(code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0)))),
+            **weights,
             **counters,
         })
+
+    def loaded_weights(self) -> list[PEParams]:
+        """The PEs whose weights the `w` stream loads, in the order it loads them."""
+        return [params for unit in self.units.values() if isinstance(unit, SparseMVAU) for params in unit.loaded()]
+
+    def word_bits(self) -> int:
+        """The width of a word the loader writes: the widest loaded weight entry."""
+        return max(params.entry_layout().size for params in self.loaded_weights())
+
+    def weight_bytes(self) -> bytes:
+        """What the `w` stream must deliver before the first image (nothing when every weight is in a ROM)."""
+        if not self.loaded_weights():
+            return b""
+        return load_bytes([word for params in self.loaded_weights() for word in weight_words(params)],
+                          self.word_bits())
 
     def elaborate(self, platform):
         m = Module()
@@ -121,7 +142,10 @@ class Accelerator(wiring.Component):
         readers[graph.output] += 1
         m.submodules.input_register = input_register = StreamRegister(self.i.payload.shape())
         m.submodules.output_register = output_register = StreamRegister(self.o.payload.shape())
-        wiring.connect(m, wiring.flipped(self.i), input_register.i)
+        if self.loaded_weights():
+            self.load_weights(m, input_register)
+        else:
+            wiring.connect(m, wiring.flipped(self.i), input_register.i)
         wiring.connect(m, output_register.o, wiring.flipped(self.o))
         source = {graph.input: input_register.o}
         taps: dict[str, list] = {}
@@ -139,13 +163,10 @@ class Accelerator(wiring.Component):
 
         for node in graph.nodes:
             name = verilog_name(node.name)
+            unit = m.submodules[name] = self.units[node.name]
             if isinstance(node, QDense):
-                unit = mvau_for(graph, node, self.count_events, self.family)
-                m.submodules[name] = unit
                 wiring.connect(m, tap(node.input), unit.i)
             else:
-                unit = add_unit(graph, node, self.count_events)
-                m.submodules[name] = unit
                 skips = skip_fifos(graph, node)
                 for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
                     stream_in = tap(tensor)
@@ -164,3 +185,18 @@ class Accelerator(wiring.Component):
                     m.d.comb += getattr(self, f"ev_{name}_{event}").eq(getattr(unit, event))
         wiring.connect(m, tap(graph.output), output_register.i)
         return m
+
+    def load_weights(self, m: Module, input_register: StreamRegister):
+        """The `w` stream, through a register, into the loader; images wait until it is done."""
+        m.submodules.weight_register = weight_register = StreamRegister(self.w.payload.shape())
+        m.submodules.weight_loader = loader = WeightLoader([len(p.entries) for p in self.loaded_weights()],
+                                                           self.word_bits())
+        wiring.connect(m, wiring.flipped(self.w), weight_register.i)
+        wiring.connect(m, weight_register.o, loader.i)
+        enables = iter(loader.en)
+        for unit in self.units.values():
+            if isinstance(unit, SparseMVAU) and unit.loaded():
+                m.d.comb += [unit.load_addr.eq(loader.addr), unit.load_data.eq(loader.data),
+                             unit.load_en.eq(Cat(next(enables) for _ in unit.loaded()))]
+        m.d.comb += [input_register.i.payload.eq(self.i.payload), input_register.i.valid.eq(self.i.valid & loader.done),
+                     self.i.ready.eq(input_register.i.ready & loader.done)]

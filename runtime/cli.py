@@ -106,13 +106,16 @@ def run_command(build_dir, input_path, output, backend):
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def rtl(build_dir):
-    """Write the accelerator's Verilog into DIR/rtl/ (with its lint waivers)."""
-    from undense.hw.emit import emit_verilog
+    """Write the accelerator's Verilog into DIR/rtl/ (with its lint waivers), built for the target's family;
+    where weights sit in SPRAM, also the bytes its weight port must load first (weights.bin)."""
+    from undense.hw.emit import WEIGHTS_FILE, emit_verilog
     from undense.runtime.compiled import load
 
+    compiled = load(build_dir)
     with console.status("generating Verilog with Amaranth"):
-        path = emit_verilog(load(build_dir).graph, build_dir / "rtl")
-    click.echo(f"Verilog -> {path}")
+        path = emit_verilog(compiled.graph, build_dir / "rtl", family=compiled.target.family)
+    weights = path.parent / WEIGHTS_FILE
+    click.echo(f"Verilog -> {path}" + (f", weights to load -> {weights}" if weights.is_file() else ""))
 
 
 @main.command()

@@ -43,7 +43,7 @@ class Compiled:
         from undense.sim.simulate import simulate
 
         return simulate(self.graph, self.report["predicted_cycles_per_image"], self._checked(x), self.directory,
-                        wave, progress)
+                        wave, progress, self.target.family)
 
     def random_inputs(self, count: int, seed: int = 0) -> np.ndarray:
         """Inputs to exercise the model with: N(0, I) floats, or uniform codes for an integer input."""

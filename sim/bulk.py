@@ -87,15 +87,17 @@ def trace_flags(wave: Path | None) -> list[str]:
     return ["--trace-fst"]
 
 
-def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None = None,
+def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None = None, weight_port: bool = False,
           progress=lambda step: None) -> Path:
     """The harness binary for this Verilog, built once per content (Verilog, harness and build flags).
 
-    `events` names the design's event-counter ports, which the harness reports after the run.
+    `events` names the design's event-counter ports, which the harness reports after the run; with
+    `weight_port`, the harness streams the weight words into the design's w port before the images.
     """
+    defines = " -DUNDENSE_WEIGHT_PORT" if weight_port else ""
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
-             "-CFLAGS", "-O3 -march=native", *trace_flags(wave), *FAST_CODE]
+             "-CFLAGS", f"-O3 -march=native{defines}", *trace_flags(wave), *FAST_CODE]
     listing = "".join(f"EVENT({port})\n" for port in events)
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
                          + listing.encode()).hexdigest()[:16]
@@ -126,14 +128,16 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
 
 
 def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_signed: bool, cycle_budget: int,
-        wave: Path | None = None) -> BulkRun:
+        wave: Path | None = None, weights: bytes = b"") -> BulkRun:
+    """Stream `codes` through the design, after `weights` on its weight port (a harness built with one)."""
     images, in_per_image = codes.shape
     with tempfile.TemporaryDirectory(prefix="undense-sim-") as scratch:
         scratch = Path(scratch)
         codes.astype(np.int32).tofile(scratch / "in.bin")
+        (scratch / "weights.bin").write_bytes(weights)
         command = [str(binary), str(scratch / "in.bin"), str(scratch / "out.bin"), str(scratch / "stats.txt"),
                    str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget),
-                   str(scratch / "events.txt")]
+                   str(scratch / "events.txt"), str(scratch / "weights.bin")]
         if wave is not None:
             command.append(str(wave))
         start = time.perf_counter()

@@ -9,7 +9,7 @@ import numpy as np
 from undense.compiler import builddir, golden
 from undense.compiler.ir import QDense, QGraph
 from undense.errors import UndenseError
-from undense.hw.emit import current_verilog
+from undense.hw.emit import current_verilog, weights_file
 from undense.hw.top import code_shape, event_ports
 from undense.sim import bulk
 
@@ -36,8 +36,9 @@ def steady_state_cycles(last_output: np.ndarray) -> float:
 
 
 def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
-             wave: Path | None = None, progress=lambda step: None) -> Simulation:
-    """Stream x (inputs as the ONNX model takes them) through the accelerator; compare with golden.
+             wave: Path | None = None, progress=lambda step: None, family: str | None = None) -> Simulation:
+    """Stream x (inputs as the ONNX model takes them) through the accelerator built for `family`, the same
+    Verilog that synthesis reads, weight loading included; compare with golden.
 
     The Verilog goes into the build dir `directory` (a temporary folder without one); the simulator
     build into the shared cache.
@@ -53,13 +54,16 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         if directory is None:
             directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="undense-rtl-")))
         progress("writing Verilog")
-        verilog = current_verilog(graph, directory, count_events=True)
+        verilog = current_verilog(graph, directory, count_events=True, family=family)
+        weights = weights_file(verilog)
+        weights = b"" if weights is None else weights.read_bytes()
         flat = bulk.flatten(verilog, bulk.cache_root(), progress)
-        binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, progress=progress)
+        binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, weight_port=bool(weights),
+                            progress=progress)
     images = len(codes_in)
-    budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + 10_000
-    progress(f"simulating {images} images")
-    run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave)
+    budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + len(weights) + 10_000
+    progress(f"simulating {images} images" + (f" after loading {len(weights):,} bytes of weights" if weights else ""))
+    run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave, weights)
     mismatches = run.outputs != expected
     measured: dict[str, dict[str, int]] = {}
     for port, count in run.events.items():

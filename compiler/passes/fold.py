@@ -53,11 +53,7 @@ def predict_cycles(node: QDense | QAdd, pe: int) -> int:
     return int(max(busiest, node.weight.in_features, node.out_features)) + LAYER_OVERHEAD_CYCLES
 
 
-RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "lut": "LUTs"}
-
-
-def capacity(target: Target) -> dict[str, int]:
-    return {"dsp": target.dsp, "bram": target.bram_blocks, "lut": target.lut}
+RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "spram": "SPRAMs", "lut": "LUTs"}
 
 
 def costs_for(graph: QGraph, pe: dict[str, int], target: Target) -> list[LayerCost]:
@@ -68,12 +64,12 @@ def costs_for(graph: QGraph, pe: dict[str, int], target: Target) -> list[LayerCo
 
 def overflow(costs: list[LayerCost], target: Target) -> list[str]:
     """The resources the design needs more of than the target has (none when it fits)."""
-    needed, available = total(costs), capacity(target)
+    needed, available = total(costs), target.capacity()
     return [resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]]
 
 
 def too_big(costs: list[LayerCost], target: Target, resources: list[str], advice: str) -> DoesNotFit:
-    needed, available = total(costs), capacity(target)
+    needed, available = total(costs), target.capacity()
     shortfalls = " and ".join(f"{needed[r]:,} {RESOURCE_NAMES[r]} ({target.name} has {available[r]:,})"
                               for r in resources)
     biggest = max(costs, key=lambda cost: getattr(cost, resources[0]))

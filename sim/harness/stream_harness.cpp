@@ -1,8 +1,10 @@
 // Bulk simulation of undense_top: streams input codes in, collects output codes, counts cycles.
 // Driven from Python (undense.sim.bulk), which writes the inputs and reads the results as raw int32.
 //
-//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET EVENTS [WAVE]
+//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET EVENTS WEIGHTS [WAVE]
 //
+// Built with UNDENSE_WEIGHT_PORT (a design whose weights sit in SPRAM), it streams the bytes of WEIGHTS into
+// the w port while it offers the inputs; the design takes no input before its weights are loaded.
 // STATS gets one line per image: the cycle its first input was accepted and the cycle its last output left.
 // EVENTS gets "port count" for every event counter the design has; events.inc, written beside the build
 // by undense.sim.bulk, lists them as EVENT(port) lines.
@@ -34,9 +36,19 @@ static std::vector<int32_t> read_all(const char* path) {
     return values;
 }
 
+static std::vector<uint8_t> read_bytes(const char* path) {
+    std::vector<uint8_t> bytes;
+    FILE* file = std::fopen(path, "rb");
+    if (!file) { std::perror(path); std::exit(2); }
+    for (int byte; (byte = std::fgetc(file)) != EOF;) bytes.push_back(static_cast<uint8_t>(byte));
+    std::fclose(file);
+    return bytes;
+}
+
 int main(int argc, char** argv) {
-    if (argc < 10) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
+    if (argc < 11) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
     const std::vector<int32_t> inputs = read_all(argv[1]);
+    const std::vector<uint8_t> weights = read_bytes(argv[10]);
     const long in_per_image = std::atol(argv[4]), out_per_image = std::atol(argv[5]);
     const int out_bits = std::atoi(argv[6]);
     const bool out_signed = std::atoi(argv[7]) != 0;
@@ -47,18 +59,18 @@ int main(int argc, char** argv) {
     auto top = std::make_unique<Vundense_top>(context.get());
 #if VM_TRACE
     std::unique_ptr<Trace> trace;
-    if (argc > 10) {
+    if (argc > 11) {
         context->traceEverOn(true);
         trace = std::make_unique<Trace>();
         top->trace(trace.get(), 99);
-        trace->open(argv[10]);
+        trace->open(argv[11]);
     }
 #endif
     std::vector<int32_t> outputs;
     outputs.reserve(images * out_per_image);
     std::vector<uint64_t> first_in(images, 0), last_out(images, 0);
     const uint32_t mask = out_bits >= 32 ? 0xffffffffu : ((1u << out_bits) - 1);
-    size_t next_in = 0;
+    size_t next_in = 0, next_weight = 0;
     uint64_t cycle = 0;
 
     auto tick = [&]() {
@@ -73,6 +85,9 @@ int main(int argc, char** argv) {
         ++cycle;
     };
     top->rst = 1; top->i___05Fvalid = 0; top->o___05Fready = 0;
+#ifdef UNDENSE_WEIGHT_PORT
+    top->w___05Fvalid = 0;
+#endif
     for (int i = 0; i < 4; ++i) tick();
     top->rst = 0;
     cycle = 0;
@@ -80,16 +95,22 @@ int main(int argc, char** argv) {
     while (outputs.size() < static_cast<size_t>(images * out_per_image)) {
         if (cycle >= budget) {
             const bool input_pending = next_in < inputs.size();
-            std::fprintf(stderr, "stalled after %llu cycles: %zu of %zu inputs accepted (input stream %s), "
-                         "%zu of %ld outputs out (output stream %s)\n", (unsigned long long)cycle, next_in,
-                         inputs.size(), input_pending && !top->i___05Fready ? "not ready" : "idle", outputs.size(),
+            std::fprintf(stderr, "stalled after %llu cycles: %zu of %zu weight bytes loaded, %zu of %zu inputs "
+                         "accepted (input stream %s), %zu of %ld outputs out (output stream %s)\n",
+                         (unsigned long long)cycle, next_weight, weights.size(), next_in, inputs.size(),
+                         input_pending && !top->i___05Fready ? "not ready" : "idle", outputs.size(),
                          images * out_per_image, top->o___05Fvalid ? "valid" : "never valid");
             return 3;
         }
         top->i___05Fvalid = next_in < inputs.size();
         if (top->i___05Fvalid) top->i___05Fpayload = static_cast<uint32_t>(inputs[next_in]);
         top->o___05Fready = 1;
-        // i__ready and o__valid come straight from registers, so they already hold this cycle's values
+#ifdef UNDENSE_WEIGHT_PORT
+        top->w___05Fvalid = next_weight < weights.size();
+        if (top->w___05Fvalid) top->w___05Fpayload = weights[next_weight];
+        if (top->w___05Fvalid && top->w___05Fready) ++next_weight;
+#endif
+        // i__ready, w__ready and o__valid come straight from registers: they already hold this cycle's values
         const bool in_fire = top->i___05Fvalid && top->i___05Fready;
         const bool out_fire = top->o___05Fvalid && top->o___05Fready;
         uint32_t payload = static_cast<uint32_t>(top->o___05Fpayload) & mask;

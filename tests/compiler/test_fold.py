@@ -67,5 +67,6 @@ def test_a_rate_needing_too_many_multipliers_is_refused():
 
 
 def test_weights_too_big_for_the_device_are_refused():
-    with pytest.raises(UndenseError, match="block RAMs \\(ice40-up5k has 30\\).*'layer0'.*even with one processing"):
-        fold(encoded((1024, 64, 16), density=1.0), target("ice40-up5k"))
+    # 131,072 weights of 15 bits: eight SPRAMs' worth
+    with pytest.raises(UndenseError, match="SPRAMs \\(ice40-up5k has 4\\).*'layer0'.*even with one processing"):
+        fold(encoded((2048, 64, 16), density=1.0), target("ice40-up5k"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import undense
-from undense.compiler.resources import bram_blocks, dsp_blocks, layer_cost, memory_style
+from undense.compiler.resources import bram_blocks, dsp_blocks, layer_cost, memory_style, spram_blocks
 from undense.errors import UndenseError
 from undense.hw.emit import emit_verilog
 from undense.runtime.synthetic import mlp, residual_block
@@ -39,6 +39,16 @@ def test_placement_policy():
     assert memory_style(64, 20, "ecp5", rom=False) == "distributed"
     assert memory_style(64, 50, "ecp5", rom=True) == "block"  # ECP5 LUT RAM needs a write port
     assert memory_style(32, 8, "ice40", rom=False) == "logic"   # iCE40 has no LUT RAM
+    # weights go to the UP5K's SPRAM once they would fill SPRAM_MIN_BLOCKS (4) EBRs, never on ECP5
+    assert memory_style(3306, 16, "ice40", rom=True, weights=True) == "huge"
+    assert memory_style(1024, 16, "ice40", rom=True, weights=True) == "huge"   # 256 x 16, four deep
+    assert memory_style(768, 16, "ice40", rom=True, weights=True) == "block"   # three EBRs
+    assert memory_style(3306, 16, "ecp5", rom=True, weights=True) == "block"
+
+
+@pytest.mark.parametrize("depth,width,blocks", [(3306, 16, 1), (1636, 17, 2), (40000, 8, 3)])
+def test_spram_count(depth, width, blocks):
+    assert spram_blocks(depth, width, "ice40") == blocks  # 16K words of 16 bits each
 
 
 def verilog_memories(verilog: str) -> dict[str, tuple[int, int, str]]:
@@ -67,10 +77,13 @@ def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family, resid
     assert any(name.endswith("_skip.storage") for name in pinned) == residual
 
 
-def test_a_model_too_big_for_the_target_names_resource_and_layer(generator_path):
+def test_a_model_too_big_for_the_target_names_resource_and_layer():
+    x = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     with pytest.raises(UndenseError) as error:
-        undense.compile(generator_path, target_name="ice40-up5k")
+        undense.compile(mlp([64, 512, 512, 64], ["Relu", "Relu", "Sigmoid"]), calibration=x,
+                        target_name="ice40-up5k")
     message = str(error.value)
     assert "block RAMs (ice40-up5k has 30)" in message
+    assert "SPRAMs (ice40-up5k has 4)" in message
     assert "layer '" in message
     assert "at --bits" in message  # the widest quantization that fits
