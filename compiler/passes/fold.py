@@ -11,7 +11,7 @@ and an Add layer takes features + LAYER_OVERHEAD_CYCLES. Layers form a pipeline:
 the slowest layer sets the cycles per image.
 
 What fits is the resource estimate's call (compiler/resources.py): DSPs (one
-per PE, plus each layer's requantizer), block RAM and LUTs. With no throughput
+per PE, plus each layer's requantizer), block RAM, SPRAM and LUTs. With no throughput
 asked for, PEs go one at a time to the slowest layer while that helps and the
 design still fits. With a target in images per second, each layer
 gets the fewest PEs that reach it. Rows go to PEs largest first, each to the

@@ -53,3 +53,14 @@ def test_bundled_model_on_ecp5_matches_the_estimate(tmp_path, generator_path):
     assert report["dsp"] == report["estimate"]["dsp"]
     assert report["bram"] == report["estimate"]["bram"]
     assert abs(report["estimate"]["lut"] - report["lut"]) <= 0.25 * report["lut"]
+
+
+def test_bundled_model_fits_the_up5k_with_its_weights_in_spram(tmp_path, generator_path):
+    undense.compile(generator_path, tmp_path, target_name="ice40-up5k")  # 8 bits
+    report = synthesize(tmp_path, "ice40-up5k")
+    for resource in ("dsp", "bram", "spram"):
+        assert report[resource] == report["estimate"][resource] <= report["capacity"][resource]
+    assert report["spram"] >= 1
+    assert all(owner.endswith(".weights") for owner in report["placement"]["spram (SB_SPRAM256KA)"])
+    assert abs(report["estimate"]["lut"] - report["lut"]) <= 0.25 * report["lut"]
+    assert report["timing_met"] and report["fmax_mhz"] >= 24

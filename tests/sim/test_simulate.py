@@ -72,3 +72,33 @@ def test_run_command_with_the_rtl_backend(compiled, tmp_path):
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "rtl.npy"), np.load(tmp_path / "golden.npy"))
+
+
+@pytest.fixture(scope="module")
+def on_up5k(tmp_path_factory, generator_path):
+    """The bundled model at 8 bits on the iCE40 UP5K: its big weight memories sit in SPRAM, loaded at run time."""
+    return undense.compile(generator_path, tmp_path_factory.mktemp("up5k") / "digits", target_name="ice40-up5k")
+
+
+def test_weights_in_spram_are_loaded_before_the_first_image(on_up5k):
+    result = on_up5k.simulate(on_up5k.random_inputs(16, seed=2))
+    assert result.report["mismatches"] == 0 and result.report["event_mismatches"] == []
+    in_spram = [memory for layer in on_up5k.report["layers"] for memory in layer.get("memories", [])
+                if memory["placement"] == "huge"]
+    assert in_spram  # the estimate put weights in SPRAM, and the hardware built a port to load them
+    word_bytes = max(memory["width"] for memory in in_spram) // 8 + 1
+    loaded = (on_up5k.directory / "rtl" / "weights.bin").read_bytes()
+    assert len(loaded) == word_bytes * sum(memory["depth"] for memory in in_spram)
+
+
+def test_outputs_depend_on_the_weights_loaded(on_up5k, tmp_path):
+    """The same design loaded with every weight off by one (the lowest bit of each word's value flipped) must
+    not match golden."""
+    emit_verilog(on_up5k.graph, tmp_path / "rtl", count_events=True, family="ice40")
+    weights = tmp_path / "rtl" / "weights.bin"
+    altered = bytearray(weights.read_bytes())
+    altered[::3] = bytes(byte ^ 1 for byte in altered[::3])  # three bytes a word, the value in the low bits
+    weights.write_bytes(bytes(altered))
+    result = simulate(on_up5k.graph, on_up5k.report["predicted_cycles_per_image"], on_up5k.random_inputs(4),
+                      tmp_path, family="ice40")
+    assert result.report["mismatches"] > 0
