@@ -7,7 +7,7 @@ MODEL ?= models/digits/generator.onnx
 OUT ?= out
 TARGET ?= ecp5-85k
 
-.PHONY: install system-packages demo test bench compile rtl sim synth lint clean
+.PHONY: install system-packages demo test bench compile rtl sim synth power lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -56,6 +56,10 @@ sim: compile
 
 synth: compile
 	$(BIN)/undense synth $(OUT)/build --target $(TARGET)
+
+# Energy per image against a GPU: from a simulation, and from the synthesized design when `make synth` ran
+power: sim
+	$(BIN)/undense power $(OUT)/build
 
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)

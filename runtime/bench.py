@@ -20,8 +20,11 @@ from undense.errors import DoesNotFit
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
 from undense.runtime.quality import quality_score
+from undense.runtime.power import power_report
 from undense.runtime.synthesis import synthesize
+from undense.runtime.synthesis import write_report as write_synth_report
 from undense.runtime.synthetic import mlp
+from undense.sim.simulate import write_report as write_sim_report
 
 BUNDLED_MODEL = Path("models/digits/generator.onnx")
 # 4 weight layers, 1,024 wide, 90% zeros. At 8 bits its 220k nonzeros and their indices (18 bits each) would
@@ -100,8 +103,9 @@ def fresh_sim_wall(model_path: Path, images: int = 64) -> float:
         return time.perf_counter() - start
 
 
-def synthesis_figures(model_path: Path, directory: Path, target_name: str) -> dict:
-    """Yosys + nextpnr on the bundled model folded for `target_name`, at the widest bits (8 down) that fit."""
+def target_figures(model_path: Path, directory: Path, target_name: str, images: int = 256) -> tuple[dict, dict]:
+    """The bundled model folded for `target_name` at the widest bits (8 down) that fit: Yosys + nextpnr, then
+    the energy per image from a simulation of `images` images and the synthesized resources."""
     refusals = {}
     for bits in range(8, 1, -1):
         try:
@@ -110,11 +114,23 @@ def synthesis_figures(model_path: Path, directory: Path, target_name: str) -> di
             refusals[bits] = str(error)
             continue
         report = synthesize(compiled, target_name)
+        write_synth_report(directory, report)
+        write_sim_report(directory, compiled.simulate(compiled.random_inputs(images, seed=1)).report)
         keys = ("lut", "ff", "dsp", "bram", "spram", "lutram", "fmax_mhz", "clock_mhz", "timing_met", "estimate",
                 "wall_seconds", "tools")
-        return {"bits": bits, "total_pe": compiled.report["total_pe"], **{key: report[key] for key in keys},
-                "refused_at_more_bits": refusals}
-    return {"fits": False, "refused_at_more_bits": refusals}
+        synthesis = {"bits": bits, "total_pe": compiled.report["total_pe"], **{key: report[key] for key in keys},
+                     "refused_at_more_bits": refusals}
+        return synthesis, energy_figures(power_report(compiled))
+    return {"fits": False, "refused_at_more_bits": refusals}, {}
+
+
+def energy_figures(report: dict) -> dict:
+    fpga = report["fpga"]
+    return {"sentence": report["sentence"], "fpga_j_per_image": report["fpga_j_per_image"],
+            "average_power_w": fpga["average_power_w"], "images_per_second": fpga["images_per_second"],
+            "images_per_joule": fpga["images_per_joule"], "breakdown_j": fpga["breakdown_j"],
+            "floor_j_per_image": report["floor"]["j_per_image"], "gpu": report["gpu"],
+            "ratio_batch1": report["ratio_batch1"], "ratio_best": report["ratio_best"]}
 
 
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
@@ -133,9 +149,10 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
                             bits=SYNTHETIC_BITS)
         figures["simulation"]["synthetic_1024"] = {"model": SYNTHETIC_LABEL, **simulation_figures(synthetic, 40)}
         for target_name in ("ecp5-85k", "ice40-up5k"):
-            progress(f"synthesizing the bundled model for {target_name} (minutes)")
-            figures.setdefault("synthesis", {})[target_name] = synthesis_figures(
-                model_path, Path(scratch) / target_name, target_name)
+            progress(f"synthesizing the bundled model for {target_name} (minutes), then its energy per image")
+            synthesis, energy = target_figures(model_path, Path(scratch) / target_name, target_name)
+            figures.setdefault("synthesis", {})[target_name] = synthesis
+            figures.setdefault("energy", {})[target_name] = energy
     progress("undense sim -n 64 from an empty simulator cache")
     figures["simulation"]["bundled"]["fresh_compile_and_sim_64_wall_s"] = fresh_sim_wall(model_path)
     return figures

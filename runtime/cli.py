@@ -7,7 +7,7 @@ import numpy as np
 from rich.console import Console
 
 from undense.errors import UndenseError
-from undense.runtime.tables import print_compile_report, print_sim_report, print_synth_report
+from undense.runtime.tables import print_compile_report, print_power_report, print_sim_report, print_synth_report
 
 console = Console(stderr=True)  # progress and messages; results go to stdout
 
@@ -160,6 +160,41 @@ def synth(build_dir, target_name):
 
 
 @main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--gpu", "gpu_name", default="H100 SXM", show_default=True, help="GPU to compare with (sim/data/gpus.json)")
+def power(build_dir, gpu_name):
+    """Energy per image on the FPGA (from DIR/sim.json and synth.json) against a GPU; writes DIR/power.json."""
+    from undense.runtime.compiled import load
+    from undense.runtime.power import power_report, write_report
+
+    report = power_report(load(build_dir), gpu_name)
+    path = write_report(build_dir, report)
+    print_power_report(report)
+    click.echo(report["sentence"])
+    click.echo(f"-> {path}, plot -> {path.with_suffix('.png')}")
+
+
+@main.command()
+@click.option("--measure", "model", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="ONNX model to run on this machine's GPU")
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("baseline.json"),
+              show_default=True, help="JSON to write")
+def baseline(model, output):
+    """Measure joules per image of a float ONNX model on this machine's NVIDIA GPU (NVML energy counter)."""
+    import json
+
+    from undense.runtime.baseline import BATCHES, LOOP_SECONDS, measure
+
+    with console.status(f"running {model.name} at batch sizes {', '.join(map(str, BATCHES))}, "
+                        f"{LOOP_SECONDS:g} s each"):
+        result = measure(model)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"{result['gpu']} (driver {result['driver']}): {result['j_per_image_batch1'] * 1e6:,.3g} uJ per image "
+               f"at batch 1, {result['j_per_image_best'] * 1e6:,.3g} uJ at batch {result['best_batch']:,}")
+    click.echo(f"-> {output}")
+
+
+@main.command()
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench.json"),
               show_default=True, help="JSON to write")
 @click.option("--repeats", default=5, show_default=True, help="timed runs of each case, after one warm-up")
@@ -185,6 +220,8 @@ def bench(output, repeats):
                    f"{figure['sim_cycles_per_second']:,.0f} simulated cycles/s; {figure['mismatches']} mismatches")
     click.echo(f"undense compile + sim -n 64 from an empty cache: "
                f"{figures['simulation']['bundled']['fresh_compile_and_sim_64_wall_s']:.0f} s")
+    for target_name, figure in figures["energy"].items():
+        click.echo(f"energy on {target_name}: {figure.get('sentence', 'does not fit')}")
     click.echo(f"-> {output}")
 
 

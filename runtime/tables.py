@@ -57,3 +57,18 @@ def print_synth_report(report: dict, console: Console | None = None) -> None:
                   highlight=False)
     for kind, owners in report["placement"].items():
         console.print(f"{kind}: " + ", ".join(f"{owner} {count}" for owner, count in owners.items()), highlight=False)
+
+
+def print_power_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    fpga, floor = report["fpga"], report["floor"]
+    table = Table(title=f"energy per image on {fpga['device']} at {fpga['clock_mhz']:g} MHz")
+    for column in ("part", "nJ per image", "share"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for part, joules in fpga["breakdown_j"].items():
+        table.add_row(part, f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}")
+    console.print(table)
+    console.print(f"{fpga['images_per_second']:,.0f} images/s at {fpga['average_power_w'] * 1e3:,.2f} mW: "
+                  f"{fpga['images_per_joule']:,.0f} images per joule (resources from {fpga['resources_from']}); "
+                  f"the ASIC floor for the same MACs and memory accesses is {floor['j_per_image'] * 1e9:,.2f} nJ, "
+                  f"{floor['fpga_over_floor']:,.0f}x below", highlight=False)

@@ -1,0 +1,108 @@
+"""`undense power`: joules per image on the FPGA (sim/energy.py) next to a GPU (sim/gpu.py, runtime/baseline.py),
+from the reports of the build dir, into DIR/power.json, a plot of the breakdown and one sentence to quote."""
+import json
+from pathlib import Path
+
+from undense.compiler import builddir
+from undense.errors import UndenseError
+from undense.runtime import baseline
+from undense.runtime.compiled import Compiled
+from undense.sim import energy, gpu
+
+POWER_REPORT = "power.json"
+POWER_PLOT = "power.png"
+DEFAULT_GPU = "H100 SXM"
+
+
+def read_report(directory: Path, name: str, stage: str) -> dict:
+    path = directory / name
+    if not path.is_file():
+        raise UndenseError(f"{path} is missing: run `undense {stage} {directory}` first")
+    return json.loads(path.read_text())
+
+
+def resources(compiled: Compiled) -> tuple[dict, str]:
+    """Flip-flops and blocks as synthesized for the compiled target when synth.json has them, else estimated."""
+    path = compiled.directory / "synth.json"
+    if path.is_file():
+        synth = json.loads(path.read_text())
+        if synth["target"] == compiled.target.name:
+            return synth, "synth.json"
+    return compiled.report["estimate"], "the compiler's estimate"
+
+
+def gpu_baseline(compiled: Compiled, gpu_name: str) -> dict:
+    """The shipped measurement for this GPU and model if there is one, else the roofline model."""
+    spec = gpu.gpu(gpu_name)
+    model_sha = json.loads((compiled.directory / builddir.MANIFEST).read_text())["source"]["sha256"]
+    measured = baseline.shipped(spec["nvml_name"], model_sha)
+    if measured is not None:
+        return {**measured, "gpu": gpu_name, "device": measured["gpu"]}
+    return gpu.modelled_baseline(compiled.graph, gpu_name)
+
+
+def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
+    sim = read_report(compiled.directory, "sim.json", "sim")
+    used, resources_from = resources(compiled)
+    fpga = energy.fpga_energy(compiled.report, sim, used, compiled.target)
+    fpga["resources_from"] = resources_from
+    floor = energy.asic_floor(compiled.report, sim)
+    reference = gpu_baseline(compiled, gpu_name)
+    ratio_batch1 = reference["j_per_image_batch1"] / fpga["j_per_image"]
+    ratio_best = reference["j_per_image_best"] / fpga["j_per_image"]
+    report = {
+        "fpga_j_per_image": fpga["j_per_image"],
+        "gpu": {key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
+                                                "source")},
+        "ratio_batch1": ratio_batch1, "ratio_best": ratio_best,
+        "fpga": fpga, "floor": {**floor, "fpga_over_floor": fpga["j_per_image"] / floor["j_per_image"]},
+        "gpu_detail": reference,
+    }
+    report["sentence"] = sentence(report)
+    return report
+
+
+def number(x: float) -> str:
+    """Three significant figures, with thousands separators instead of an exponent."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def micro(joules: float) -> str:
+    return f"{number(joules * 1e6)} uJ"
+
+
+def sentence(report: dict) -> str:
+    fpga, reference = report["fpga"], report["gpu"]
+    return (f"{micro(fpga['j_per_image'])} per image on {fpga['device']} at {fpga['clock_mhz']:g} MHz vs "
+            f"{micro(reference['j_per_image_batch1'])} on {reference['gpu']} at batch 1 "
+            f"({number(report['ratio_batch1'])}x) and {micro(reference['j_per_image_best'])} at batch "
+            f"{reference['best_batch']:,} ({number(report['ratio_best'])}x)"
+            f" [GPU {'measured' if reference['source'] == 'measured' else 'modelled'}]")
+
+
+def plot(report: dict, path: Path) -> Path:
+    """Two bars of stacked energy per image: by event type and by layer (dynamic energy only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpga = report["fpga"]
+    figure, (by_event, by_layer) = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, parts, title in ((by_event, fpga["breakdown_j"], "by event type"),
+                               (by_layer, fpga["by_layer_dynamic_j"], "by layer (dynamic)")):
+        names = list(parts)
+        axis.barh(names, [parts[name] * 1e9 for name in names], color="#4c72b0")
+        axis.invert_yaxis()
+        axis.set_xlabel("nJ per image")
+        axis.set_title(title)
+    figure.suptitle(f"{fpga['device']} at {fpga['clock_mhz']:g} MHz: {micro(fpga['j_per_image'])} per image")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_report(directory: Path, report: dict) -> Path:
+    plot(report, directory / POWER_PLOT)
+    return builddir.write_report(directory, POWER_REPORT, report)
