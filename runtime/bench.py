@@ -19,8 +19,8 @@ import numpy as np
 from undense.errors import DoesNotFit
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
-from undense.runtime.quality import quality_score
 from undense.runtime.power import power_report
+from undense.runtime.quality import quality_score
 from undense.runtime.synthesis import synthesize
 from undense.runtime.synthesis import write_report as write_synth_report
 from undense.runtime.synthetic import mlp

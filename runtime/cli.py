@@ -161,7 +161,8 @@ def synth(build_dir, target_name):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--gpu", "gpu_name", default="H100 SXM", show_default=True, help="GPU to compare with (sim/data/gpus.json)")
+@click.option("--gpu", "gpu_name", default="H100 SXM", show_default=True,
+              help="GPU to compare with (sim/data/gpus.json)")
 def power(build_dir, gpu_name):
     """Energy per image on the FPGA (from DIR/sim.json and synth.json) against a GPU; writes DIR/power.json."""
     from undense.runtime.compiled import load

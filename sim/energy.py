@@ -117,7 +117,8 @@ def fpga_energy(compile_report: dict, sim_report: dict, resources: dict, target)
         "cycles_per_image": sim_report["cycles_per_image"], "seconds_per_image": seconds,
         "j_per_image": total, "average_power_w": total / seconds, "images_per_second": 1 / seconds,
         "images_per_joule": 1 / total, "breakdown_j": dict(sorted(by_event.items(), key=lambda item: -item[1])),
-        "by_layer_dynamic_j": by_layer, "resources": {key: resources.get(key, 0) for key in ("ff", "dsp", "bram", "spram")},
+        "by_layer_dynamic_j": by_layer,
+        "resources": {key: resources.get(key, 0) for key in ("ff", "dsp", "bram", "spram")},
         "coefficients": {"family": family, **table, "static_w": static},
     }
 

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 import undense
-
 from undense.compiler.targets import target
 from undense.sim import energy
 
