@@ -1,6 +1,6 @@
 """compile.json: per-layer and whole-model figures of a compiled graph (keys in DESIGN.md)."""
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.resources import RESOURCES, LayerCost, layer_cost, total
+from undense.compiler.resources import RESOURCES, LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
 
 
@@ -8,14 +8,16 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
     estimate = {resource: getattr(cost, resource) for resource in RESOURCES}
     output_quant = graph.quant[node.output]
     act_bits = output_quant.bits if output_quant is not None else node.acc_bits
+    input_bits = max(code_bits(graph, tensor) for tensor in node.inputs)
     if isinstance(node, QAdd):
         return {"name": node.name, "op": "add", "shape": [node.features], "nnz": 0, "density": 1.0,
-                "weight_bits": 0, "act_bits": act_bits, "pe": node.fold.pe, "cycles": node.fold.cycles,
+                "weight_bits": 0, "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "cycles": node.fold.cycles,
                 "activation": "identity", "acc_bits": None, "weight_memory_bits": 0, "estimate": estimate}
     out_features, in_features = node.out_features, node.weight.in_features
     return {"name": node.name, "op": "dense", "shape": [out_features, in_features], "nnz": node.weight.nnz,
             "density": round(node.weight.nnz / (out_features * in_features), 6), "weight_bits": node.weight_bits,
-            "act_bits": act_bits, "pe": node.fold.pe, "cycles": node.fold.cycles, "activation": node.activation,
+            "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "cycles": node.fold.cycles,
+            "activation": node.activation,
             "acc_bits": node.acc_bits,
             "weight_memory_bits": sum(use.depth * use.width for use in cost.memories if use.name.endswith(".weights")),
             "table_entries": 0 if node.table is None else len(node.table), "estimate": estimate,

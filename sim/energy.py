@@ -19,7 +19,8 @@ from functools import cache
 from math import ceil
 from pathlib import Path
 
-from undense.compiler.resources import requantizer_dsps
+from undense.compiler.numbers import index_bits
+from undense.compiler.resources import DSP_WIDTH, dsp_blocks, requantizer_dsps
 
 DATA = Path(__file__).parent / "data" / "energy.json"
 PICO = 1e-12
@@ -31,7 +32,8 @@ MEMORY_EVENTS = {"weight_reads": ("weights", "read"), "input_buffer_writes": ("i
                  "input_buffer_reads": ("inputs", "read"), "output_buffer_writes": ("outputs", "write"),
                  "output_buffer_reads": ("outputs", "read"), "table_reads": ("requantizer.table", "read")}
 # How the breakdown groups the events
-GROUPS = {"macs": "MACs", "weight_reads": "weight reads", "input_buffer_writes": "buffer writes",
+GROUPS = {"macs": "MACs", "pipeline": "register activity", "weight_reads": "weight reads",
+          "input_buffer_writes": "buffer writes",
           "output_buffer_writes": "buffer writes", "input_buffer_reads": "buffer reads",
           "output_buffer_reads": "buffer reads", "table_reads": "table reads", "requantize": "requantizer",
           "stream_in": "streams", "stream_out": "streams", "adds": "adds"}
@@ -72,20 +74,36 @@ def event_pj(event: str, layer: dict, family: str, table: dict) -> float:
         role, kind = MEMORY_EVENTS[event]
         memories = layer_memories(layer)[role]
         return sum(memory_access_pj(m["placement"], m["width"], kind, family, table) for m in memories) / len(memories)
-    if event == "macs":
-        return value(table["dsp_mac_pj"]) if layer["estimate"]["dsp"] else (
-            layer["weight_bits"] * (layer["act_bits"] + 1) * value(table["logic_pj_per_bit"]))
-    if event == "requantize":  # the sum times the row's multiplier, in DSP-sized slices
-        return value(table["dsp_mac_pj"]) * max(1, requantizer_dsps(layer["acc_bits"], family))
-    bits = layer["act_bits"] if event != "adds" else layer["act_bits"] + 1
-    return bits * value(table["logic_pj_per_bit"])  # stream transfers and adds: a register and routing per bit
+    logic = value(table["logic_pj_per_bit"])
+    if event == "macs":  # the product, then the accumulator's add and register
+        return multiply_pj(layer["weight_bits"], layer["input_bits"] + 1, family, table) + layer["acc_bits"] * logic
+    if event == "pipeline":  # a weight entry's trip through the PE's registers: entry, value, input, product
+        column = index_bits(layer["shape"][1])
+        bits = (layer["weight_bits"] + column + 1) + (layer["weight_bits"] + 1) + layer["input_bits"] + (
+            layer["weight_bits"] + layer["input_bits"] + 1)
+        return bits * value(table["toggle_rate"]) * logic
+    if event == "requantize":  # the sum times the row's 16-bit multiplier, in DSP-sized slices
+        return value(table["dsp_multiply_pj"]) * max(1, requantizer_dsps(layer["acc_bits"], family))
+    bits = {"stream_in": layer["input_bits"], "stream_out": layer["act_bits"], "adds": layer["act_bits"] + 1}[event]
+    return bits * logic  # a register and its routing per bit
+
+
+def multiply_pj(a_bits: int, b_bits: int, family: str, table: dict) -> float:
+    """A product in a DSP, priced by the share of the DSP's partial-product array its operands use; in logic
+    (iCE40 leaves small products there) a bit of logic per partial product."""
+    if dsp_blocks(a_bits, b_bits, family) == 0:
+        return a_bits * b_bits * value(table["logic_pj_per_bit"])
+    width = DSP_WIDTH[family]
+    return value(table["dsp_multiply_pj"]) * dsp_blocks(a_bits, b_bits, family) * min(1.0, a_bits * b_bits / width**2)
 
 
 def layer_events(layer: dict, counts: dict[str, int]) -> dict[str, int]:
     """sim.json's events of a layer, plus the requantizer's work: one multiply for every value it streams out."""
     events = dict(counts)
-    if layer["op"] == "dense" and layer["act_bits"] != layer["acc_bits"]:  # not a raw accumulator output
-        events["requantize"] = counts.get("output_buffer_reads", 0)
+    if layer["op"] == "dense":
+        events["pipeline"] = counts.get("weight_reads", 0)
+        if layer["act_bits"] != layer["acc_bits"]:  # not a raw accumulator output
+            events["requantize"] = counts.get("output_buffer_reads", 0)
     return events
 
 
@@ -136,7 +154,7 @@ def asic_floor(compile_report: dict, sim_report: dict) -> dict:
             if not count:
                 continue
             if event == "macs":
-                pj = (value(floor["mult_8bit_pj"]) * layer["weight_bits"] * layer["act_bits"] / 64
+                pj = (value(floor["mult_8bit_pj"]) * layer["weight_bits"] * layer["input_bits"] / 64
                       + value(floor["add_32bit_pj"]) * acc_bits / 32)
             elif event in MEMORY_EVENTS:
                 memories = layer_memories(layer)[MEMORY_EVENTS[event][0]]

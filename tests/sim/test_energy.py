@@ -15,7 +15,7 @@ def entry(value):
     return {"value": value, "source": "test"}
 
 
-TABLE = {"dsp_mac_pj": entry(2.0), "bram_read_pj": entry(5.0), "bram_write_pj": entry(6.0),
+TABLE = {"dsp_multiply_pj": entry(2.56), "toggle_rate": entry(0.5), "bram_read_pj": entry(5.0), "bram_write_pj": entry(6.0),
          "spram_read_pj": entry(7.0), "spram_write_pj": entry(8.0), "lutram_read_pj_per_bit": entry(0.5),
          "lutram_write_pj_per_bit": entry(0.25), "logic_pj_per_bit": entry(0.1), "clock_pj_per_ff_cycle": entry(0.01),
          "clock_pj_per_block_cycle": entry(1.0)}
@@ -25,7 +25,8 @@ COEFFICIENTS = {"families": {"ice40": {"coefficients": TABLE}}, "static_w": {"ic
 
 # one dense layer, one PE: weights in SPRAM (16 bits), inputs in flip-flops (8 bits), outputs in block RAM
 # (20 bits: two 16-bit ports), output codes of 8 bits
-LAYER = {"name": "fc", "op": "dense", "weight_bits": 8, "act_bits": 8, "acc_bits": 20,
+LAYER = {"name": "fc", "op": "dense", "shape": [64, 32], "weight_bits": 8, "input_bits": 8, "act_bits": 8,
+         "acc_bits": 20,
          "estimate": {"dsp": 3}, "memories": [
              {"name": "fc.pe0.weights", "depth": 100, "width": 16, "placement": "huge"},
              {"name": "fc.pe0.inputs", "depth": 32, "width": 8, "placement": "logic"},
@@ -45,11 +46,12 @@ def test_fpga_energy_by_hand(table):
     report = energy.fpga_energy({"layers": [LAYER]}, SIM, {"ff": 500, "dsp": 3, "bram": 4, "spram": 1},
                                 target("ice40-up5k"))
     per_image = {  # pJ, per image (half of the two images' counts)
-        "MACs": 100 * 2.0,
+        "MACs": 100 * (2.56 * 8 * 9 / 256 + 20 * 0.1),               # 8 x 9 bits of a 16 x 16 DSP; the add
+        "register activity": 110 * (8 + 5 + 1 + 8 + 1 + 8 + 8 + 8 + 1) * 0.5 * 0.1,  # entry, value, input, product
         "weight reads": 110 * 7.0,                                  # one SPRAM word
         "buffer writes": 16 * 8 * 0.1 + 32 * 2 * 6.0,               # flip-flops; two BRAM ports for 20 bits
         "buffer reads": 110 * 8 * 0.1 + 32 * 2 * 5.0,
-        "requantizer": 32 * 2.0 * 2,                                # 20-bit sum: two 15-bit DSP slices
+        "requantizer": 32 * 2.56 * 2,                               # 20-bit sum: two 15-bit DSP slices
         "streams": (16 + 32) * 8 * 0.1,
         "clock tree": 1000 * (500 * 0.01 + 8 * 1.0),
     }
@@ -67,7 +69,7 @@ def test_fpga_energy_by_hand(table):
 
 
 def test_asic_floor_by_hand(table):
-    floor = energy.asic_floor({"layers": [LAYER]}, SIM)
+    floor = energy.asic_floor({"layers": [LAYER]}, SIM)  # 8-bit weights times 8-bit inputs, 20-bit sums
     assert floor["breakdown_j"]["MACs"] == pytest.approx(100 * (0.2 + 0.1 * 20 / 32) * 1e-12)
     assert floor["breakdown_j"]["weight reads"] == pytest.approx(110 * 10.0 * 16 / 64 * 1e-12)
     assert floor["breakdown_j"]["buffer reads"] == pytest.approx((110 * 8 + 32 * 20) / 64 * 10.0 * 1e-12)
