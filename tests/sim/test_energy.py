@@ -15,9 +15,10 @@ def entry(value):
     return {"value": value, "source": "test"}
 
 
-TABLE = {"dsp_multiply_pj": entry(2.56), "toggle_rate": entry(0.5), "bram_read_pj": entry(5.0), "bram_write_pj": entry(6.0),
-         "spram_read_pj": entry(7.0), "spram_write_pj": entry(8.0), "lutram_read_pj_per_bit": entry(0.5),
-         "lutram_write_pj_per_bit": entry(0.25), "logic_pj_per_bit": entry(0.1), "clock_pj_per_ff_cycle": entry(0.01),
+TABLE = {"dsp_multiply_pj": entry(2.56), "toggle_rate": entry(0.5), "bram_read_pj": entry(5.0),
+         "bram_write_pj": entry(6.0), "spram_read_pj": entry(7.0), "spram_write_pj": entry(8.0),
+         "lutram_read_pj_per_bit": entry(0.5), "lutram_write_pj_per_bit": entry(0.25), "logic_pj_per_bit": entry(0.1),
+         "clock_pj_per_ff_cycle": entry(0.01),
          "clock_pj_per_block_cycle": entry(1.0)}
 COEFFICIENTS = {"families": {"ice40": {"coefficients": TABLE}}, "static_w": {"ice40-up5k": entry(0.001)},
                 "asic_floor": {"mult_8bit_pj": entry(0.2), "add_32bit_pj": entry(0.1),
