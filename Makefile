@@ -7,7 +7,7 @@ MODEL ?= models/digits/generator.onnx
 OUT ?= out
 TARGET ?= ecp5-85k
 
-.PHONY: install system-packages demo test bench compile rtl sim synth power lint clean
+.PHONY: install system-packages test-packages demo test bench compile rtl sim synth power report lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -34,15 +34,30 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# The whole story on the bundled model: compile, 64 images on the RTL (bit-exact), synthesis for TARGET,
+# energy per image against a GPU, and one HTML page of it all (out/build/report.html).
 demo: system-packages $(INSTALLED)
 	$(BIN)/undense doctor
 	mkdir -p $(OUT)
 	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
-	$(BIN)/undense compile $(MODEL) -o $(OUT)/build
+	$(BIN)/undense compile $(MODEL) -o $(OUT)/build --target $(TARGET)
 	$(BIN)/undense sim $(OUT)/build -n 64
+	$(BIN)/undense generate $(OUT)/build -n 64 --backend rtl
+	$(BIN)/undense synth $(OUT)/build
+	$(BIN)/undense power $(OUT)/build
+	$(BIN)/undense report $(OUT)/build
 
-test: system-packages $(INSTALLED)
+# The tests also drive Debian's chromium (headless) over the HTML report.
+test: system-packages test-packages $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
+
+test-packages:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages: chromium"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "the tests need chromium; run: sudo apt-get install chromium"; exit 2; fi; \
+	fi
 
 # The stages one at a time, on the bundled model or MODEL=path/to/model.onnx, for TARGET, into $(OUT)/build
 compile: system-packages $(INSTALLED)
@@ -60,6 +75,9 @@ synth: compile
 # Energy per image against a GPU: from a simulation, and from the synthesized design when `make synth` ran
 power: sim
 	$(BIN)/undense power $(OUT)/build
+
+report:
+	$(BIN)/undense report $(OUT)/build
 
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)

@@ -126,7 +126,7 @@ def rtl(build_dir):
 def sim(build_dir, count, seed, wave):
     """Simulate the accelerator cycle by cycle (Verilator) on N random inputs, bit-exact against golden."""
     from undense.runtime.compiled import load
-    from undense.sim.simulate import write_report
+    from undense.sim.simulate import mismatch_error, write_report
 
     compiled = load(build_dir)
     with console.status("simulating") as status:
@@ -136,8 +136,7 @@ def sim(build_dir, count, seed, wave):
     print_sim_report(result.report)
     click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave else ""))
     if result.report["mismatches"]:
-        raise UndenseError(f"the RTL differs from golden in {result.report['mismatches']} values, first at "
-                           f"{result.report['first_mismatch']}: a hardware bug; please report it with the model")
+        raise mismatch_error(result.report)
     if result.report["event_mismatches"]:
         raise UndenseError(f"the RTL's event counts differ from golden's prediction: "
                            f"{'; '.join(result.report['event_mismatches'])}")
@@ -161,6 +160,36 @@ def synth(build_dir, target_name):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-n", "count", default=64, show_default=True, help="number of images")
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), help="PNG grid  [default: DIR/grid.png]")
+@click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
+@click.option("--seed", default=0, show_default=True, help="seed of the random latents")
+def generate(build_dir, count, output, backend, seed):
+    """Generate images from random latents on a backend (golden, or the RTL in simulation): a PNG grid and the
+    batch's quality score; DIR/generate.json records them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from undense.runtime.compiled import load
+    from undense.runtime.generate import generate as run_generate
+    from undense.runtime.generate import write_grid
+
+    compiled = load(build_dir)
+    output = output or build_dir / "grid.png"
+    columns = (TextColumn(f"generating on {backend}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("images", total=count)
+        images = run_generate(compiled, count, backend, seed, advance=lambda n: progress.advance(task, n))
+    report = write_grid(compiled, images, backend, seed, output)
+    click.echo(f"{count} images ({backend}) -> {output}")
+    if report["quality_score"] is None:
+        click.echo(f"no quality score: {report['quality_note']}")
+    else:
+        click.echo(f"quality score {report['quality_score']:.2f} of 10; smallest class share "
+                   f"{min(report['class_shares']):.1%}")
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--gpu", "gpu_name", default="H100 SXM", show_default=True,
               help="GPU to compare with (sim/data/gpus.json)")
 def power(build_dir, gpu_name):
@@ -173,6 +202,23 @@ def power(build_dir, gpu_name):
     print_power_report(report)
     click.echo(report["sentence"])
     click.echo(f"-> {path}, plot -> {path.with_suffix('.png')}")
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(build_dir):
+    """Gather the build dir's reports into one self-contained HTML page, DIR/report.html (opens offline)."""
+    import json
+
+    from undense.runtime.compiled import load
+    from undense.runtime.report import write_report
+
+    compiled = load(build_dir)
+    path = write_report(compiled)
+    click.echo(f"report -> {path}")
+    power = compiled.directory / "power.json"
+    if power.is_file():  # the line to quote, last
+        click.echo(json.loads(power.read_text())["sentence"])
 
 
 @main.command()

@@ -28,7 +28,12 @@ class Compiled:
             raise UndenseError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
         x = self._checked(x)
         if backend == "rtl":
-            return golden.output_values(self.graph, self.simulate(x).codes)
+            from undense.sim.simulate import mismatch_error
+
+            result = self.simulate(x)
+            if result.report["mismatches"]:
+                raise mismatch_error(result.report)
+            return golden.output_values(self.graph, result.codes)
         return golden.run(self.graph, x)
 
     def _checked(self, x: np.ndarray) -> np.ndarray:

@@ -95,5 +95,10 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     return Simulation(run.outputs, expected, report)
 
 
+def mismatch_error(report: dict) -> UndenseError:
+    return UndenseError(f"the RTL differs from golden in {report['mismatches']} values, first at "
+                        f"{report['first_mismatch']}: a hardware bug; please report it with the model")
+
+
 def write_report(directory: Path, report: dict) -> Path:
     return builddir.write_report(directory, SIM_REPORT, report)

@@ -1,0 +1,160 @@
+"""`undense report`: the build dir's reports (compile, sim, synth, power, generate) as one HTML page.
+
+The page is self-contained: styles inline, images embedded as data URIs, no script, nothing fetched, so it
+opens offline and can be mailed as one file. A stage that has not run says which command runs it.
+"""
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+from undense.runtime.compiled import Compiled
+
+REPORT_PAGE = "report.html"
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5rem 0; } td, th { padding: 0.2rem 0.6rem; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; } .quote { font-size: 1.15rem; background: #eef5ff; padding: 0.8rem; }
+.bar { background: #ddd; width: 10rem; height: 0.8rem; display: inline-block; } .bar span { background: #4c72b0;
+height: 100%; display: block; } .missing { color: #a33; } .small { font-size: 0.85rem; color: #555; }
+img.grid { image-rendering: pixelated; width: 32rem; } img.plot { width: 100%; }
+"""
+
+
+def load_json(directory: Path, name: str) -> dict | None:
+    path = directory / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def embedded_png(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def missing(stage: str, directory: Path) -> str:
+    return f'<p class="missing">Not run yet: <code>undense {stage} {escape(str(directory))}</code> makes it.</p>'
+
+
+def share_bar(used: float, available: float) -> str:
+    width = 0 if not available else min(100.0, 100.0 * used / available)
+    return f'<span class="bar"><span style="width:{width:.1f}%"></span></span> {width:.1f}%'
+
+
+def model_section(report: dict) -> str:
+    rows = [[escape(layer["name"]), layer["op"], "x".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
+             f"{1 - layer['density']:.1%}", f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}",
+             layer["pe"], f"{layer['cycles']:,}"] for layer in report["layers"]]
+    return ("<h2>The model</h2>" + table(["layer", "op", "shape", "nonzeros", "zeros", "bits w/a/acc", "PEs",
+                                          "cycles"], rows)
+            + f"<p>Folded for {escape(report['target'])} at {report['clock_mhz']:g} MHz: "
+              f"{report['predicted_cycles_per_image']:,} cycles per image predicted (slowest layer "
+              f"{escape(report['slowest_layer'])}), {report['total_pe']} processing elements.</p>")
+
+
+def images_section(generated: dict | None, directory: Path) -> str:
+    if generated is None or not Path(generated["grid"]).is_file():
+        return "<h2>Generated images</h2>" + missing("generate --backend rtl", directory)
+    score = ("" if generated["quality_score"] is None
+             else f"; quality score {generated['quality_score']:.2f} of 10")
+    return (f"<h2>Generated images</h2><img class=\"grid\" alt=\"generated images\" "
+            f"src=\"{embedded_png(Path(generated['grid']))}\"><p>{generated['images']} images from random latents "
+            f"(seed {generated['seed']}) on the <b>{escape(generated['backend'])}</b> backend{score}.</p>")
+
+
+def simulation_section(sim: dict | None, directory: Path) -> str:
+    if sim is None:
+        return "<h2>Simulation</h2>" + missing("sim", directory)
+    verdict = "bit-exact against the golden executor" if sim["mismatches"] == 0 else (
+        f'<span class="missing">{sim["mismatches"]} values differ from golden</span>')
+    return (f"<h2>Simulation</h2><p>{sim['images']} images on the RTL (Verilator): {verdict}. "
+            f"{sim['cycles_per_image']:,.0f} cycles per image in steady state (ideal "
+            f"{sim['ideal_cycles_per_image']:,.0f}, predicted {sim['predicted_cycles_per_image']:,}); first image "
+            f"after {sim['first_image_latency_cycles']:,} cycles.</p>")
+
+
+def resources_section(compile_report: dict, synth: dict | None, directory: Path) -> str:
+    estimate, capacity = compile_report["estimate"], compile_report["capacity"]
+    used = synth if synth is not None and synth["target"] == compile_report["target"] else None
+    rows = []
+    for resource in ("lut", "ff", "dsp", "bram", "spram"):
+        if not estimate.get(resource) and not capacity.get(resource):
+            continue
+        measured = used[resource] if used else estimate[resource]
+        rows.append([resource, f"{estimate[resource]:,}", f"{used[resource]:,}" if used else "-",
+                     f"{capacity[resource]:,}" if capacity.get(resource) else "-",
+                     share_bar(measured, capacity[resource]) if capacity.get(resource) else ""])
+    html = "<h2>Resources and timing</h2>" + table(["resource", "estimated", "synthesized", "device has", "share"],
+                                                   rows)
+    if used is None:
+        return html + missing("synth", directory)
+    met = "met" if used["timing_met"] else '<span class="missing">not met</span>'
+    return html + (f"<p>Fmax {used['fmax_mhz']:.1f} MHz after place and route: timing {met} at "
+                   f"{used['clock_mhz']:g} MHz ({escape(used['tools']['yosys'])}; {escape(used['tools']['nextpnr'])})."
+                   "</p>")
+
+
+def energy_section(power: dict | None, directory: Path) -> str:
+    if power is None or not (directory / "power.png").is_file():
+        return "<h2>Energy per image</h2>" + missing("power", directory)
+    fpga, floor, reference = power["fpga"], power["floor"], power["gpu"]
+    rows = [[escape(part), f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}"]
+            for part, joules in fpga["breakdown_j"].items()]
+    gpu_rows = [["batch 1", f"{reference['j_per_image_batch1'] * 1e6:,.3f}", f"{power['ratio_batch1']:,.3g}x"],
+                [f"batch {reference['best_batch']:,} (fewest joules)", f"{reference['j_per_image_best'] * 1e6:,.3f}",
+                 f"{power['ratio_best']:,.3g}x"]]
+    return (f"<h2>Energy per image</h2><p class=\"quote\">{escape(power['sentence'])}</p>"
+            f"<img class=\"plot\" alt=\"energy breakdown\" src=\"{embedded_png(directory / 'power.png')}\">"
+            + table(["part", "nJ per image", "share"], rows)
+            + f"<p>{fpga['images_per_second']:,.0f} images/s at {fpga['average_power_w'] * 1e3:,.2f} mW, "
+              f"{fpga['images_per_joule']:,.0f} images per joule. The ASIC floor for the same MACs and memory "
+              f"accesses is {floor['j_per_image'] * 1e9:,.2f} nJ ({floor['fpga_over_floor']:,.0f}x less).</p>"
+            + f"<h3>Against {escape(reference['gpu'])} ({escape(reference['source'])})</h3>"
+            + table(["GPU", "uJ per image", "GPU / FPGA"], gpu_rows))
+
+
+def assumptions_section(power: dict | None) -> str:
+    if power is None:
+        return ""
+    coefficients = power["fpga"]["coefficients"]
+    rows = [[escape(name), f"{entry['value']:g}", escape(entry["source"]), escape(entry.get("derivation", ""))]
+            for name, entry in coefficients.items() if isinstance(entry, dict)]
+    spec = power["gpu_detail"].get("spec", {})
+    gpu_rows = [[escape(name), f"{entry['value']:g}", escape(entry["source"])]
+                for name, entry in spec.items() if isinstance(entry, dict)]
+    html = ("<h2>Every assumption behind the energy figures</h2><p class=\"small\">FPGA coefficients of the "
+            f"{escape(coefficients['family'])} family (pJ per event, W for static power), from "
+            "sim/data/energy.json:</p>" + table(["coefficient", "value", "source", "derivation"], rows))
+    if gpu_rows:
+        html += "<p class=\"small\">GPU figures, from sim/data/gpus.json:</p>" + table(["figure", "value", "source"],
+                                                                                       gpu_rows)
+    return html
+
+
+def render(compiled: Compiled) -> str:
+    directory = compiled.directory
+    compile_report = compiled.report
+    power = load_json(directory, "power.json")
+    sections = [
+        model_section(compile_report),
+        images_section(load_json(directory, "generate.json"), directory),
+        simulation_section(load_json(directory, "sim.json"), directory),
+        resources_section(compile_report, load_json(directory, "synth.json"), directory),
+        energy_section(power, directory),
+        assumptions_section(power),
+    ]
+    title = f"undense: {escape(directory.name)} on {escape(compiled.target.device)}"
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{title}</h1>" + "".join(sections) + "</body></html>\n")
+
+
+def write_report(compiled: Compiled) -> Path:
+    path = compiled.directory / REPORT_PAGE
+    path.write_text(render(compiled))
+    return path

@@ -1,0 +1,71 @@
+"""`undense generate` and `undense report`: the grid on the RTL, and the page in a real headless browser."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+import undense
+from undense.runtime.report import render
+
+
+def undense_command(*args):
+    done = subprocess.run([sys.executable, "-m", "undense", *map(str, args)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory, generator_path):
+    """The bundled model, one PE a layer, through every stage but synthesis."""
+    directory = tmp_path_factory.mktemp("report") / "digits"
+    undense.compile(generator_path, directory, images_per_second=20_000)
+    undense_command("sim", directory, "-n", "8")
+    out = undense_command("generate", directory, "-n", "32", "--backend", "rtl", "--seed", "3")
+    assert "32 images (rtl)" in out and "quality score" in out
+    undense_command("power", directory)
+    return directory
+
+
+def test_generate_records_the_grid_and_its_score(build):
+    generated = json.loads((build / "generate.json").read_text())
+    assert generated["backend"] == "rtl" and generated["images"] == 32 and generated["seed"] == 3
+    assert 1 <= generated["quality_score"] <= 10
+    assert Image.open(generated["grid"]).size[0] > 64
+
+
+def test_report_opens_offline_with_no_console_errors_and_shows_the_images(build, tmp_path):
+    out = undense_command("report", build)
+    sentence = json.loads((build / "power.json").read_text())["sentence"]
+    assert out.strip().splitlines()[-1] == sentence  # the line to quote comes last
+    page_path = build / "report.html"
+    html = page_path.read_text()
+    assert "<script" not in html
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors, requests = [], []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(page_path.as_uri())
+        widths = page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
+        page.locator("img.grid").screenshot(path=tmp_path / "grid.png")
+        page.screenshot(path=tmp_path / "page.png", full_page=True)
+        browser.close()
+    assert errors == []
+    assert all(url.startswith(("file:", "data:")) for url in requests)  # nothing fetched: it opens offline
+    assert len(widths) == 2 and all(width > 0 for width in widths)  # the grid and the energy plot decoded
+    shot = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+    assert (shot < 64).mean() > 0.05 and (shot > 192).mean() > 0.3  # dark digits drawn on white
+
+
+def test_a_stage_not_run_says_how_to_run_it(tmp_path, generator_path):
+    compiled = undense.compile(generator_path, tmp_path / "digits", images_per_second=20_000)
+    html = render(compiled)
+    for stage in ("generate --backend rtl", "sim", "synth", "power"):
+        assert f"<code>undense {stage} " in html
