@@ -51,11 +51,15 @@ class PEParams:
                                   "last": 1})
 
 
+def weight_entries(params: PEParams) -> list[dict]:
+    """The weight memory's contents, entry by entry, as its layout's fields."""
+    return [{"value": v, "column": c, "last": int(last)} for v, c, last in params.entries]
+
+
 def weight_words(params: PEParams) -> list[int]:
     """The weight memory's contents as the words its load port takes, entry by entry."""
     layout = params.entry_layout()
-    return [layout.const({"value": v, "column": c, "last": int(last)}).as_value().value
-            for v, c, last in params.entries]
+    return [layout.const(entry).as_value().value for entry in weight_entries(params)]
 
 
 class ProcessingElement(wiring.Component):
@@ -89,7 +93,7 @@ class ProcessingElement(wiring.Component):
         entry_layout = p.entry_layout()
         m.submodules.weights = weights = Memory(
             shape=entry_layout, depth=len(p.entries),
-            init=[] if p.loaded_weights else [{"value": v, "column": c, "last": int(last)} for v, c, last in p.entries],
+            init=[] if p.loaded_weights else weight_entries(p),
             attrs=self.attrs("weights"))
         # banks are the top address bit: no adder in front of a memory
         in_index_bits, out_index_bits = index_bits(p.in_features), index_bits(p.row_count)

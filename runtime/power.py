@@ -7,6 +7,7 @@ from undense.compiler import builddir
 from undense.errors import UndenseError
 from undense.runtime import baseline
 from undense.runtime.compiled import Compiled
+from undense.runtime.synthesis import SYNTH_REPORT
 from undense.sim import energy, gpu
 
 POWER_REPORT = "power.json"
@@ -23,11 +24,11 @@ def read_report(directory: Path, name: str, stage: str) -> dict:
 
 def resources(compiled: Compiled) -> tuple[dict, str]:
     """Flip-flops and blocks as synthesized for the compiled target when synth.json has them, else estimated."""
-    path = compiled.directory / "synth.json"
+    path = compiled.directory / SYNTH_REPORT
     if path.is_file():
         synth = json.loads(path.read_text())
         if synth["target"] == compiled.target.name:
-            return synth, "synth.json"
+            return synth, SYNTH_REPORT
     return compiled.report["estimate"], "the compiler's estimate"
 
 

@@ -9,6 +9,8 @@ from html import escape
 from pathlib import Path
 
 from undense.runtime.compiled import Compiled
+from undense.runtime.power import resources
+from undense.runtime.synthesis import SYNTH_REPORT
 
 REPORT_PAGE = "report.html"
 STYLE = """
@@ -79,9 +81,11 @@ def simulation_section(sim: dict | None, directory: Path) -> str:
             f"after {sim['first_image_latency_cycles']:,} cycles.</p>")
 
 
-def resources_section(compile_report: dict, synth: dict | None, directory: Path) -> str:
+def resources_section(compiled: Compiled) -> str:
+    directory, compile_report = compiled.directory, compiled.report
     estimate, capacity = compile_report["estimate"], compile_report["capacity"]
-    used = synth if synth is not None and synth["target"] == compile_report["target"] else None
+    synth, resources_from = resources(compiled)
+    used = synth if resources_from == SYNTH_REPORT else None
     rows = []
     for resource in ("lut", "ff", "dsp", "bram", "spram"):
         if not estimate.get(resource) and not capacity.get(resource):
@@ -145,7 +149,7 @@ def render(compiled: Compiled) -> str:
         model_section(compile_report),
         images_section(load_json(directory, "generate.json"), directory),
         simulation_section(load_json(directory, "sim.json"), directory),
-        resources_section(compile_report, load_json(directory, "synth.json"), directory),
+        resources_section(compiled),
         energy_section(power, directory),
         assumptions_section(power),
     ]

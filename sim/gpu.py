@@ -60,8 +60,9 @@ def batch_energy(graph: QGraph, spec: dict, batch: int) -> dict:
     peak = spec["fp16_tflops"]["value"] * 1e12
     bandwidth = spec["memory_gbs"]["value"] * 1e9
     launch = spec["launch_us"]["value"] * 1e-6
-    busy = sum(max(k.flops / peak, k.bytes / bandwidth) for k in kernels(graph, batch))
-    seconds = busy + launch * len(kernels(graph, batch))
+    work = kernels(graph, batch)
+    busy = sum(max(k.flops / peak, k.bytes / bandwidth) for k in work)
+    seconds = busy + launch * len(work)
     idle, maximum = spec["idle_w"]["value"], spec["max_w"]["value"]
     joules = idle * seconds + (maximum - idle) * busy
     return {"batch": batch, "seconds": seconds, "j_per_image": joules / batch, "images_per_second": batch / seconds}
