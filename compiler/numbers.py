@@ -16,6 +16,7 @@ import numpy as np
 
 MULTIPLIER_BITS = 15  # M in [2^14, 2^15): fits a signed 16-bit DSP operand
 LARGEST_MULTIPLIER = 2.0 ** (MULTIPLIER_BITS - 2)  # real multipliers stay below this, so every shift is >= 1
+SMALLEST_MULTIPLIER = 2.0 ** -32  # and above this, so every shift stays within int64 arithmetic
 
 
 @dataclass(frozen=True)
