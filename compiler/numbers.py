@@ -6,9 +6,11 @@ The rules here define the bits; the golden executor and the hardware follow them
 - Requantization is fixed point: a real multiplier m > 0 becomes an integer
   M with MULTIPLIER_BITS significant bits and a right shift s, m ~= M / 2^s;
   a value v is scaled as rshift_round(v * M, s).
-- The one rounding rule of every right shift: round half toward +infinity,
-  rshift_round(v, s) = (v + 2^(s-1)) >> s with an arithmetic (flooring) shift.
-  It costs one adder in hardware; ties are rare and it is documented here.
+- The one rounding rule of every right shift is QuantizeLinear's: round half to
+  even. rshift_round(v, s) = q + (r > 2^(s-1) or (r == 2^(s-1) and q odd)), where
+  q = v >> s is the arithmetic (flooring) shift and r = v - (q << s) its remainder.
+  In hardware it is the half-up adder plus a sticky bit: are the s-1 bits below
+  the half all zero?
 """
 from dataclasses import dataclass
 
@@ -92,10 +94,13 @@ def fixed_point(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rshift_round(value: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Right shift rounding half toward +infinity: (v + 2^(s-1)) >> s, s >= 1."""
+    """v / 2^s rounded half to even, s >= 1 (ONNX QuantizeLinear's rule)."""
     value = np.asarray(value, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
-    return (value + (np.int64(1) << (shift - 1))) >> shift
+    quotient = value >> shift
+    remainder = value - (quotient << shift)
+    half = np.int64(1) << (shift - 1)
+    return quotient + ((remainder > half) | ((remainder == half) & (quotient & 1 == 1)))
 
 
 def signed_bits(low: int, high: int) -> int:

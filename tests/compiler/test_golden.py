@@ -49,7 +49,7 @@ def test_matmul_integer_with_full_range_weights_is_exact_int32_arithmetic():
 
 @pytest.mark.parametrize("per_column", [False, True])
 def test_qlinear_matmul_within_one_lsb(per_column):
-    """ORT requantizes in float and rounds half to even; undense in fixed point and rounds half up."""
+    """ORT requantizes in float, undense in fixed point; both round half to even."""
     rng = np.random.default_rng(1)
     weight = rng.integers(-127, 128, size=(32, 12)).astype(np.int8)
     weight[rng.random(weight.shape) < 0.8] = 0

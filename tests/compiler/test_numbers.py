@@ -44,11 +44,13 @@ def test_fixed_point_keeps_fifteen_significant_bits(multiplier):
     assert abs(mantissa[0] / 2.0 ** shift[0] - multiplier) <= multiplier * 2.0 ** -MULTIPLIER_BITS
 
 
-def test_rshift_rounds_half_toward_plus_infinity():
-    values = np.array([-7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 5, 6, 7])
-    expected = np.floor(values / 4 + 0.5).astype(np.int64)
-    np.testing.assert_array_equal(rshift_round(values, 2), expected)
-    assert rshift_round(np.array([-2, 2]), 2).tolist() == [0, 1]  # the ties -0.5 -> 0 and 0.5 -> 1
+@pytest.mark.parametrize("shift", [1, 2, 5, 31])
+def test_rshift_rounds_half_to_even_as_quantize_linear(shift):
+    values = np.concatenate([np.arange(-70, 71), np.arange(-9, 10) << shift, (np.arange(-9, 10) << shift) + 1,
+                             ((np.arange(-19, 20, 2)) << (shift - 1)) - 1])
+    np.testing.assert_array_equal(rshift_round(values, shift), np.rint(values / 2.0 ** shift).astype(np.int64))
+    ties = np.array([-5, -3, -1, 1, 3, 5]) << (shift - 1)  # -2.5 -1.5 -0.5 0.5 1.5 2.5
+    assert rshift_round(ties, shift).tolist() == [-2, -2, 0, 0, 2, 2]
 
 
 def test_signed_bits():
