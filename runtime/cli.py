@@ -70,8 +70,9 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
               help="build dir to write")
 @click.option("--bits", default=8, show_default=True, help="weight and activation bits (2 to 8)")
 @click.option("--layer-bits", multiple=True, metavar="LAYER=BITS", help="bits for one layer; repeatable")
-@click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="calibration inputs (.npy, [N, features]); default: calib_latents.npy next to the model")
+@click.option("--calib", metavar="FILE.npy|normal:N",
+              help="calibration inputs (.npy, [N, features]), or normal:N for N latents drawn from N(0, I); "
+                   "default: calib_latents.npy next to the model")
 @click.option("--target", "target_name", default="ecp5-85k", show_default=True,
               type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]), help="FPGA to fold for")
 @click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
