@@ -262,6 +262,10 @@ def bench(output, repeats):
     click.echo(f"golden vs float on {fidelity['samples']} latents: mean |pixel error| "
                f"{fidelity['mean_abs_pixel_error']:.4f}, quality {fidelity['golden_score']:.2f} vs "
                f"{fidelity['float_score']:.2f} ({fidelity['golden_to_float_score']:.1%})")
+    for name, figure in fidelity["calibrations"].items():
+        click.echo(f"  calibrated on {name} ({figure['calibration_samples']:,} samples): worst |pixel error| "
+                   f"{figure['max_abs_pixel_error']:.4f} ({figure['max_error_share_of_range']:.1%} of the output "
+                   f"range), mean {figure['mean_abs_pixel_error']:.4f} ({figure['mean_error_share_of_range']:.2%})")
     for case, figure in figures["simulation"].items():
         click.echo(f"simulate {case}: {figure['cycles_per_image']:,.0f} cycles per image, "
                    f"{figure['cycles_over_ideal']:.1%} of the ideal {figure['ideal_cycles_per_image']:,.0f}; "
