@@ -18,7 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from undense.compiler.ir import Graph, QAdd, QGraph
+from undense.compiler.ir import Dense, Graph, QAdd, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.reference import run_float
 from undense.errors import UndenseError
@@ -113,7 +113,7 @@ def coverage(graph: Graph, qgraph: QGraph, calibration: CalibrationSet) -> dict:
               "value_inside": None, "latent_inside": None, "fresh_latents": None, "fresh_seed": None,
               "saturated_latents": None, "tensors": [], "warning": None}
     for layer, tensor, before_activation in _points(qgraph):
-        record["tensors"].append({"layer": layer, "tensor": tensor, "calibrated": tensor not in graph.fixed_quant,
+        record["tensors"].append({"layer": layer, "tensor": tensor, "calibrated": _calibrated(graph, tensor),
                                   "range": _range(qgraph.quant[tensor]),
                                   "range_before_activation": _range(before_activation),
                                   "saturated_values": None, "saturated_latents": None})
@@ -121,6 +121,13 @@ def coverage(graph: Graph, qgraph: QGraph, calibration: CalibrationSet) -> dict:
         _measure(graph, qgraph, record)
         record["warning"] = _warning(record)
     return record
+
+
+def _calibrated(graph: Graph, tensor: str) -> bool:
+    """The tensor's range comes from the calibration: the model does not fix it, and it is not the output of an
+    activation alone, whose range is its function over every input code (passes/quantize.py)."""
+    producer = graph.producer(tensor)
+    return tensor not in graph.fixed_quant and not (isinstance(producer, Dense) and producer.is_elementwise_function)
 
 
 def _range(params: QuantParams | None) -> list[float] | None:

@@ -70,6 +70,16 @@ def test_a_table_layer_reports_the_range_before_its_activation():
     assert fc["range"] == pytest.approx([0, 1 / (1 + np.exp(-3))], abs=1 / 255)
 
 
+def test_an_activation_alone_takes_its_range_from_its_input_not_the_calibration():
+    graph = Graph("x", "y", {"x": 2, "h": 2, "y": 2}, (
+        Dense("fc", "x", "h", np.array([[1.0, 0.5], [0.0, 2.0]]), np.zeros(2)),
+        Dense("act", "h", "y", np.eye(2), np.zeros(2), Function("tanh"))), (2,))
+    samples = np.random.default_rng(0).standard_normal((300, 2))
+    x_in, fc, act = coverage(graph, quantize(graph, samples), CalibrationSet(samples, "array"))["tensors"]
+    assert (x_in["calibrated"], fc["calibrated"], act["calibrated"]) == (True, True, False)
+    assert act["range_before_activation"] == fc["range"]  # looked up on fc's codes
+
+
 def test_inputs_that_are_not_latents_get_no_invented_coverage():
     graph = tiny_graph()
     samples = np.random.default_rng(0).uniform(0, 10, size=(500, 4))
