@@ -71,7 +71,8 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
     values, pre_activation = ({}, {}) if calibration is None else run_float(graph, _as_float(graph, calibration))
     if calibration is None and needs_calibration(graph):
         raise UndenseError("the model is not fully pre-quantized, so it needs calibration inputs: "
-                           "give --calib FILE.npy (a few hundred typical inputs, shaped [N, features])")
+                           "give --calib FILE.npy (a few hundred typical inputs, shaped [N, features]) or, "
+                           "for a latent input z ~ N(0, I), --calib normal:4096")
 
     def calibrated(seen: dict[str, np.ndarray], width: int, fixed=graph.fixed_quant) -> Calibrated:
         def params(tensor: str, min_scale: float = 0.0, reachable: np.ndarray | None = None) -> QuantParams | None:
