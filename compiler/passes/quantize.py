@@ -7,13 +7,16 @@
 - Dense: acc = W x + bias, with the input zero point folded into the bias;
   the accumulator width comes from the bound of |acc| over every input code.
   Requantization is fixed point (numbers.fixed_point); ReLU and Clip are a
-  clamp of the requantized code, every other activation a 2^b-entry table.
+  clamp of the requantized code, every other activation a 2^b-entry table,
+  whose input range is narrowed to where its output code still changes.
 - Add: both inputs rescaled to the output scale with one shared shift.
 """
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
+from undense.compiler.functions import Function
 from undense.compiler.ir import Add, Dense, Graph, QAdd, QDense, QGraph
 from undense.compiler.numbers import (
     LARGEST_MULTIPLIER,
@@ -75,12 +78,15 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
                            "for a latent input z ~ N(0, I), --calib normal:4096")
 
     def calibrated(seen: dict[str, np.ndarray], width: int, fixed=graph.fixed_quant) -> Calibrated:
-        def params(tensor: str, min_scale: float = 0.0, reachable: np.ndarray | None = None) -> QuantParams | None:
-            """The model's own parameters, else a range: `reachable` values, or those seen in calibration."""
+        def params(tensor: str, min_scale: float = 0.0, reachable: np.ndarray | None = None,
+                   narrow: Callable[[float, float], tuple[float, float]] | None = None) -> QuantParams | None:
+            """The model's own parameters, else a range: `reachable` values, or those seen in calibration,
+            `narrow`ed where given."""
             if tensor in fixed:
                 return fixed[tensor]
             values = seen[tensor] if reachable is None else reachable
-            return activation_params(values.min(), values.max(), width, min_scale)
+            low, high = float(values.min()), float(values.max())
+            return activation_params(*(narrow(low, high) if narrow else (low, high)), width, min_scale)
         return params
 
     quant = {graph.input: calibrated(values, bits)(graph.input)}
@@ -143,12 +149,25 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
             high = min(high, int(q_out.quantize(function.high))) if np.isfinite(function.high) else high
     else:
         # ONNX's DequantizeLinear -> f -> QuantizeLinear on every code the table can be indexed with
-        requant = pre_params(node.output, min_scale) if _calibrated_before_activation(node) else q_in
+        requant = pre_params(node.output, min_scale, narrow=partial(_where_output_changes, function, q_out)) \
+            if _calibrated_before_activation(node) else q_in
         low, high = requant.qmin, requant.qmax
         table = q_out.quantize(function.apply(requant.dequantize(np.arange(low, high + 1))))
     multiplier, shift = _fixed_point(node.name, q_in.scale * scales / requant.scale)
     return QDense(**common, multiplier=multiplier, shift=shift, requant=requant, clamp=(int(low), int(high)),
                   table=table), q_out
+
+
+def _where_output_changes(function: Function, q_out: QuantParams, low: float, high: float) -> tuple[float, float]:
+    """The part of [low, high] where f's output code still changes. Beyond it every value lands on the same end
+    code (a Sigmoid's input below -6.2 on an 8-bit output in [0, 1]), so a table's input saturating there loses
+    nothing, and its codes go where the output moves."""
+    grid = np.linspace(low, high, 1 << 16)
+    codes = q_out.quantize(function.apply(grid))
+    below, above = np.flatnonzero(codes != codes[0]), np.flatnonzero(codes != codes[-1])
+    if len(below) == 0:  # one code over the whole range
+        return low, high
+    return float(grid[below[0] - 1]), float(grid[above[-1] + 1])
 
 
 def _fixed_point(layer: str, multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
