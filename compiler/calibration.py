@@ -30,6 +30,7 @@ FRESH_SEED = 1302
 FRESH_LATENTS = 1000
 POOR_COVERAGE = 0.001  # warn when more than 1 in 1,000 fresh latents saturates somewhere
 SUGGESTED_SAMPLES = 4096
+MAX_NORMAL_SAMPLES = 1_000_000  # more would take gigabytes of calibration values and no better ranges
 LATENT_TOLERANCE = 0.25
 RULE = ("min/max (0th to 100th percentile of the calibration values, widened to include 0); a value beyond "
         "saturates at the end code")
@@ -56,8 +57,9 @@ def normal_calibration(spec: str, graph: Graph) -> CalibrationSet:
         raise UndenseError(f"calibration '{spec}': unknown sampler; give a .npy file [N, features] or "
                            "normal:N (N samples of N(0, I)), e.g. normal:4096")
     count = match["count"]
-    if not count.isdigit() or int(count) == 0:
-        raise UndenseError(f"calibration '{spec}': N must be a whole number of samples above 0, e.g. normal:4096")
+    if not count.isdigit() or not 0 < int(count) <= MAX_NORMAL_SAMPLES:
+        raise UndenseError(f"calibration '{spec}': N must be a whole number of samples from 1 to "
+                           f"{MAX_NORMAL_SAMPLES:,}, e.g. normal:4096")
     if graph.input_is_integer:
         raise UndenseError(f"calibration '{spec}': the model's input is integer codes, not a latent vector; "
                            "give a .npy file of typical inputs [N, features]")

@@ -109,7 +109,7 @@ def test_normal_draws_reproducible_latents_as_wide_as_the_input():
 
 @pytest.mark.parametrize("spec,message", [
     ("normal:", "whole number"), ("normal:0", "whole number"), ("normal:-3", "whole number"),
-    ("normal:abc", "whole number"), ("gauss:10", "unknown sampler"),
+    ("normal:abc", "whole number"), ("normal:1000001", "1,000,000"), ("gauss:10", "unknown sampler"),
 ])
 def test_malformed_specs_are_one_clear_error(spec, message):
     with pytest.raises(UndenseError, match=message):
