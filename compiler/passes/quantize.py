@@ -36,6 +36,7 @@ MIN_BITS, MAX_BITS = 2, 8
 # An activation alone at the model's output, whose result the model leaves unquantized (as onnxruntime's
 # quantizer leaves a final Tanh), is a table of its exact values: kept this fine, not rounded to 8 bits.
 FINE_OUTPUT_BITS = 16
+LARGEST_BIAS = 2.0 ** 24  # in steps of the input scale times the weight scale, for weights undense quantizes
 Calibrated = Callable[..., QuantParams | None]  # (tensor, min_scale, reachable) -> its parameters
 
 
@@ -86,7 +87,11 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
                 return fixed[tensor]
             values = seen[tensor] if reachable is None else reachable
             low, high = float(values.min()), float(values.max())
-            return activation_params(*(narrow(low, high) if narrow else (low, high)), width, min_scale)
+            if narrow is not None:  # and a step wider each side, so the end codes' own values stay beyond it
+                useful_low, useful_high = narrow(low, high)
+                step = (useful_high - useful_low) / ((1 << width) - 1)
+                low, high = max(low, useful_low - step), min(high, useful_high + step)
+            return activation_params(low, high, width, min_scale)
         return params
 
     quant = {graph.input: calibrated(values, bits)(graph.input)}
@@ -125,13 +130,19 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
         codes, scales, weight_bits = np.eye(rows, dtype=np.int64), np.ones(rows), 2
     else:
         weight_bits = bits
-        scales = symmetric_weight_scales(node.weight, bits)
+        # a row of tiny weights beside a bias: its step no finer than keeps the bias within LARGEST_BIAS steps
+        scales = np.maximum(symmetric_weight_scales(node.weight, bits),
+                            np.abs(node.bias) / (q_in.scale * LARGEST_BIAS))
         codes = quantize_weights(node.weight, scales, bits)
     min_scale = q_in.scale * scales.max() / LARGEST_MULTIPLIER
     reachable = node.activation.apply(q_in.dequantize(np.arange(q_in.qmin, q_in.qmax + 1))) \
         if _takes_its_inputs_range(node) else None
     q_out = output_params(node.output, min_scale, reachable)
-    bias = np.rint(node.bias / (q_in.scale * scales)).astype(np.int64) - q_in.zero_point * codes.sum(axis=1)
+    bias_steps = node.bias / (q_in.scale * scales)
+    if not np.all(np.abs(bias_steps) <= 2.0 ** 31):  # what an int32 bias, as ONNX's quantized ops keep it, holds
+        raise UndenseError(f"layer '{node.name}': its bias is {np.max(np.abs(bias_steps)):.3g} steps of the input "
+                           "scale times the weight scale, beyond an int32; check the scales the model gives it")
+    bias = np.rint(bias_steps).astype(np.int64) - q_in.zero_point * codes.sum(axis=1)
     bound = np.abs(codes).sum(axis=1) * max(abs(q_in.qmin), abs(q_in.qmax)) + np.abs(bias)  # |acc| over all inputs
     acc_bits = signed_bits(-int(bound.max()), int(bound.max()))
     common = {"name": node.name, "input": node.input, "output": node.output, "weight": codes,

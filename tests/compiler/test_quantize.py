@@ -76,3 +76,34 @@ def test_bad_bit_widths_are_refused(bits, layer_bits):
 def test_calibration_of_the_wrong_width_is_refused():
     with pytest.raises(UndenseError, match="8 features per sample"):
         quantize(float_graph(), np.zeros((10, 5)))
+
+
+def test_a_row_of_tiny_weights_beside_a_bias_keeps_its_bias_in_range():
+    """A row whose largest weight is 1e-30 would get a step so fine that its bias overflowed int64; its step
+    is floored instead, so its weights quantize to zero and the bias carries the row, as in the float model."""
+    graph = float_graph(("Relu", None))
+    first = graph.nodes[0]
+    weight = first.weight.copy()
+    weight[3] = np.where(weight[3] != 0, 1e-30, 0.0)
+    tiny = graph.with_nodes([type(first)(first.name, first.input, first.output, weight, first.bias + 0.5,
+                                         first.activation), *graph.nodes[1:]])
+    qgraph = quantize(tiny, calibration())
+    verify(qgraph, "quantize")
+    assert not qgraph.nodes[0].dense_codes()[3].any()
+    x = calibration(seed=6, count=100)
+    float_out = run_float(tiny, x)[0][tiny.output]
+    assert np.abs(run(qgraph, x) - float_out).max() < 0.1
+
+
+def test_a_bias_beyond_int32_steps_of_fixed_scales_names_the_layer():
+    from onnx import helper
+
+    from undense.runtime.synthetic import model
+
+    codes = np.array([[3, -128], [127, 5]], np.int8)
+    inits = {"w": codes, "ws": np.array(1e-30, np.float32), "wz": np.array(0, np.int8),
+             "b": np.array([0.5, -0.5], np.float32)}
+    nodes = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["weight"], name="dq"),
+             helper.make_node("Gemm", ["x", "weight", "b"], ["y"], name="tiny_gemm", transB=1)]
+    with pytest.raises(UndenseError, match="layer 'tiny_gemm': its bias .* beyond an int32"):
+        quantize(fuse(import_onnx(model(nodes, inits, 2, 2))), np.ones((4, 2)))
