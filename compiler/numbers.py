@@ -16,6 +16,7 @@ import numpy as np
 
 MULTIPLIER_BITS = 15  # M in [2^14, 2^15): fits a signed 16-bit DSP operand
 LARGEST_MULTIPLIER = 2.0 ** (MULTIPLIER_BITS - 2)  # real multipliers stay below this, so every shift is >= 1
+MAX_SHIFT = 62  # so that the rounding term 2^(s-1) and every shifted value fit int64
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,21 @@ def quantize_weights(weight: np.ndarray, scales: np.ndarray, bits: int) -> np.nd
     return np.clip(np.rint(weight / scales[:, None]), -limit, limit).astype(np.int64)
 
 
+def outside_fixed_point_range(multiplier: np.ndarray) -> np.ndarray:
+    """The real multipliers with no fixed-point form: outside [2^(MULTIPLIER_BITS-1-MAX_SHIFT), 2^(MULTIPLIER_BITS-1)).
+
+    Callers check first and say which layer's scales are out of range; fixed_point itself raises."""
+    multiplier = np.asarray(multiplier, dtype=np.float64).reshape(-1)
+    inside = (multiplier >= 2.0 ** (MULTIPLIER_BITS - 1 - MAX_SHIFT)) & (multiplier < 2.0 ** (MULTIPLIER_BITS - 1))
+    return multiplier[~inside]
+
+
 def fixed_point(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split real multipliers m > 0 into integers M (MULTIPLIER_BITS significant bits) and shifts s >= 1."""
+    """Split real multipliers m > 0 into integers M (MULTIPLIER_BITS significant bits) and shifts in [1, MAX_SHIFT]."""
     multiplier = np.asarray(multiplier, dtype=np.float64)
-    if np.any(multiplier <= 0) or np.any(multiplier >= 2.0 ** (MULTIPLIER_BITS - 1)):
-        raise ValueError(f"requantization multipliers must lie in (0, 2^{MULTIPLIER_BITS - 1})")
+    if outside_fixed_point_range(multiplier).size:
+        raise ValueError(f"requantization multipliers must lie in [2^{MULTIPLIER_BITS - 1 - MAX_SHIFT}, "
+                         f"2^{MULTIPLIER_BITS - 1})")
     exponent = np.floor(np.log2(multiplier)).astype(np.int64)
     shift = (MULTIPLIER_BITS - 1) - exponent
     mantissa = np.rint(multiplier * np.exp2(shift)).astype(np.int64)

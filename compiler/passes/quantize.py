@@ -20,6 +20,7 @@ from undense.compiler.numbers import (
     QuantParams,
     activation_params,
     fixed_point,
+    outside_fixed_point_range,
     quantize_weights,
     signed_bits,
     symmetric_weight_scales,
@@ -118,7 +119,7 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
         requant = pre_params(node.output, min_scale)
         low, high = requant.qmin, requant.qmax
         table = q_out.quantize(function.apply(requant.dequantize(np.arange(low, high + 1))))
-    multiplier, shift = fixed_point(q_in.scale * scales / requant.scale)
+    multiplier, shift = _fixed_point(node.name, q_in.scale * scales / requant.scale)
     return QDense(**common, multiplier=multiplier, shift=shift, requant=requant, clamp=(int(low), int(high)),
                   table=table), q_out
 
@@ -127,8 +128,19 @@ def _add(node: Add, q_a: QuantParams, q_b: QuantParams, output_params: Calibrate
          features: int) -> tuple[QAdd, QuantParams]:
     q_out = output_params(node.output, max(q_a.scale, q_b.scale) / LARGEST_MULTIPLIER)
     real = np.array([q_a.scale / q_out.scale, q_b.scale / q_out.scale])
-    _, shifts = fixed_point(real)
+    _, shifts = _fixed_point(node.name, real)
     shift = int(shifts.min())
     multipliers = np.rint(real * 2.0 ** shift).astype(np.int64)
     return QAdd(node.name, node.inputs, node.output, (q_a.zero_point, q_b.zero_point),
                 (int(multipliers[0]), int(multipliers[1])), shift, q_out, features), q_out
+
+
+def _fixed_point(layer: str, multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numbers.fixed_point; a multiplier out of its range (a pre-quantized model's scales far apart, or damaged)
+    is the user's error, named by layer."""
+    outside = outside_fixed_point_range(multiplier)
+    if outside.size:
+        raise UndenseError(f"layer '{layer}': requantizing into its output needs a multiplier of {outside[0]:.3g} "
+                           "(input scale x weight scale / output scale), which fixed point cannot hold; its "
+                           "quantization scales are far apart or damaged: fix the model's quantization")
+    return fixed_point(multiplier)

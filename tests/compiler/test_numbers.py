@@ -6,10 +6,12 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from undense.compiler.numbers import (
+    MAX_SHIFT,
     MULTIPLIER_BITS,
     QuantParams,
     activation_params,
     fixed_point,
+    outside_fixed_point_range,
     rshift_round,
     signed_bits,
 )
@@ -55,3 +57,12 @@ def test_signed_bits():
     assert signed_bits(-128, 127) == 8
     assert signed_bits(-129, 0) == 9
     assert signed_bits(0, 128) == 9
+
+
+def test_multipliers_without_a_fixed_point_form():
+    smallest, limit = 2.0 ** (MULTIPLIER_BITS - 1 - MAX_SHIFT), 2.0 ** (MULTIPLIER_BITS - 1)
+    assert outside_fixed_point_range(np.array([smallest, 0.5, np.nextafter(limit, 0)])).size == 0
+    assert outside_fixed_point_range(np.array([0.0, -1.0, np.nan, smallest / 2, limit, 0.5])).size == 5
+    assert fixed_point(np.array([smallest]))[1][0] == MAX_SHIFT
+    with pytest.raises(ValueError):
+        fixed_point(np.array([limit]))
