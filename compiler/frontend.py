@@ -7,6 +7,7 @@ Every rejection is an UndenseError naming the node, its op, why, and what is
 supported.
 """
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from onnx.reference import ReferenceEvaluator
 
 from undense.compiler.functions import IDENTITY, Function
 from undense.compiler.ir import Add, Dense, Graph
-from undense.compiler.numbers import QuantParams
+from undense.compiler.numbers import QuantParams, signed_bits
 from undense.compiler.validate import check_graph, check_model, where
 from undense.errors import UndenseError
 
@@ -28,6 +29,41 @@ ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", 
 ALIASES = ("Reshape", "Flatten", "Identity")
 NOT_FOLDED = ("QuantizeLinear", "DequantizeLinear")  # kept so the codes they carry are imported as they are
 RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedConstant:
+    """Integer codes from the file with their scale and zero point: per tensor, or one per index of `axis`."""
+
+    codes: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1 or self.zero_point.size > 1
+
+    def broadcast(self, per_channel: np.ndarray) -> np.ndarray:
+        """A per-tensor or per-channel constant shaped to broadcast against the codes."""
+        if per_channel.ndim == 0 or per_channel.size == 1:
+            return per_channel.reshape(())
+        shape = [1] * self.codes.ndim
+        shape[self.axis] = -1
+        return per_channel.reshape(shape)
+
+    def values(self) -> np.ndarray:
+        """DequantizeLinear: (code - zero point) * scale."""
+        return (self.codes.astype(np.float64) - self.broadcast(self.zero_point)) * self.broadcast(
+            self.scale.astype(np.float64))
+
+    @property
+    def bits(self) -> int:
+        """Width of a code less its zero point over the type's whole range: int8 with zero point 0 stays
+        8 bits; uint8, or int8 with another zero point, needs 9."""
+        info = np.iinfo(self.codes.dtype)
+        zero = self.zero_point.astype(np.int64)
+        return signed_bits(int(info.min - zero.max()), int(info.max - zero.min()))
 
 
 def attributes(node: onnx.NodeProto) -> dict:
@@ -81,7 +117,7 @@ class _Importer:
         self.sizes: dict[str, int] = {}
         self.nodes: list[Dense | Add] = []
         self.fixed_quant: dict[str, QuantParams | None] = {}
-        self.quantized_constants: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
+        self.quantized_constants: dict[str, QuantizedConstant] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def tensor(self, name: str) -> str:
@@ -164,10 +200,7 @@ class _Importer:
         bias = self.optional_constant(node, 2, 0.0) * beta
         codes = self.quantized_constants.get(node.input[1])
         if codes is not None:
-            values, scales, bits, axis = codes
-            if alpha != 1.0:
-                raise UndenseError(f"{where(node)}: alpha != 1 on pre-quantized weights is not supported")
-            weight, quantized = self._imported_weight(node, values, scales, bits, axis, 0 if trans_b else 1)
+            weight, quantized = self._imported_weight(node, codes, 0 if trans_b else 1, alpha)
             self.add_dense(node, x, weight, bias, **quantized)
             return
         b = self.constant(node, 1, "weight B")
@@ -177,7 +210,7 @@ class _Importer:
         x = self.activation(node, 0)
         codes = self.quantized_constants.get(node.input[1])
         if codes is not None:
-            weight, quantized = self._imported_weight(node, *codes, rows_axis=1)
+            weight, quantized = self._imported_weight(node, codes, rows_axis=1)
             self.add_dense(node, x, weight, **quantized)
             return
         b = self.constant(node, 1, "weight B")
@@ -185,17 +218,29 @@ class _Importer:
             raise UndenseError(f"{where(node)}: weight of rank {b.ndim}; only 2-D weights are supported")
         self.add_dense(node, x, b.T)
 
-    def _imported_weight(self, node, codes, scales, bits, axis, rows_axis):
-        """Pre-quantized weight codes as (weight, keyword fields) with rows = output channels."""
-        codes = codes if rows_axis == 0 else codes.T
-        scales = np.asarray(scales, dtype=np.float64).reshape(-1)
-        if scales.size == 1:
-            scales = np.full(codes.shape[0], scales[0])
-        elif axis != rows_axis or scales.size != codes.shape[0]:
-            raise UndenseError(f"{where(node)}: weight scales are per input channel; "
-                               "only per-tensor or per-output-channel weight scales are supported")
-        quantized = {"weight_codes": codes.astype(np.int64), "weight_scales": scales, "weight_bits": bits}
-        return codes * scales[:, None], quantized
+    def _imported_weight(self, node, weight: "QuantizedConstant", rows_axis: int, alpha: float = 1.0):
+        """Pre-quantized weight codes as (float weight, keyword fields) with rows = output channels.
+
+        The codes are kept as the file has them, less their zero point (which may need one bit more than
+        the type: see QuantizedConstant.bits). Scales along the input axis cannot be one requantization
+        multiplier per output row, so such a weight is imported as its float values and quantized again.
+        """
+        if weight.codes.ndim != 2:
+            raise UndenseError(f"{where(node)}: weight of rank {weight.codes.ndim}; only 2-D weights are supported")
+        if weight.codes.dtype not in (np.int8, np.uint8):
+            raise UndenseError(f"{where(node)}: {weight.codes.dtype} weight codes are not supported; "
+                               "quantize weights to int8 or uint8")
+        real = weight.values() * alpha
+        real = real if rows_axis == 0 else real.T
+        if weight.per_channel and weight.axis != rows_axis:
+            return real, {}
+        rows = weight.codes.shape[rows_axis]
+        codes = weight.codes.astype(np.int64) - weight.broadcast(weight.zero_point)
+        codes = (codes if rows_axis == 0 else codes.T) * int(np.sign(alpha) or 1)
+        scales = np.broadcast_to(weight.scale.astype(np.float64).reshape(-1), (rows,)) * abs(alpha)
+        bits = max(weight.bits, signed_bits(int(codes.min(initial=0)), int(codes.max(initial=0))))  # -1 * -128
+        quantized = {"weight_codes": codes, "weight_scales": scales.copy(), "weight_bits": bits}
+        return real, quantized
 
     def Add(self, node):
         constant_inputs = [i for i in node.input if i in self.constants]
@@ -263,17 +308,12 @@ class _Importer:
         source = node.input[0]
         if source in self.constants:  # weight or bias codes
             codes = self.constants[source]
-            scale = self.constant(node, 1, "scale")
-            zero_point = self.optional_constant(node, 2, np.zeros((), dtype=codes.dtype))
-            if np.any(zero_point != 0) and codes.dtype != np.int32:
-                raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are "
-                                   "supported (quantize weights with symmetric=True)")
-            axis = attributes(node).get("axis", 1)
-            along_axis = tuple(i for i in range(codes.ndim) if i != axis)
-            scale_b, zero_b = (v if v.ndim == 0 else np.expand_dims(v, along_axis) for v in (scale, zero_point))
-            self.constants[node.output[0]] = (codes.astype(np.float64) - zero_b) * scale_b
+            constant = self._quantized(node, codes, self.constant(node, 1, "scale"),
+                                       self.optional_constant(node, 2, np.zeros((), dtype=codes.dtype)),
+                                       self._axis(node))
+            self.constants[node.output[0]] = constant.values()
             if codes.dtype != np.int32:
-                self.quantized_constants[node.output[0]] = (codes, scale, 8 * codes.dtype.itemsize, axis)
+                self.quantized_constants[node.output[0]] = constant
             return
         x = self.tensor(source)
         if x not in self.sizes:
@@ -281,6 +321,30 @@ class _Importer:
                                "a quantized activation")
         self.alias[node.output[0]] = x
         self._fix(node, x, self._params(node))
+
+    @staticmethod
+    def _quantized(node, codes, scale, zero_point, axis: int) -> QuantizedConstant:
+        """Codes with a scale and zero point each of one value (axis ignored) or one per channel along `axis`."""
+        scale, zero_point = np.asarray(scale), np.asarray(zero_point)
+        if scale.size == 1 and zero_point.size == 1:
+            return QuantizedConstant(codes, scale, zero_point, 0)
+        if not -codes.ndim <= axis < codes.ndim:
+            raise UndenseError(f"{where(node)}: per-channel axis={axis} for a tensor of rank {codes.ndim}")
+        axis %= codes.ndim
+        for what, value in (("scale", scale), ("zero point", zero_point)):
+            if value.size not in (1, codes.shape[axis]):
+                raise UndenseError(f"{where(node)}: the {what} has {value.size} values for {codes.shape[axis]} "
+                                   f"channels along axis {axis}; give one, or one per channel")
+        return QuantizedConstant(codes, scale, zero_point, axis)
+
+    @staticmethod
+    def _axis(node) -> int:
+        """DequantizeLinear's per-channel axis; blocked quantization is refused."""
+        attrs = attributes(node)
+        if attrs.get("block_size", 0):
+            raise UndenseError(f"{where(node)}: blocked quantization (block_size={attrs['block_size']}) is not "
+                               "supported; quantize weights per tensor or per channel")
+        return attrs.get("axis", 1)
 
     def _fix(self, node, tensor, params):
         known = self.fixed_quant.get(tensor)
@@ -303,25 +367,25 @@ class _Importer:
         x = self.activation(node, 0)
         self._fix(node, x, self._params(node, 1, 2))
         codes = self.constant(node, 3, "weight B")
-        b_zero = self.constant(node, 5, "weight zero point")
-        if np.any(b_zero != 0):
-            raise UndenseError(f"{where(node)}: weight zero point is not 0; only symmetric weights are supported")
-        weight, quantized = self._imported_weight(
-            node, codes, self.constant(node, 4, "weight scale"), 8 * codes.dtype.itemsize, 1, rows_axis=1)
-        self.add_dense(node, x, weight, **quantized)
+        # b_scale and b_zero_point are per tensor or per output column (ONNX's only per-channel form here)
+        weight = self._quantized(node, codes, self.constant(node, 4, "weight scale"),
+                                 self.constant(node, 5, "weight zero point"), 1)
+        weight_value, quantized = self._imported_weight(node, weight, rows_axis=1)
+        self.add_dense(node, x, weight_value, **quantized)
         self.fixed_quant[node.output[0]] = self._params(node, 6, 7)
 
     def MatMulInteger(self, node):
         x = self.activation(node, 0)
         a_zero = self.optional_constant(node, 2, np.zeros((), dtype=np.uint8))
-        b_zero = self.optional_constant(node, 3, np.zeros((), dtype=np.int8))
-        if np.any(b_zero != 0) or np.size(a_zero) != 1:
-            raise UndenseError(f"{where(node)}: only a per-tensor input zero point and symmetric weights "
-                               "(zero point 0) are supported")
+        if np.size(a_zero) != 1:
+            raise UndenseError(f"{where(node)}: a zero point per input row is not supported; "
+                               "give one zero point for the whole input")
         self._fix(node, x, QuantParams(1.0, int(a_zero.reshape(-1)[0]), 8, a_zero.dtype == np.int8))
         codes = self.constant(node, 1, "weight B")
-        weight, quantized = self._imported_weight(node, codes, np.ones(1), 8 * codes.dtype.itemsize, 1, 1)
-        self.add_dense(node, x, weight, **quantized)
+        b_zero = self.optional_constant(node, 3, np.zeros((), dtype=codes.dtype))
+        weight = self._quantized(node, codes, np.ones(()), b_zero, 1)
+        weight_value, quantized = self._imported_weight(node, weight, rows_axis=1)
+        self.add_dense(node, x, weight_value, **quantized)
         self.fixed_quant[node.output[0]] = RAW_ACCUMULATOR
 
     def folds(self, node, constants) -> bool:

@@ -1,7 +1,7 @@
 """The golden executor: the quantized graph in numpy integer arithmetic, the exact bits of the hardware.
 
 It defines the bits; the RTL follows it. One function per op, each stating
-its rounding; the shared rule is numbers.rshift_round (half toward +infinity).
+its rounding; the shared rule is numbers.rshift_round (half to even, as ONNX QuantizeLinear).
 """
 import numpy as np
 

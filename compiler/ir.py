@@ -40,6 +40,12 @@ class Dense:
         w = self.weight
         return w.shape[0] == w.shape[1] and np.count_nonzero(w - np.diag(np.diag(w))) == 0
 
+    @property
+    def is_elementwise_function(self) -> bool:
+        """f(x) alone: an activation between two tensors of the model (say, between QDQ pairs)."""
+        return (self.weight_codes is None and self.is_diagonal and bool(np.all(np.diag(self.weight) == 1.0))
+                and not np.any(self.bias))
+
 
 @dataclass(frozen=True, eq=False)
 class Add:

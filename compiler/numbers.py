@@ -6,9 +6,11 @@ The rules here define the bits; the golden executor and the hardware follow them
 - Requantization is fixed point: a real multiplier m > 0 becomes an integer
   M with MULTIPLIER_BITS significant bits and a right shift s, m ~= M / 2^s;
   a value v is scaled as rshift_round(v * M, s).
-- The one rounding rule of every right shift: round half toward +infinity,
-  rshift_round(v, s) = (v + 2^(s-1)) >> s with an arithmetic (flooring) shift.
-  It costs one adder in hardware; ties are rare and it is documented here.
+- The one rounding rule of every right shift is QuantizeLinear's: round half to
+  even. rshift_round(v, s) = q + (r > 2^(s-1) or (r == 2^(s-1) and q odd)), where
+  q = v >> s is the arithmetic (flooring) shift and r = v - (q << s) its remainder.
+  In hardware it is the half-up adder plus a sticky bit: are the s-1 bits below
+  the half all zero?
 """
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import numpy as np
 
 MULTIPLIER_BITS = 15  # M in [2^14, 2^15): fits a signed 16-bit DSP operand
 LARGEST_MULTIPLIER = 2.0 ** (MULTIPLIER_BITS - 2)  # real multipliers stay below this, so every shift is >= 1
-MAX_SHIFT = 62  # so that the rounding term 2^(s-1) and every shifted value fit int64
+SMALLEST_MULTIPLIER = 2.0 ** -32  # and above this, so every shift stays within int64 arithmetic
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,11 @@ def quantize_weights(weight: np.ndarray, scales: np.ndarray, bits: int) -> np.nd
     return np.clip(np.rint(weight / scales[:, None]), -limit, limit).astype(np.int64)
 
 
-def outside_fixed_point_range(multiplier: np.ndarray) -> np.ndarray:
-    """The real multipliers with no fixed-point form: outside [2^(MULTIPLIER_BITS-1-MAX_SHIFT), 2^(MULTIPLIER_BITS-1)).
-
-    Callers check first and say which layer's scales are out of range; fixed_point itself raises."""
-    multiplier = np.asarray(multiplier, dtype=np.float64).reshape(-1)
-    inside = (multiplier >= 2.0 ** (MULTIPLIER_BITS - 1 - MAX_SHIFT)) & (multiplier < 2.0 ** (MULTIPLIER_BITS - 1))
-    return multiplier[~inside]
-
-
 def fixed_point(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split real multipliers m > 0 into integers M (MULTIPLIER_BITS significant bits) and shifts in [1, MAX_SHIFT]."""
+    """Split real multipliers m > 0 into integers M (MULTIPLIER_BITS significant bits) and shifts s >= 1."""
     multiplier = np.asarray(multiplier, dtype=np.float64)
-    if outside_fixed_point_range(multiplier).size:
-        raise ValueError(f"requantization multipliers must lie in [2^{MULTIPLIER_BITS - 1 - MAX_SHIFT}, "
-                         f"2^{MULTIPLIER_BITS - 1})")
+    if np.any(multiplier <= 0) or np.any(multiplier >= 2.0 ** (MULTIPLIER_BITS - 1)):
+        raise ValueError(f"requantization multipliers must lie in (0, 2^{MULTIPLIER_BITS - 1})")
     exponent = np.floor(np.log2(multiplier)).astype(np.int64)
     shift = (MULTIPLIER_BITS - 1) - exponent
     mantissa = np.rint(multiplier * np.exp2(shift)).astype(np.int64)
@@ -102,10 +94,13 @@ def fixed_point(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rshift_round(value: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Right shift rounding half toward +infinity: (v + 2^(s-1)) >> s, s >= 1."""
+    """v / 2^s rounded half to even, s >= 1 (ONNX QuantizeLinear's rule)."""
     value = np.asarray(value, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
-    return (value + (np.int64(1) << (shift - 1))) >> shift
+    quotient = value >> shift
+    remainder = value - (quotient << shift)
+    half = np.int64(1) << (shift - 1)
+    return quotient + ((remainder > half) | ((remainder == half) & (quotient & 1 == 1)))
 
 
 def signed_bits(low: int, high: int) -> int:

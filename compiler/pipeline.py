@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from undense.compiler.calibration import CalibrationSet, coverage, is_spec, normal_calibration
 from undense.compiler.frontend import import_onnx
-from undense.compiler.ir import QGraph
+from undense.compiler.ir import Graph, QGraph
 from undense.compiler.passes.fold import fold
 from undense.compiler.passes.fuse import fuse
 from undense.compiler.passes.quantize import needs_calibration, quantize
@@ -29,10 +30,30 @@ def load_calibration(path: str | Path) -> np.ndarray:
             from None
 
 
+def calibration_set(source: str | Path | onnx.ModelProto, calibration: np.ndarray | str | Path | None,
+                    graph: Graph) -> CalibrationSet:
+    """The calibration samples and where they came from: a .npy file, `normal:N` (a string, not a Path), an
+    array, or with none given the model's bundled calib_latents.npy where it needs one."""
+    if calibration is None:
+        bundled = None if isinstance(source, onnx.ModelProto) else Path(source).parent / BUNDLED_CALIBRATION
+        if bundled is not None and bundled.is_file() and needs_calibration(graph):
+            return CalibrationSet(load_calibration(bundled), "bundled", str(bundled))
+        return CalibrationSet(None, "none")
+    if isinstance(calibration, str | Path):
+        if not Path(calibration).exists():
+            if isinstance(calibration, str) and is_spec(calibration):
+                return normal_calibration(calibration, graph)
+            raise UndenseError(f"{calibration}: no such calibration file; give a .npy array [N, features] or "
+                               "normal:N (N samples of N(0, I))")
+        return CalibrationSet(load_calibration(calibration), "file", str(calibration))
+    return CalibrationSet(np.asarray(calibration), "array")
+
+
 def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray | str | Path | None = None,
                   bits: int = 8, layer_bits: dict[str, int] | None = None, target_name: str = DEFAULT_TARGET,
                   images_per_second: float | None = None,
-                  progress: Callable[[str], None] = lambda step: None) -> QGraph:
+                  progress: Callable[[str], None] = lambda step: None) -> tuple[QGraph, dict]:
+    """The compiled graph and its calibration record (calibration.coverage)."""
     chosen_target = target(target_name)
     progress("import")
     graph = import_onnx(source)
@@ -41,11 +62,8 @@ def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray 
         progress(float_pass.__name__)
         graph = float_pass(graph)
         verify(graph, float_pass.__name__)
-    if calibration is None and not isinstance(source, onnx.ModelProto) and needs_calibration(graph):
-        bundled = Path(source).parent / BUNDLED_CALIBRATION
-        calibration = bundled if bundled.is_file() else None
-    if isinstance(calibration, str | Path):
-        calibration = load_calibration(calibration)
+    calibrated = calibration_set(source, calibration, graph)
+    calibration = calibrated.samples
     progress("quantize")
     qgraph = quantize(graph, calibration, bits, layer_bits)
     verify(qgraph, "quantize")
@@ -60,7 +78,8 @@ def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray 
         advice = what_would_fit(graph, qgraph, calibration, bits, layer_bits, chosen_target)
         raise DoesNotFit(f"{error}; {advice}") from None
     verify(qgraph, "fold")
-    return qgraph
+    progress("calibration coverage")
+    return qgraph, coverage(graph, qgraph, calibrated)
 
 
 def what_would_fit(graph, encoded: QGraph, calibration, bits: int, layer_bits: dict[str, int] | None,

@@ -26,7 +26,8 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
                           "bram": use.blocks, "spram": use.spram} for use in cost.memories]}
 
 
-def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
+def compile_report(graph: QGraph, target: Target, options: dict, calibration: dict) -> dict:
+    """`calibration` is the pipeline's calibration record (compiler/calibration.py), reported as it is."""
     costs = [layer_cost(graph, node, target.family) for node in graph.nodes]
     layers = [layer_report(graph, node, cost) for node, cost in zip(graph.nodes, costs, strict=True)]
     slowest = max(layers, key=lambda layer: layer["cycles"])
@@ -44,4 +45,5 @@ def compile_report(graph: QGraph, target: Target, options: dict) -> dict:
         "predicted_cycles_per_image": cycles,
         "slowest_layer": slowest["name"],
         "predicted_images_per_second": round(target.clock_mhz * 1e6 / cycles, 1),
+        "calibration": calibration,
     }

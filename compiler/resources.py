@@ -188,10 +188,11 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
         splits = acc > product_slice_bits(family)
         shifted = product - max(int(np.min(node.shift)) - 1, 0)  # the constant part of the shift is wiring
         lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
+        lut += shifted + product // 3  # the sticky bit of half-to-even: the bits below the half, masked, OR-ed
         top = acc % product_slice_bits(family)
         if splits and 0 < top <= LUT_SLICE_BITS:  # the top slice's shifted adds
             lut += top * (MULTIPLIER_BITS + 1 + top)
-        ff += acc + row_width + 2 * product + out_bits + 8
+        ff += acc + row_width + 2 * product + out_bits + 9
     for use in memories:
         lut += read_mux_luts(use)
         if loaded_at_run_time(use.style):  # the address shared by loading and reading; a share of the loader
@@ -238,7 +239,7 @@ def add_cost(graph: QGraph, node: QAdd, family: str) -> LayerCost:
     dsp = sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
     memories = tuple(memory(f"{node.name}_skip.storage", depth - 1, code_bits(graph, tensor), family)
                      for tensor, depth in skip_fifos(graph, node).items())
-    lut = 3 * total + 2 * out_bits + 8 + sum(read_mux_luts(use) + 30 for use in memories)
+    lut = 3 * total + 2 * out_bits + 8 + node.shift // 3 + sum(read_mux_luts(use) + 30 for use in memories)
     ff = out_bits + 4 + sum(use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width
                             for use in memories)
     return LayerCost(node.name, lut=lut, ff=ff, dsp=dsp, bram=sum(use.blocks for use in memories), memories=memories)

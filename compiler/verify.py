@@ -29,7 +29,8 @@ def verify(graph: Graph | QGraph, pass_name: str) -> None:
             _check(codes.shape == (graph.sizes[node.output], features[0]), pass_name,
                    f"{node.name}: weight {codes.shape} does not match its tensors")
             limit = 1 << (node.weight_bits - 1)
-            _check(bool(np.all(np.abs(codes) < limit)), pass_name, f"{node.name}: a weight code exceeds its bits")
+            _check(bool(np.all((-limit <= codes) & (codes < limit))), pass_name,
+                   f"{node.name}: a weight code exceeds its bits")
             if isinstance(node.weight, SparseRows):
                 _check(bool(np.all(node.weight.values != 0)), pass_name, f"{node.name}: a stored weight is zero")
             if node.table is not None:

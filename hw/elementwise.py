@@ -26,7 +26,10 @@ class ElementwiseAdd(wiring.Component):
         (za, zb), (ma, mb) = self.zero_points, self.multipliers
         total = Signal(signed(len(self.a.payload) + len(self.b.payload) + 20))
         m.d.comb += total.eq((self.a.payload - za) * ma + (self.b.payload - zb) * mb)
-        rounded = ((total >> (self.shift - 1)) + 1 >> 1) + self.out_zero_point  # rshift_round, half up
+        # rshift_round, half to even: the half bit, the bits below it (sticky) and the quotient's lowest bit
+        half = total >> (self.shift - 1)
+        sticky = total[:self.shift - 1].any() if self.shift > 1 else 0
+        rounded = (half >> 1) + (half[0] & (sticky | half[1])) + self.out_zero_point
         low, high = self.out_range
         take = Signal()
         m.d.comb += [take.eq((self.o.ready | ~self.o.valid) & self.a.valid & self.b.valid),

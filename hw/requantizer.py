@@ -8,7 +8,7 @@ back-pressure: whoever feeds it counts what is in flight and leaves room downstr
 """
 from dataclasses import dataclass
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -90,16 +90,19 @@ class Requantizer(wiring.Component):
         with m.If(valid2):
             m.d.sync += [scaled.eq(sum(partial << low for (low, _), partial in zip(slices, partials, strict=True))),
                          shift3.eq(shift2)]
-        # rshift_round(v, s) = ((v >> (s - 1)) + 1) >> 1, the same as (v + 2^(s-1)) >> s; the barrel shift,
-        # the rounding add and the clamp each get a cycle
-        valid4, shifted = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2)))
+        # rshift_round(v, s), half to even: h = v >> (s - 1) holds the quotient and the half bit h[0]; round up
+        # when the half bit is set and either a bit below it (sticky) or the quotient's lowest bit h[1] is. The
+        # barrel shift (with the sticky bit beside it), the rounding add and the clamp each get a cycle
+        valid4, shifted, sticky = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2))), Signal()
+        below = Signal(len(scaled) - 1)  # bit i: i lies below the half bit, i < s - 1 = shift_base + shift3
+        m.d.comb += below.eq(Cat(shift3 + p.shift_base > i for i in range(len(below))))
         m.d.sync += valid4.eq(valid3)
         with m.If(valid3):
-            m.d.sync += shifted.eq((scaled >> p.shift_base) >> shift3)
+            m.d.sync += [shifted.eq((scaled >> p.shift_base) >> shift3), sticky.eq((scaled[:-1] & below).any())]
         valid4b, rounded = Signal(), Signal(signed(len(shifted) + 1))
         m.d.sync += valid4b.eq(valid4)
         with m.If(valid4):
-            m.d.sync += rounded.eq(((shifted + 1) >> 1) + p.zero_point)
+            m.d.sync += rounded.eq((shifted >> 1) + (shifted[0] & (sticky | shifted[1])) + p.zero_point)
         low, high = p.clamp
         valid5, code = Signal(), Signal(signed(max(len(Const(low)), len(Const(high))) + 1))
         m.d.sync += valid5.eq(valid4b)

@@ -126,8 +126,9 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
               help="build dir to write")
 @click.option("--bits", default=8, show_default=True, help="weight and activation bits (2 to 8)")
 @click.option("--layer-bits", multiple=True, metavar="LAYER=BITS", help="bits for one layer; repeatable")
-@click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="calibration inputs (.npy, [N, features]); default: calib_latents.npy next to the model")
+@click.option("--calib", metavar="FILE.npy|normal:N",
+              help="calibration inputs (.npy, [N, features]), or normal:N for N latents drawn from N(0, I); "
+                   "default: calib_latents.npy next to the model")
 @click.option("--target", "target_name", default="ecp5-85k", show_default=True,
               type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]), help="FPGA to fold for")
 @click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
@@ -317,6 +318,10 @@ def bench(output, repeats):
     click.echo(f"golden vs float on {fidelity['samples']} latents: mean |pixel error| "
                f"{fidelity['mean_abs_pixel_error']:.4f}, quality {fidelity['golden_score']:.2f} vs "
                f"{fidelity['float_score']:.2f} ({fidelity['golden_to_float_score']:.1%})")
+    for name, figure in fidelity["calibrations"].items():
+        click.echo(f"  calibrated on {name} ({figure['calibration_samples']:,} samples): worst |pixel error| "
+                   f"{figure['max_abs_pixel_error']:.4f} ({figure['max_error_share_of_range']:.1%} of the output "
+                   f"range), mean {figure['mean_abs_pixel_error']:.4f} ({figure['mean_error_share_of_range']:.2%})")
     mutations = figures["mutations"]
     click.echo(f"mutation fuzz: {mutations['count']:,} damaged models in {mutations['seconds']:.0f} s: "
                f"{mutations['exit_0']:,} compiled and ran, {mutations['exit_2']:,} refused in one Error: line, "

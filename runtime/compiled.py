@@ -69,10 +69,13 @@ def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None =
             bits: int = 8, layer_bits: dict[str, int] | None = None,
             calibration: np.ndarray | str | Path | None = None, target_name: str = DEFAULT_TARGET,
             images_per_second: float | None = None, progress=lambda step: None) -> Compiled:
-    """Compile an ONNX model (path or ModelProto); with `output_dir`, also write the build dir."""
-    graph = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
+    """Compile an ONNX model (path or ModelProto); with `output_dir`, also write the build dir.
+
+    `calibration`: a .npy path, an array [N, features], or "normal:N" (N latents drawn from N(0, I)); by
+    default the calib_latents.npy next to the model."""
+    graph, calibrated = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
     options = {"bits": bits, "layer_bits": layer_bits or {}, "images_per_second": images_per_second}
-    compiled = Compiled(graph, target(target_name), compile_report(graph, target(target_name), options))
+    compiled = Compiled(graph, target(target_name), compile_report(graph, target(target_name), options, calibrated))
     if output_dir is None:
         return compiled
     progress("write")

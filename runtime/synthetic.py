@@ -63,6 +63,24 @@ def residual_block(width: int, density: float = 0.4, seed: int = 4) -> onnx.Mode
     return model(nodes, inits, width, width)
 
 
+def onnxruntime_quantized(float_model: onnx.ModelProto, samples: np.ndarray, folder, **options) -> onnx.ModelProto:
+    """`float_model` as onnxruntime's `quantize_static` writes it (QDQ format unless `quant_format` says
+    otherwise), calibrated on `samples`; `options` go to quantize_static. `folder` holds its files."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Samples(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter({float_model.graph.input[0].name: sample[None]} for sample in samples)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    source, quantized = f"{folder}/float.onnx", f"{folder}/quantized.onnx"
+    onnx.save(float_model, source)
+    quantize_static(source, quantized, Samples(), **{"quant_format": QuantFormat.QDQ, **options})
+    return onnx.load(quantized)
+
+
 def integer_weights(rng: np.random.Generator, rows: int, columns: int, density: float = 0.3) -> np.ndarray:
     """int8 weight codes within +-127, mostly zero."""
     codes = rng.integers(-127, 128, size=(rows, columns)).astype(np.int8)

@@ -1,5 +1,6 @@
 """Readable terminal tables of the reports."""
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -18,6 +19,31 @@ def print_compile_report(report: dict, console: Console | None = None) -> None:
         f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
         f"{report['slowest_layer']}), {report['predicted_images_per_second']:,.0f} images/s; "
         f"{report['total_pe']} PEs, {report['weight_memory_bits']:,} bits of weight memory", highlight=False)
+    print_calibration(report["calibration"], console)
+
+
+def print_calibration(record: dict, console: Console | None = None) -> None:
+    """Where the calibration came from and by which rule, its coverage, and a warning where that is poor;
+    soft-wrapped, so that no line break splits the command the warning suggests."""
+    console = console or Console()
+    count = f"{record['samples']:,} samples"
+    origin = {"bundled": f"{count} from {record['path']} (next to the model)",
+              "file": f"{count} from {record['path']}",
+              "normal": f"{count} of N(0, I) (normal:{record['samples']}, seed {record['seed']})",
+              "array": f"{count} given as an array",
+              "none": "none: the model fixes every tensor's quantization"}[record["source"]]
+    console.print(escape(f"calibration: {origin}; rule {record['rule']}"), highlight=False, soft_wrap=True)
+    if record["latent_input"]:
+        low, high = record["input_range"]
+        console.print(f"coverage: the input range [{low:.2f}, {high:.2f}] holds {record['value_inside']:.3%} of "
+                      f"N(0, 1) values and {record['latent_inside']:.2%} of whole latents; "
+                      f"{record['saturated_latents']:.1%} of {record['fresh_latents']:,} fresh latents saturate "
+                      "somewhere", highlight=False, soft_wrap=True)
+    else:
+        console.print(escape(f"coverage: not measured: {record['latent_input_reason']}"), highlight=False,
+                      soft_wrap=True)
+    if record["warning"]:
+        console.print(f"[yellow]Warning:[/] {escape(record['warning'])}", highlight=False, soft_wrap=True)
 
 
 def print_sim_report(report: dict, console: Console | None = None) -> None:

@@ -7,20 +7,24 @@
 - Dense: acc = W x + bias, with the input zero point folded into the bias;
   the accumulator width comes from the bound of |acc| over every input code.
   Requantization is fixed point (numbers.fixed_point); ReLU and Clip are a
-  clamp of the requantized code, every other activation a 2^b-entry table.
+  clamp of the requantized code, every other activation a 2^b-entry table,
+  whose input range is narrowed to where its output code still changes.
 - Add: both inputs rescaled to the output scale with one shared shift.
 """
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
+from undense.compiler.functions import Function
 from undense.compiler.ir import Add, Dense, Graph, QAdd, QDense, QGraph
 from undense.compiler.numbers import (
     LARGEST_MULTIPLIER,
+    MULTIPLIER_BITS,
+    SMALLEST_MULTIPLIER,
     QuantParams,
     activation_params,
     fixed_point,
-    outside_fixed_point_range,
     quantize_weights,
     signed_bits,
     symmetric_weight_scales,
@@ -29,7 +33,10 @@ from undense.compiler.reference import run_float
 from undense.errors import UndenseError
 
 MIN_BITS, MAX_BITS = 2, 8
-Calibrated = Callable[..., QuantParams | None]  # (tensor, min_scale) -> its parameters, fixed or calibrated
+# An activation alone at the model's output, whose result the model leaves unquantized (as onnxruntime's
+# quantizer leaves a final Tanh), is a table of its exact values: kept this fine, not rounded to 8 bits.
+FINE_OUTPUT_BITS = 16
+Calibrated = Callable[..., QuantParams | None]  # (tensor, min_scale, reachable) -> its parameters
 
 
 def _check_bits(bits: int, where: str) -> None:
@@ -38,7 +45,20 @@ def _check_bits(bits: int, where: str) -> None:
 
 
 def needs_calibration(graph: Graph) -> bool:
-    return any(t not in graph.fixed_quant for t in [graph.input, *(n.output for n in graph.nodes)])
+    """Some tensor, or the input of some activation table, is not quantized by the model itself."""
+    tensors = [graph.input, *(n.output for n in graph.nodes if not _takes_its_inputs_range(n))]
+    return any(t not in graph.fixed_quant for t in tensors) or any(map(_calibrated_before_activation, graph.nodes))
+
+
+def _takes_its_inputs_range(node: Dense | Add) -> bool:
+    """An activation alone takes the values of its function over every input code: no calibration needed."""
+    return isinstance(node, Dense) and node.is_elementwise_function
+
+
+def _calibrated_before_activation(node: Dense | Add) -> bool:
+    """The layer's value before its activation table is a tensor of its own, quantized by calibration. An
+    activation alone between two tensors (as between QDQ pairs) is looked up on its input's codes instead."""
+    return isinstance(node, Dense) and not node.activation.is_clamp and not node.is_elementwise_function
 
 
 def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
@@ -54,13 +74,19 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
     values, pre_activation = ({}, {}) if calibration is None else run_float(graph, _as_float(graph, calibration))
     if calibration is None and needs_calibration(graph):
         raise UndenseError("the model is not fully pre-quantized, so it needs calibration inputs: "
-                           "give --calib FILE.npy (a few hundred typical inputs, shaped [N, features])")
+                           "give --calib FILE.npy (a few hundred typical inputs, shaped [N, features]) or, "
+                           "for a latent input z ~ N(0, I), --calib normal:4096")
 
-    def calibrated(seen: dict[str, np.ndarray], width: int) -> Calibrated:
-        def params(tensor: str, min_scale: float = 0.0) -> QuantParams | None:
-            if tensor in graph.fixed_quant:
-                return graph.fixed_quant[tensor]
-            return activation_params(seen[tensor].min(), seen[tensor].max(), width, min_scale)
+    def calibrated(seen: dict[str, np.ndarray], width: int, fixed=graph.fixed_quant) -> Calibrated:
+        def params(tensor: str, min_scale: float = 0.0, reachable: np.ndarray | None = None,
+                   narrow: Callable[[float, float], tuple[float, float]] | None = None) -> QuantParams | None:
+            """The model's own parameters, else a range: `reachable` values, or those seen in calibration,
+            `narrow`ed where given."""
+            if tensor in fixed:
+                return fixed[tensor]
+            values = seen[tensor] if reachable is None else reachable
+            low, high = float(values.min()), float(values.max())
+            return activation_params(*(narrow(low, high) if narrow else (low, high)), width, min_scale)
         return params
 
     quant = {graph.input: calibrated(values, bits)(graph.input)}
@@ -68,8 +94,9 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
     for node in graph.nodes:
         width = layer_bits.get(node.name, bits)
         if isinstance(node, Dense):
-            qnode, quant[node.output] = _dense(node, quant[node.input], calibrated(values, width),
-                                               calibrated(pre_activation, width), width)
+            out_width = FINE_OUTPUT_BITS if node.output == graph.output and _takes_its_inputs_range(node) else width
+            qnode, quant[node.output] = _dense(node, quant[node.input], calibrated(values, out_width),
+                                               calibrated(pre_activation, width, fixed={}), width)
         else:
             qnode, quant[node.output] = _add(node, quant[node.inputs[0]], quant[node.inputs[1]],
                                              calibrated(values, width), graph.sizes[node.output])
@@ -91,14 +118,19 @@ def _as_float(graph: Graph, calibration: np.ndarray) -> np.ndarray:
 
 def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params: Calibrated,
            bits: int) -> tuple[QDense, QuantParams | None]:
+    rows = len(node.bias)
     if node.weight_codes is not None:
         codes, scales, weight_bits = node.weight_codes, node.weight_scales, node.weight_bits
+    elif node.is_elementwise_function:  # codes of 1: the input's codes reach the activation unscaled
+        codes, scales, weight_bits = np.eye(rows, dtype=np.int64), np.ones(rows), 2
     else:
         weight_bits = bits
         scales = symmetric_weight_scales(node.weight, bits)
         codes = quantize_weights(node.weight, scales, bits)
     min_scale = q_in.scale * scales.max() / LARGEST_MULTIPLIER
-    q_out = output_params(node.output, min_scale)
+    reachable = node.activation.apply(q_in.dequantize(np.arange(q_in.qmin, q_in.qmax + 1))) \
+        if _takes_its_inputs_range(node) else None
+    q_out = output_params(node.output, min_scale, reachable)
     bias = np.rint(node.bias / (q_in.scale * scales)).astype(np.int64) - q_in.zero_point * codes.sum(axis=1)
     bound = np.abs(codes).sum(axis=1) * max(abs(q_in.qmin), abs(q_in.qmax)) + np.abs(bias)  # |acc| over all inputs
     acc_bits = signed_bits(-int(bound.max()), int(bound.max()))
@@ -116,12 +148,37 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
             low = max(low, int(q_out.quantize(function.low))) if np.isfinite(function.low) else low
             high = min(high, int(q_out.quantize(function.high))) if np.isfinite(function.high) else high
     else:
-        requant = pre_params(node.output, min_scale)
+        # ONNX's DequantizeLinear -> f -> QuantizeLinear on every code the table can be indexed with
+        requant = pre_params(node.output, min_scale, narrow=partial(_where_output_changes, function, q_out)) \
+            if _calibrated_before_activation(node) else q_in
         low, high = requant.qmin, requant.qmax
         table = q_out.quantize(function.apply(requant.dequantize(np.arange(low, high + 1))))
     multiplier, shift = _fixed_point(node.name, q_in.scale * scales / requant.scale)
     return QDense(**common, multiplier=multiplier, shift=shift, requant=requant, clamp=(int(low), int(high)),
                   table=table), q_out
+
+
+def _where_output_changes(function: Function, q_out: QuantParams, low: float, high: float) -> tuple[float, float]:
+    """The part of [low, high] where f's output code still changes. Beyond it every value lands on the same end
+    code (a Sigmoid's input below -6.2 on an 8-bit output in [0, 1]), so a table's input saturating there loses
+    nothing, and its codes go where the output moves."""
+    grid = np.linspace(low, high, 1 << 16)
+    codes = q_out.quantize(function.apply(grid))
+    below, above = np.flatnonzero(codes != codes[0]), np.flatnonzero(codes != codes[-1])
+    if len(below) == 0:  # one code over the whole range
+        return low, high
+    return float(grid[below[0] - 1]), float(grid[above[-1] + 1])
+
+
+def _fixed_point(layer: str, multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numbers.fixed_point, with a multiplier the hardware cannot take told as the model's problem."""
+    multiplier = np.asarray(multiplier, dtype=np.float64)
+    outside = ~((multiplier >= SMALLEST_MULTIPLIER) & (multiplier < 2.0 ** (MULTIPLIER_BITS - 1)))
+    if np.any(outside):
+        raise UndenseError(f"layer '{layer}': the input scale times the weight scale over the output scale is "
+                           f"{multiplier[outside].flat[0]:.3g}, outside [2^-32, 2^{MULTIPLIER_BITS - 1}) where "
+                           "fixed-point requantization works; check the scales the model gives this layer's tensors")
+    return fixed_point(multiplier)
 
 
 def _add(node: Add, q_a: QuantParams, q_b: QuantParams, output_params: Calibrated,
@@ -133,14 +190,3 @@ def _add(node: Add, q_a: QuantParams, q_b: QuantParams, output_params: Calibrate
     multipliers = np.rint(real * 2.0 ** shift).astype(np.int64)
     return QAdd(node.name, node.inputs, node.output, (q_a.zero_point, q_b.zero_point),
                 (int(multipliers[0]), int(multipliers[1])), shift, q_out, features), q_out
-
-
-def _fixed_point(layer: str, multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """numbers.fixed_point; a multiplier out of its range (a pre-quantized model's scales far apart, or damaged)
-    is the user's error, named by layer."""
-    outside = outside_fixed_point_range(multiplier)
-    if outside.size:
-        raise UndenseError(f"layer '{layer}': requantizing into its output needs a multiplier of {outside[0]:.3g} "
-                           "(input scale x weight scale / output scale), which fixed point cannot hold; its "
-                           "quantization scales are far apart or damaged: fix the model's quantization")
-    return fixed_point(multiplier)

@@ -135,5 +135,6 @@ def test_numbers_computed_at_import_are_checked_too():
 
 def test_scales_too_far_apart_for_fixed_point_name_the_layer():
     built = replaced(qlinear_matmul(), "ys", 1e-9)  # multiplier 0.02 * 0.004 / 1e-9 = 80,000 > 2^14
-    with pytest.raises(UndenseError, match="layer 'qmm': requantizing into its output needs a multiplier of 8e"):
+    with pytest.raises(UndenseError, match="layer 'qmm': the input scale times the weight scale over the output "
+                                           "scale is 8e"):
         undense.compile(built)

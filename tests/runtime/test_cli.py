@@ -98,6 +98,26 @@ def test_run_on_a_folder_that_is_not_a_build_dir(tmp_path):
     assert_clean_usage_error(done, "not an undense build dir")
 
 
+def test_compile_reports_the_calibration_and_warns_when_fresh_latents_saturate(generator_path, tmp_path):
+    done = undense("compile", str(generator_path), "-o", str(tmp_path / "bundled"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("calibration: 512 samples from") and "0th to 100th percentile" in line
+               for line in lines)
+    assert any(line.startswith("coverage: the input range") and "fresh latents saturate" in line for line in lines)
+    assert any(line.startswith("Warning:") and "--calib normal:4096" in line for line in lines)
+    done = undense("compile", str(generator_path), "-o", str(tmp_path / "normal"), "--calib", "normal:4096")
+    assert done.returncode == 0, done.stderr
+    assert "calibration: 4,096 samples of N(0, I)" in done.stdout and "Warning:" not in done.stdout
+
+
+@pytest.mark.parametrize("calib,expected", [("normal:0", "whole number"), ("nope.npy", "no such calibration file")])
+def test_bad_calib_option(generator_path, tmp_path, calib, expected):
+    done = undense("compile", str(generator_path), "-o", str(tmp_path / "b"), "--calib", calib)
+    assert_clean_usage_error(done, calib, expected)
+    assert not (tmp_path / "b").exists()
+
+
 # -- damaged numbers (issue 13): one Error: line naming the tensor and node, exit 2, no build dir --------------
 
 def changed(built: onnx.ModelProto, name: str, value=None, data_type=None) -> onnx.ModelProto:

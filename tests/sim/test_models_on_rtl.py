@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import undense
-from undense.runtime.synthetic import model
+from undense.runtime.synthetic import mlp, model, onnxruntime_quantized
 
 EXPORTED = Path(__file__).parents[1] / "compiler" / "exported"
 
@@ -32,17 +32,56 @@ def qlinear_matmul():
     return model(nodes, inits, 24, 10, input_type=TensorProto.UINT8, output_type=TensorProto.UINT8)
 
 
+def full_range_matmul_integer():
+    """uint8 weights over their whole range less a zero point per column: 9-bit weight codes."""
+    rng = np.random.default_rng(5)
+    weight = rng.integers(0, 256, size=(24, 10)).astype(np.uint8)
+    weight[0, :2] = [0, 255]
+    zero = rng.integers(0, 256, 10).astype(np.uint8)
+    nodes = [helper.make_node("MatMulInteger", ["x", "w", "x_zero", "w_zero"], ["y"], name="mmi")]
+    return model(nodes, {"w": weight, "x_zero": np.array(255, np.uint8), "w_zero": zero}, 24, 10,
+                 input_type=TensorProto.UINT8, output_type=TensorProto.INT32)
+
+
+def full_range_qlinear_matmul():
+    """int8 weights reaching -128 with zero points per column, an int8 input with zero point -128."""
+    rng = np.random.default_rng(6)
+    weight = rng.integers(-128, 128, size=(24, 10)).astype(np.int8)
+    weight[0, :2] = [-128, 127]
+    inits = {"xs": np.array(0.02, np.float32), "xz": np.array(-128, np.int8), "w": weight,
+             "ws": rng.uniform(0.001, 0.004, 10).astype(np.float32), "wz": rng.integers(-128, 128, 10).astype(np.int8),
+             "ys": np.array(0.2, np.float32), "yz": np.array(-3, np.int8)}
+    nodes = [helper.make_node("QLinearMatMul", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], name="qmm")]
+    return model(nodes, inits, 24, 10, input_type=TensorProto.INT8, output_type=TensorProto.INT8)
+
+
+def onnxruntime_qdq(folder):
+    """onnxruntime's quantize_static output: uint8 weights (9-bit codes less their zero points), the Relu
+    dropped, a Sigmoid between QDQ pairs, and a Tanh the model leaves unquantized at its output (16 bits)."""
+    from onnxruntime.quantization import QuantType
+
+    float_model = mlp([16, 24, 20, 12], ["Relu", "Sigmoid", "Tanh"], density=0.3, seed=3)
+    samples = np.random.default_rng(4).normal(size=(64, 16)).astype(np.float32)
+    return onnxruntime_quantized(float_model, samples, folder, per_channel=True, activation_type=QuantType.QUInt8,
+                                 weight_type=QuantType.QUInt8)
+
+
 CASES = {
-    "residual (torch legacy export)": lambda: undense.compile(
+    "residual (torch legacy export)": lambda folder: undense.compile(
         EXPORTED / "legacy_batchnorm.onnx", calibration=np.random.default_rng(0).normal(size=(200, 12))),
-    "MatMulInteger (raw int32 accumulator out)": lambda: undense.compile(matmul_integer()),
-    "QLinearMatMul (uint8 in and out)": lambda: undense.compile(qlinear_matmul()),
+    "MatMulInteger (raw int32 accumulator out)": lambda folder: undense.compile(matmul_integer()),
+    "QLinearMatMul (uint8 in and out)": lambda folder: undense.compile(qlinear_matmul()),
+    "MatMulInteger (uint8 weights, zero points per column)": lambda folder: undense.compile(
+        full_range_matmul_integer()),
+    "QLinearMatMul (int8 weights reaching -128, zero points)": lambda folder: undense.compile(
+        full_range_qlinear_matmul()),
+    "onnxruntime quantize_static (QDQ)": lambda folder: undense.compile(onnxruntime_qdq(folder)),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_runs_bit_exact_on_rtl(case, tmp_path):
-    compiled = CASES[case]().save(tmp_path / "build")
+    compiled = CASES[case](tmp_path).save(tmp_path / "build")
     x = compiled.random_inputs(25, seed=3)
     result = compiled.simulate(x)
     assert result.report["mismatches"] == 0, result.report.get("first_mismatch")
