@@ -282,7 +282,10 @@ class _Importer:
         if kind == "clip":
             low = self.optional_constant(node, 1, -np.inf)
             high = self.optional_constant(node, 2, np.inf)
-            function = Function("clip", low=float(low), high=float(high))
+            if np.size(low) != 1 or np.size(high) != 1:
+                raise UndenseError(f"{where(node)}: Clip bounds of {np.size(low)} and {np.size(high)} values; "
+                                   "min and max must be one number each")
+            function = Function("clip", low=float(np.reshape(low, -1)[0]), high=float(np.reshape(high, -1)[0]))
         else:
             function = Function(kind, alpha=float(attrs.get("alpha", 0.01)) if kind == "leaky_relu" else 0.0)
         self.diagonal(node, x, activation=function)

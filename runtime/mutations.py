@@ -18,13 +18,14 @@ RuntimeWarnings (overflow, NaN in a cast) are raised, as in the test suite.
 import argparse
 import copy
 import json
+import logging
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,22 @@ class Source:
         return self.path.read_bytes(), beside
 
 
+def onnxruntime_qdq(weight_type: str) -> onnx.ModelProto:
+    """A small MLP as onnxruntime's quantize_static writes it: QDQ, weights per channel of `weight_type`
+    (QInt8, or QUInt8 with zero points), calibrated on 64 normal samples."""
+    from onnxruntime.quantization import QuantType
+
+    samples = np.random.default_rng(3).standard_normal((64, 12)).astype(np.float32)
+    logging.disable(logging.WARNING)  # its advice to pre-process the model first
+    try:
+        with tempfile.TemporaryDirectory(prefix="undense-mutant-") as folder:
+            return synthetic.onnxruntime_quantized(
+                synthetic.mlp([12, 32, 10], ["Relu", "Tanh"], 0.4, 3), samples, folder, per_channel=True,
+                weight_type=QuantType[weight_type], activation_type=QuantType.QUInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 SOURCES = (
     Source("generator", Path("models/digits/generator.onnx")),
     Source("dynamo_external", EXPORTED / "dynamo_external.onnx"),
@@ -83,6 +100,8 @@ SOURCES = (
     Source("residual", build=lambda: synthetic.residual_block(12)),
     Source("assorted_ops", build=synthetic.assorted_ops),
     Source("qdq", build=synthetic.qdq_mlp),
+    Source("ort_qdq_int8", build=partial(onnxruntime_qdq, "QInt8")),
+    Source("ort_qdq_uint8", build=partial(onnxruntime_qdq, "QUInt8")),
     Source("qlinear_matmul", build=synthetic.qlinear_matmul),
     Source("matmul_integer", build=synthetic.matmul_integer),
 )

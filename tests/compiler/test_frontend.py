@@ -191,3 +191,14 @@ def test_bias_of_another_size_than_the_outputs():
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
     built = model(nodes, {"w": sparse_matrix(rng, 4, 6, 0.5), "b": np.ones(3, np.float32)}, 6, 4)
     rejected(built, "'fc'", "3 bias values for 4 outputs")
+
+
+@pytest.mark.parametrize("bounds, accepted", [((1,), True), ((2,), False)])
+def test_clip_bounds_are_one_number_each(bounds, accepted):
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")]
+    inits = {"lo": np.full(bounds, -0.5, np.float32), "hi": np.full(bounds, 0.5, np.float32)}
+    built = model(nodes, inits, 4, 4)
+    if accepted:
+        assert_imports_faithfully(built, 4)
+    else:
+        rejected(built, "'clip'", "Clip bounds of 2 and 2 values")
