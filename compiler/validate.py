@@ -9,8 +9,7 @@ Two checks stop them before they do:
   is text; every stored tensor (initializer, Constant value, tensor attribute)
   is readable, its integers fit its type, its floats are finite (a Clip bound
   may be infinite on its side); every quantization scale is finite and
-  positive, and every zero point has the shape of its scale and the type of
-  the codes it goes with.
+  positive, and every zero point has the type of the codes it goes with.
 - `check_graph(graph)`, on the imported graph: what import computed from those
   numbers and from attributes (BatchNormalization folded into a scale, a
   constant expression folded) is finite, and every fixed scale is positive.
@@ -30,8 +29,7 @@ NARROW = {TensorProto.INT8: (-128, 127), TensorProto.UINT8: (0, 255), TensorProt
           TensorProto.UINT16: (0, 65535), TensorProto.BOOL: (0, 1), TensorProto.FLOAT16: (0, 65535),
           TensorProto.BFLOAT16: (0, 65535)}
 SCALE_INPUTS = {"QuantizeLinear": (1,), "DequantizeLinear": (1,), "QLinearMatMul": (1, 4, 6)}
-# (codes, zero point) pairs that ONNX types alike: ("input" | "output", index) of the codes, input index of the
-# point; the scale, where there is one, is the input just before its zero point
+# (codes, zero point) pairs that ONNX types alike: ("input" | "output", index) of the codes, input index of the point
 ZERO_POINTS = {"QuantizeLinear": ((("output", 0), 2),), "DequantizeLinear": ((("input", 0), 2),),
                "QLinearMatMul": ((("input", 0), 2), (("input", 3), 5), (("output", 0), 7)),
                "MatMulInteger": ((("input", 0), 2), (("input", 1), 3))}
@@ -93,8 +91,8 @@ class _Tensors:
 
 
 def check_model(model: onnx.ModelProto) -> None:
-    """Every name text; every stored tensor readable; every scale positive and every zero point shaped like its
-    scale and typed like its codes; then every other float finite."""
+    """Every name text; every stored tensor readable; every scale positive and every zero point typed like its
+    codes; then every other float finite."""
     _check_names(model.graph)
     tensors = _Tensors(model)
     arrays = {name: _read(tensor, tensors.label(name, creator)) for name, (tensor, creator) in tensors.stored.items()}
@@ -104,8 +102,6 @@ def check_model(model: onnx.ModelProto) -> None:
                 _check_scale(arrays[node.input[index]], f"{where(node)}: scale '{node.input[index]}'")
         for (side, index), zero_index in ZERO_POINTS.get(node.op_type, ()):
             _check_zero_point_type(tensors, node, side, index, zero_index)
-            if side == "input":
-                _check_quantization_shapes(node, arrays, index, zero_index - 1, zero_index)
     for name, (tensor, creator) in tensors.stored.items():
         uses = tensors.uses.get(name, [])
         if uses:  # a tensor no node reads does no harm
@@ -182,29 +178,6 @@ def _check_zero_point_type(tensors: _Tensors, node: onnx.NodeProto, side: str, i
         raise UndenseError(f"{where(node)}: zero point '{zero}' is {_type_name(zero_type)} but the codes "
                            f"'{codes}' it goes with are {_type_name(codes_type)}; a zero point has the type of its "
                            "codes: export the model again")
-
-
-def _check_quantization_shapes(node: onnx.NodeProto, arrays: dict[str, np.ndarray], codes: int, scale: int,
-                               zero: int) -> None:
-    """ONNX's shape rules for stored quantization constants: a zero point shaped like its scale (or one for all, which
-    onnxruntime takes too), and one scale per channel along `axis` where there is more than one."""
-    stored = {i: arrays.get(node.input[i]) if i < len(node.input) and node.input[i] else None
-              for i in (codes, scale, zero)}
-    if node.op_type == "MatMulInteger":
-        return  # no scale; its zero points are checked by the importer
-    if (stored[scale] is not None and stored[zero] is not None and stored[zero].size != 1
-            and stored[scale].shape != stored[zero].shape):
-        raise UndenseError(f"{where(node)}: zero point '{node.input[zero]}' is shaped {stored[zero].shape} but its "
-                           f"scale '{node.input[scale]}' is shaped {stored[scale].shape}; give one zero point for "
-                           "all or one per scale: export the model again")
-    values = stored[codes]
-    if stored[scale] is None or stored[scale].size <= 1 or values is None or node.op_type != "DequantizeLinear":
-        return
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    if not -values.ndim <= axis < values.ndim or values.shape[axis] != stored[scale].size:
-        raise UndenseError(f"{where(node)}: {stored[scale].size} scales '{node.input[scale]}' for codes shaped "
-                           f"{values.shape} along axis {axis}; give one scale per channel along the axis: "
-                           "export the model again")
 
 
 def check_graph(graph: Graph) -> None:

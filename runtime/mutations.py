@@ -48,7 +48,8 @@ DATA_TYPES = (0, 39, 100, TensorProto.STRING, TensorProto.INT8, TensorProto.INT6
               TensorProto.COMPLEX64, TensorProto.BOOL)
 BAD_NUMBERS = (np.nan, np.inf, -np.inf)
 BAD_SCALES = (0.0, -0.02, np.nan, np.inf, 1e-30, 1e30)
-HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # Python hides
+# What Python does not show a user by default; any other warning printed counts as a failure.
+HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,6 @@ class Mutant:
     detail: str                      # what was changed, in words
     data: bytes                      # the mutated file
     beside: dict[str, bytes] = field(default_factory=dict)  # files next to it (external data)
-
-    @property
-    def label(self) -> str:
-        return f"seed {self.seed} ({self.kind} of {self.source}: {self.detail})"
 
 
 # -- the kinds of damage: each takes a copy of the model (or its bytes) and a generator, and returns a
@@ -533,9 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first mutant (default 0)")
     parser.add_argument("-o", "--output", type=Path, help="write the summary as JSON here")
     options = parser.parse_args(argv)
-    figures = fuzz(options.count, options.first_seed,
-                   progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True))
-    print(file=sys.stderr)
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"{done}/{total}", file=sys.stderr, flush=True)
+
+    figures = fuzz(options.count, options.first_seed, progress=progress)
     if options.output:
         options.output.write_text(json.dumps(figures, indent=2) + "\n")
     for failure in figures["failed"]:

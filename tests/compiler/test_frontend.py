@@ -202,3 +202,22 @@ def test_clip_bounds_are_one_number_each(bounds, accepted):
         assert_imports_faithfully(built, 4)
     else:
         rejected(built, "'clip'", "Clip bounds of 2 and 2 values")
+
+
+def test_per_channel_constants_of_the_wrong_size():
+    from undense.runtime.synthetic import qdq_mlp
+
+    def changed(name, values, axis=None):
+        built = qdq_mlp()
+        for tensor in built.graph.initializer:
+            if tensor.name == name:
+                tensor.CopyFrom(onnx.numpy_helper.from_array(values, name))
+        for node in built.graph.node:
+            if node.name == "layer1_weight" and axis is not None:
+                node.attribute[0].i = axis
+        return built
+
+    rejected(changed("layer1.w_zero", np.zeros(4, np.int8)), "'layer1_weight'", "DequantizeLinear",
+             "zero point has 4 values for 10 channels along axis 1")
+    rejected(changed("layer1.w_scale", np.full(10, 0.01, np.float32), axis=0), "'layer1_weight'",
+             "scale has 10 values for 24 channels along axis 0")
