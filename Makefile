@@ -7,7 +7,7 @@ MODEL ?= models/digits/generator.onnx
 OUT ?= out
 TARGET ?= ecp5-85k
 
-.PHONY: install system-packages test-packages demo test bench compile rtl sim synth power report lint clean
+.PHONY: install system-packages test-packages demo test bench fuzz compile rtl sim synth power report lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -82,6 +82,10 @@ report:
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)
 	$(BIN)/undense bench -o bench.json
+
+# Only the mutation fuzz of bench.json: 1,000 damaged copies of the project's models through the command line
+fuzz: $(INSTALLED)
+	$(BIN)/python -m undense.runtime.mutations -n 1000
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

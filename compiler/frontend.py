@@ -6,6 +6,7 @@ recorded as it is in the file, so the quantize pass takes it over unchanged.
 Every rejection is an UndenseError naming the node, its op, why, and what is
 supported.
 """
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from onnx.reference import ReferenceEvaluator
 from undense.compiler.functions import IDENTITY, Function
 from undense.compiler.ir import Add, Dense, Graph
 from undense.compiler.numbers import QuantParams, signed_bits
+from undense.compiler.validate import check_graph, check_model, where
 from undense.errors import UndenseError
 
 MIN_OPSET = 13
@@ -64,10 +66,6 @@ class QuantizedConstant:
         return signed_bits(int(info.min - zero.max()), int(info.max - zero.min()))
 
 
-def where(node: onnx.NodeProto) -> str:
-    return f"node '{node.name or node.output[0]}' ({node.op_type})"
-
-
 def attributes(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
@@ -81,10 +79,13 @@ def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         if not path.is_file():
             raise UndenseError(f"{path}: no such file; give the path of an .onnx model")
         try:
-            model = onnx.load(str(path))
+            with warnings.catch_warnings():  # onnx warns of damage it then fails on, or that does no harm
+                warnings.simplefilter("ignore")
+                model = onnx.load(str(path))
         except Exception as error:
             raise UndenseError(f"{path}: not a readable ONNX model ({_first_line(error)}); "
                                "the file may be truncated or not ONNX: export it again") from None
+    check_model(model)
     try:
         onnx.checker.check_model(model)
         model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
@@ -95,6 +96,9 @@ def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     if opset < MIN_OPSET:
         raise UndenseError(f"the model uses ONNX opset {opset}; undense reads opset {MIN_OPSET} and newer: "
                            "convert it with onnx.version_converter.convert_version(model, 17)")
+    if opset > onnx.defs.onnx_opset_version():
+        raise UndenseError(f"the model uses ONNX opset {opset}, which the installed onnx does not define (it knows "
+                           f"up to opset {onnx.defs.onnx_opset_version()}): export it with a released opset")
     return model
 
 
@@ -168,8 +172,11 @@ class _Importer:
         if weight.shape[1] != self.sizes[input_name]:
             raise UndenseError(f"{where(node)}: weight has {weight.shape[1]} inputs but '{input_name}' "
                                f"has {self.sizes[input_name]} features")
-        bias = np.zeros(weight.shape[0]) if bias is None else np.broadcast_to(
-            np.asarray(bias, dtype=np.float64).reshape(-1), (weight.shape[0],)).copy()
+        bias = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+        if bias.size not in (1, weight.shape[0]):
+            raise UndenseError(f"{where(node)}: {bias.size} bias values for {weight.shape[0]} outputs; "
+                               "give one bias per output or one for all")
+        bias = np.broadcast_to(bias, (weight.shape[0],)).copy()
         self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
         self.sizes[output] = weight.shape[0]
 
@@ -275,7 +282,10 @@ class _Importer:
         if kind == "clip":
             low = self.optional_constant(node, 1, -np.inf)
             high = self.optional_constant(node, 2, np.inf)
-            function = Function("clip", low=float(low), high=float(high))
+            if np.size(low) != 1 or np.size(high) != 1:
+                raise UndenseError(f"{where(node)}: Clip bounds of {np.size(low)} and {np.size(high)} values; "
+                                   "min and max must be one number each")
+            function = Function("clip", low=float(np.reshape(low, -1)[0]), high=float(np.reshape(high, -1)[0]))
         else:
             function = Function(kind, alpha=float(attrs.get("alpha", 0.01)) if kind == "leaky_relu" else 0.0)
         self.diagonal(node, x, activation=function)
@@ -381,7 +391,25 @@ class _Importer:
         self.add_dense(node, x, weight_value, **quantized)
         self.fixed_quant[node.output[0]] = RAW_ACCUMULATOR
 
+    def folds(self, node, constants) -> bool:
+        """A node whose inputs are all constants is computed at import (except the (de)quantizers kept as they are)."""
+        return node.op_type == "Constant" or (all(i in constants for i in node.input if i)
+                                              and node.op_type not in NOT_FOLDED)
+
+    def check_ops(self):
+        """The first node of an unsupported op or domain, before anything else is said about the graph."""
+        constants = set(self.constants)
+        for node in self.graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise UndenseError(f"{where(node)}: operator domain '{node.domain}' is not supported; "
+                                   f"supported (default domain): {SUPPORTED}")
+            if self.folds(node, constants) or (node.op_type == "DequantizeLinear" and node.input[0] in constants):
+                constants.update(node.output)  # dequantized weight codes are constants too
+            elif node.op_type not in (*ACTIVATIONS, *ALIASES, *OPS):
+                raise UndenseError(f"{where(node)}: unsupported op; supported: {SUPPORTED}")
+
     def run(self) -> Graph:
+        self.check_ops()
         if len(self.graph.input) - len([i for i in self.graph.input if i.name in self.constants]) != 1 \
                 or len(self.graph.output) != 1:
             raise UndenseError("the model must have exactly one input and one output "
@@ -390,11 +418,7 @@ class _Importer:
         self.sizes[graph_input.name] = self.per_sample_size(graph_input.name)
         input_type = graph_input.type.tensor_type.elem_type
         for node in self.graph.node:
-            if node.domain not in ("", "ai.onnx"):
-                raise UndenseError(f"{where(node)}: operator domain '{node.domain}' is not supported; "
-                                   f"supported (default domain): {SUPPORTED}")
-            if node.op_type == "Constant" or (all(i in self.constants for i in node.input if i)
-                                              and node.op_type not in NOT_FOLDED):
+            if self.folds(node, self.constants):
                 self.fold_constant(node)
             elif node.op_type in ACTIVATIONS:
                 self.activation_op(node)
@@ -430,4 +454,8 @@ OPS = ("Gemm", "MatMul", "Add", "Mul", "BatchNormalization", "QuantizeLinear", "
 
 def import_onnx(source: str | Path | onnx.ModelProto) -> Graph:
     """An ONNX model (path or ModelProto) as a float IR graph."""
-    return _Importer(load_model(source)).run()
+    model = load_model(source)
+    with np.errstate(all="ignore"):  # damaged numbers become NaN or infinity, which check_graph names
+        graph = _Importer(model).run()
+    check_graph(graph)
+    return graph

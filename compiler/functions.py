@@ -25,7 +25,8 @@ class Function:
             case "leaky_relu":
                 return np.where(x >= 0, x, self.alpha * x)
             case "sigmoid":
-                return 1.0 / (1.0 + np.exp(-x))
+                with np.errstate(over="ignore"):  # exp(-x) overflows to inf far below 0, where sigmoid is 0
+                    return 1.0 / (1.0 + np.exp(-x))
             case "tanh":
                 return np.tanh(x)
             case "clip":

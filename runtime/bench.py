@@ -3,6 +3,7 @@
 Every figure is timed here, on this machine, now: each case runs once to warm
 up, then `repeats` times; the report gives min, median and max wall seconds.
 """
+import json
 import os
 import platform
 import statistics
@@ -99,6 +100,19 @@ def calibration_errors(compiled, latents: np.ndarray, floating: np.ndarray) -> d
             "mean_error_share_of_range": float(error.mean()) / span}
 
 
+def mutation_figures(count: int = 1000) -> dict:
+    """The mutation fuzz over `count` damaged models (runtime/mutations.py), in a process of its own as
+    `python -m undense.runtime.mutations` runs it: its mutants go through the command line in-process, beside
+    whose output the bench's own progress line has no place."""
+    with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch:
+        path = Path(scratch) / "mutations.json"
+        done = subprocess.run([sys.executable, "-m", "undense.runtime.mutations", "-n", str(count), "-o", str(path)],
+                              capture_output=True, text=True)
+        if not path.is_file():
+            raise RuntimeError(f"the mutation fuzz stopped (exit {done.returncode}): {done.stderr[-2000:]}")
+        return json.loads(path.read_text())
+
+
 def simulation_figures(compiled, images: int) -> dict:
     """Cycle-accurate figures of one compiled model: steady-state cycles against the ideal, speed."""
     start = time.perf_counter()
@@ -161,6 +175,8 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
     figures["compile"] = compile_figures(model_path, repeats)
     progress("golden vs float")
     figures["fidelity"] = fidelity_figures(model_path)
+    progress("mutation fuzz: 1,000 damaged models through the command line")
+    figures["mutations"] = mutation_figures()
     with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch:
         progress("simulating the bundled model")
         bundled = compile(model_path, Path(scratch) / "bundled")

@@ -1,4 +1,5 @@
 """The `undense` command line: a thin layer over the Python API (parsing, progress, messages)."""
+import os
 import sys
 from pathlib import Path
 
@@ -12,21 +13,76 @@ from undense.runtime.tables import print_compile_report, print_power_report, pri
 console = Console(stderr=True)  # progress and messages; results go to stdout
 
 
+EXIT_USER_ERROR = 2  # the input is wrong: one `Error:` line says what, where and what to do
+EXIT_INTERNAL_ERROR = 3  # a bug in undense: one line, the traceback in a file
+STEP = "undense.step"  # ctx.meta key: the step a command has reached, for an internal error's message
+
+
 class UndenseGroup(click.Group):
-    """Turns an UndenseError anywhere below into one line on stderr and exit status 2."""
+    """Turns an UndenseError anywhere below into one `Error:` line on stderr and exit status 2, and any other
+    exception (a bug) into one line naming the stage, with the traceback saved to a file, and exit status 3;
+    with --debug the traceback itself."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UndenseError as error:
             click.echo(f"Error: {error}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USER_ERROR)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise  # click's own: usage errors, Ctrl-C, --help and --version
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            stage = ctx.invoked_subcommand or "undense"
+            if ctx.meta.get(STEP):
+                stage = f"{stage} ({ctx.meta[STEP]})"
+            click.echo(_internal_error_line(stage, error), err=True)
+            sys.exit(EXIT_INTERNAL_ERROR)
+
+
+def _internal_error_line(stage: str, error: Exception) -> str:
+    """The one line a bug gets, with the traceback written to a file in the temporary folder to report."""
+    import platform
+    import tempfile
+    import time
+    import traceback
+    from importlib import metadata
+
+    text = str(error).strip()
+    summary = f"{type(error).__name__}: {text.splitlines()[0][:300]}" if text else type(error).__name__
+    try:
+        handle, path = tempfile.mkstemp(prefix=f"undense-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+        with os.fdopen(handle, "w") as file:
+            file.write(f"undense {metadata.version('undense')}: internal error in {stage}\n"
+                       f"command: {' '.join(sys.argv)}\n"
+                       f"python {platform.python_version()} on {platform.platform()}\n\n"
+                       + "".join(traceback.format_exception(error)))
+        where = f"the traceback is in {path}"
+    except OSError:
+        where = "run the command again with `undense --debug ...` to see the traceback"
+    return (f"internal error in {stage}: {summary} -- a bug in undense, not a problem with your input; "
+            f"{where}: please report it on undense's issue tracker with that traceback")
+
+
+def _progress(status, doing: str | None = None):
+    """A progress callback: shows each step on the status line and remembers it for an internal error's message."""
+    meta = click.get_current_context().meta
+
+    def update(step: str) -> None:
+        status.update(f"{doing}: {step}" if doing else step)
+        meta[STEP] = step
+    return update
 
 
 @click.group(cls=UndenseGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="undense")
-def main():
-    """undense: sparse generative models from ONNX to FPGA accelerators, bit-exact, with joules per image."""
+@click.option("--debug", is_flag=True, help="on an internal error (a bug), print its traceback")
+def main(debug):
+    """undense: sparse generative models from ONNX to FPGA accelerators, bit-exact, with joules per image.
+
+    Exit status: 0 done, 1 `doctor` found a tool missing, 2 a problem with the input (one `Error:` line),
+    3 an internal error (a bug: one line, and the traceback in a file to report)."""
 
 
 @main.command()
@@ -83,7 +139,7 @@ def compile_command(model, output, bits, layer_bits, calib, target_name, images_
     with console.status("compiling") as status:
         compiled = compile(model, output, bits=bits, layer_bits=_layer_bits(layer_bits), calibration=calib,
                            target_name=target_name, images_per_second=images_per_second,
-                           progress=lambda step: status.update(f"compiling: {step}"))
+                           progress=_progress(status, "compiling"))
     print_compile_report(compiled.report)
     click.echo(f"build dir: {output}")
 
@@ -132,7 +188,7 @@ def sim(build_dir, count, seed, wave):
     compiled = load(build_dir)
     with console.status("simulating") as status:
         result = compiled.simulate(compiled.random_inputs(count, seed), wave,
-                                   progress=lambda step: status.update(step))
+                                   progress=_progress(status))
     path = write_report(build_dir, result.report)
     print_sim_report(result.report)
     click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave else ""))
@@ -153,7 +209,7 @@ def synth(build_dir, target_name):
 
     compiled = load(build_dir)
     with console.status("synthesizing") as status:
-        report = synthesize(compiled, target_name, progress=lambda step: status.update(step))
+        report = synthesize(compiled, target_name, progress=_progress(status))
     path = write_report(build_dir, report)
     print_synth_report(report)
     click.echo(f"-> {path}")
@@ -253,7 +309,7 @@ def bench(output, repeats):
     from undense.runtime.bench import run_bench
 
     with console.status("benchmarking") as status:
-        figures = run_bench(repeats=repeats, progress=lambda step: status.update(f"benchmarking: {step}"))
+        figures = run_bench(repeats=repeats, progress=_progress(status, "benchmarking"))
     output.write_text(json.dumps(figures, indent=2) + "\n")
     for case, figure in figures["compile"].items():
         click.echo(f"compile {case} ({figure['model']}): median {figure['median_s']:.3f} s "
@@ -266,6 +322,10 @@ def bench(output, repeats):
         click.echo(f"  calibrated on {name} ({figure['calibration_samples']:,} samples): worst |pixel error| "
                    f"{figure['max_abs_pixel_error']:.4f} ({figure['max_error_share_of_range']:.1%} of the output "
                    f"range), mean {figure['mean_abs_pixel_error']:.4f} ({figure['mean_error_share_of_range']:.2%})")
+    mutations = figures["mutations"]
+    click.echo(f"mutation fuzz: {mutations['count']:,} damaged models in {mutations['seconds']:.0f} s: "
+               f"{mutations['exit_0']:,} compiled and ran, {mutations['exit_2']:,} refused in one Error: line, "
+               f"{mutations['failures']} failures")
     for case, figure in figures["simulation"].items():
         click.echo(f"simulate {case}: {figure['cycles_per_image']:,.0f} cycles per image, "
                    f"{figure['cycles_over_ideal']:.1%} of the ideal {figure['ideal_cycles_per_image']:,.0f}; "

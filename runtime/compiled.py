@@ -76,7 +76,10 @@ def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None =
     graph, calibrated = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
     options = {"bits": bits, "layer_bits": layer_bits or {}, "images_per_second": images_per_second}
     compiled = Compiled(graph, target(target_name), compile_report(graph, target(target_name), options, calibrated))
-    return compiled if output_dir is None else compiled.save(output_dir, builddir.source_record(model))
+    if output_dir is None:
+        return compiled
+    progress("write")
+    return compiled.save(output_dir, builddir.source_record(model))
 
 
 def load(directory: str | Path) -> Compiled:

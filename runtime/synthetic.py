@@ -79,3 +79,91 @@ def onnxruntime_quantized(float_model: onnx.ModelProto, samples: np.ndarray, fol
     onnx.save(float_model, source)
     quantize_static(source, quantized, Samples(), **{"quant_format": QuantFormat.QDQ, **options})
     return onnx.load(quantized)
+
+
+def integer_weights(rng: np.random.Generator, rows: int, columns: int, density: float = 0.3) -> np.ndarray:
+    """int8 weight codes within +-127, mostly zero."""
+    codes = rng.integers(-127, 128, size=(rows, columns)).astype(np.int8)
+    codes[rng.random(codes.shape) >= density] = 0
+    return codes
+
+
+def matmul_integer(features: int = 24, outputs: int = 10, seed: int = 0) -> onnx.ModelProto:
+    """uint8 codes in, MatMulInteger with int8 weights, the raw int32 accumulator out."""
+    weight = integer_weights(np.random.default_rng(seed), features, outputs)
+    nodes = [helper.make_node("MatMulInteger", ["x", "w", "x_zero"], ["y"], name="mmi")]
+    return model(nodes, {"w": weight, "x_zero": np.array(131, np.uint8)}, features, outputs,
+                 input_type=TensorProto.UINT8, output_type=TensorProto.INT32)
+
+
+def qlinear_matmul(features: int = 24, outputs: int = 10, seed: int = 1) -> onnx.ModelProto:
+    """uint8 codes in and out: one QLinearMatMul with int8 weights and a per-tensor weight scale."""
+    inits = {"xs": np.array(0.02, np.float32), "xz": np.array(128, np.uint8),
+             "w": integer_weights(np.random.default_rng(seed), features, outputs),
+             "ws": np.array(0.004, np.float32), "wz": np.array(0, np.int8), "ys": np.array(0.05, np.float32),
+             "yz": np.array(120, np.uint8)}
+    nodes = [helper.make_node("QLinearMatMul", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], name="qmm")]
+    return model(nodes, inits, features, outputs, input_type=TensorProto.UINT8, output_type=TensorProto.UINT8)
+
+
+def qdq_mlp(widths=(12, 24, 10), seed: int = 5) -> onnx.ModelProto:
+    """A float model in QDQ form, as onnxruntime's quantize_static writes it: each layer's input quantized to
+    uint8 per tensor, int8 weight codes with one scale per output channel, int32 bias codes, ReLU between."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, current, scale = [], {}, "x", 0.03
+    for index, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        name = f"layer{index}"
+        inits[f"{name}.x_scale"], inits[f"{name}.x_zero"] = np.array(scale, np.float32), np.array(128, np.uint8)
+        codes = integer_weights(rng, n_in, n_out, 0.4)  # [in, out]: MatMul's layout
+        weight_scales = rng.uniform(0.002, 0.01, n_out).astype(np.float32)
+        inits[f"{name}.w"], inits[f"{name}.w_scale"] = codes, weight_scales
+        inits[f"{name}.w_zero"] = np.zeros(n_out, np.int8)
+        inits[f"{name}.b"] = rng.integers(-200, 200, n_out).astype(np.int32)
+        inits[f"{name}.b_scale"] = (scale * weight_scales).astype(np.float32)
+        inits[f"{name}.b_zero"] = np.zeros(n_out, np.int32)
+        nodes += [
+            helper.make_node("QuantizeLinear", [current, f"{name}.x_scale", f"{name}.x_zero"], [f"{name}_q"],
+                             name=f"{name}_quant"),
+            helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}.x_scale", f"{name}.x_zero"], [f"{name}_x"],
+                             name=f"{name}_dequant"),
+            helper.make_node("DequantizeLinear", [f"{name}.w", f"{name}.w_scale", f"{name}.w_zero"], [f"{name}_w"],
+                             name=f"{name}_weight", axis=1),
+            helper.make_node("DequantizeLinear", [f"{name}.b", f"{name}.b_scale", f"{name}.b_zero"], [f"{name}_b"],
+                             name=f"{name}_bias", axis=0),
+            helper.make_node("MatMul", [f"{name}_x", f"{name}_w"], [f"{name}_mm"], name=f"{name}_matmul"),
+            helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_out"], name=f"{name}_add"),
+            helper.make_node("Relu", [f"{name}_out"], [f"{name}_relu"], name=f"{name}_relu"),
+        ]
+        current, scale = f"{name}_relu", scale * 2
+    inits["y_scale"], inits["y_zero"] = np.array(scale, np.float32), np.array(0, np.uint8)
+    nodes += [helper.make_node("QuantizeLinear", [current, "y_scale", "y_zero"], ["y_q"], name="output_quant"),
+              helper.make_node("DequantizeLinear", ["y_q", "y_scale", "y_zero"], ["y"], name="output_dequant")]
+    return model(nodes, inits, widths[0], widths[-1])
+
+
+def assorted_ops(seed: int = 2) -> onnx.ModelProto:
+    """Most of what the frontend maps in one model: a folded Constant + Transpose weight, Gemm, BatchNormalization,
+    Clip, Mul by a constant, a residual Add, Reshape and Flatten."""
+    rng = np.random.default_rng(seed)
+    inits = {
+        "b1": rng.normal(size=8).astype(np.float32), "gamma": rng.uniform(0.5, 2, 8).astype(np.float32),
+        "beta": rng.normal(size=8).astype(np.float32), "mean": rng.normal(size=8).astype(np.float32),
+        "var": rng.uniform(0.5, 2, 8).astype(np.float32), "w2": sparse_matrix(rng, 8, 8, 0.5),
+        "half": np.array(0.5, np.float32), "lo": np.array(-0.5, np.float32), "hi": np.array(1.5, np.float32),
+        "shape": np.array([-1, 2, 4], np.int64),
+    }
+    nodes = [
+        helper.make_node("Constant", [], ["w1_t"], name="w1_t", value=numpy_helper.from_array(
+            sparse_matrix(rng, 8, 5, 0.5).T.copy())),
+        helper.make_node("Transpose", ["w1_t"], ["w1"], name="w1", perm=[1, 0]),
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
+        helper.make_node("BatchNormalization", ["h1", "gamma", "beta", "mean", "var"], ["bn"], name="bn1"),
+        helper.make_node("Clip", ["bn", "lo", "hi"], ["a1"], name="clip1"),
+        helper.make_node("Gemm", ["a1", "w2"], ["h2"], name="fc2", transB=1),
+        helper.make_node("Mul", ["h2", "half"], ["m2"], name="scale2"),
+        helper.make_node("Add", ["m2", "a1"], ["res"], name="residual"),
+        helper.make_node("Reshape", ["res", "shape"], ["r"], name="to_grid"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flat", axis=1),
+        helper.make_node("Reshape", ["f", "shape"], ["y"], name="grid"),
+    ]
+    return model(nodes, inits, 5, None, output_shape=[2, 4])

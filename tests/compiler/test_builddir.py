@@ -58,3 +58,14 @@ def test_recompiling_replaces_the_build_dir(compiled, generator_path):
     again = undense.compile(generator_path, compiled.directory, bits=6)
     assert undense.load(again.directory).report["options"]["bits"] == 6
     assert sorted(p.name for p in compiled.directory.parent.iterdir()) == ["digits"]
+
+
+def test_a_bug_while_writing_leaves_no_half_written_build_dir(tmp_path, monkeypatch):
+    """The build dir is written beside itself and moved into place: an exception half way leaves nothing."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(builddir.np, "savez_compressed", broken)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        undense.compile(mlp([4, 4], [None]), tmp_path / "out", calibration=np.zeros((4, 4)))
+    assert list(tmp_path.iterdir()) == []

@@ -154,3 +154,70 @@ def test_per_channel_activation_quantization():
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in", axis=1),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant_in", axis=1)]
     rejected(model(nodes, inits, 4, 4), "'quant_in'", "QuantizeLinear", "per tensor")
+
+
+def test_unsupported_op_is_named_before_the_graph_structure():
+    """TopK gives two outputs, so the graph has two; the user must hear that TopK is not supported."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
+             helper.make_node("TopK", ["r", "k"], ["values", "indices"], name="top3")]
+    graph = helper.make_graph(nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
+                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", 3]),
+                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", 3])],
+                              [onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    message = rejected(built, "'top3'", "TopK", "unsupported op")
+    assert "one output" not in message
+
+
+def test_ops_computed_at_import_are_not_unsupported():
+    """A Transpose of a dequantized weight is folded at import, so the op check lets it through."""
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.integers(-100, 100, (4, 6)).astype(np.int8), "ws": np.array(0.01, np.float32),
+             "wz": np.array(0, np.int8)}
+    nodes = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], name="dq"),
+             helper.make_node("Transpose", ["wd"], ["wt"], name="t", perm=[1, 0]),
+             helper.make_node("MatMul", ["x", "wt"], ["y"], name="mm")]
+    graph = import_onnx(model(nodes, inits, 6, 4))
+    np.testing.assert_allclose(graph.nodes[0].weight, inits["w"] * 0.01, rtol=1e-6)
+
+
+def test_opset_newer_than_onnx_knows():
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="act")]
+    rejected(model(nodes, {}, 4, 4, opset=99), "opset 99", "the installed onnx does not define")
+
+
+def test_bias_of_another_size_than_the_outputs():
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    built = model(nodes, {"w": sparse_matrix(rng, 4, 6, 0.5), "b": np.ones(3, np.float32)}, 6, 4)
+    rejected(built, "'fc'", "3 bias values for 4 outputs")
+
+
+@pytest.mark.parametrize("bounds, accepted", [((1,), True), ((2,), False)])
+def test_clip_bounds_are_one_number_each(bounds, accepted):
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")]
+    inits = {"lo": np.full(bounds, -0.5, np.float32), "hi": np.full(bounds, 0.5, np.float32)}
+    built = model(nodes, inits, 4, 4)
+    if accepted:
+        assert_imports_faithfully(built, 4)
+    else:
+        rejected(built, "'clip'", "Clip bounds of 2 and 2 values")
+
+
+def test_per_channel_constants_of_the_wrong_size():
+    from undense.runtime.synthetic import qdq_mlp
+
+    def changed(name, values, axis=None):
+        built = qdq_mlp()
+        for tensor in built.graph.initializer:
+            if tensor.name == name:
+                tensor.CopyFrom(onnx.numpy_helper.from_array(values, name))
+        for node in built.graph.node:
+            if node.name == "layer1_weight" and axis is not None:
+                node.attribute[0].i = axis
+        return built
+
+    rejected(changed("layer1.w_zero", np.zeros(4, np.int8)), "'layer1_weight'", "DequantizeLinear",
+             "zero point has 4 values for 10 channels along axis 1")
+    rejected(changed("layer1.w_scale", np.full(10, 0.01, np.float32), axis=0), "'layer1_weight'",
+             "scale has 10 values for 24 channels along axis 0")

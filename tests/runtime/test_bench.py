@@ -17,3 +17,12 @@ def test_more_normal_samples_cut_the_worst_error_on_fresh_latents(generator_path
     assert wider["max_error_share_of_range"] < default["max_error_share_of_range"]
     assert max(default["mean_error_share_of_range"], wider["mean_error_share_of_range"]) < 0.005
     assert np.isclose(default["max_error_share_of_range"] * np.ptp(floating), default["max_abs_pixel_error"])
+
+
+def test_mutation_figures_come_from_the_fuzz_run_as_a_command():
+    from undense.runtime.bench import mutation_figures
+    from undense.runtime.mutations import KINDS
+
+    figures = mutation_figures(len(KINDS))
+    assert figures["count"] == len(KINDS) == figures["exit_0"] + figures["exit_2"] + figures["failures"]
+    assert set(figures["by_kind"]) == set(KINDS) and figures["seconds"] > 0

@@ -1,4 +1,5 @@
 """The command line as users meet it: a real `python -m undense` process."""
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,99 @@ def test_bad_calib_option(generator_path, tmp_path, calib, expected):
     done = undense("compile", str(generator_path), "-o", str(tmp_path / "b"), "--calib", calib)
     assert_clean_usage_error(done, calib, expected)
     assert not (tmp_path / "b").exists()
+
+
+# -- damaged numbers (issue 13): one Error: line naming the tensor and node, exit 2, no build dir --------------
+
+def changed(built: onnx.ModelProto, name: str, value=None, data_type=None) -> onnx.ModelProto:
+    """The model with the first number of initializer `name` set to `value`, or its data type set."""
+    tensor = next(t for t in built.graph.initializer if t.name == name)
+    if data_type is not None:
+        tensor.data_type = data_type
+        return built
+    values = onnx.numpy_helper.to_array(tensor).copy()
+    values.reshape(-1)[0] = value
+    tensor.CopyFrom(onnx.numpy_helper.from_array(values, name))
+    return built
+
+
+def generator_with(name, **change):
+    return lambda generator_path: changed(onnx.load(str(generator_path)), name, **change)
+
+
+def qlinear_with(name, **change):
+    from undense.runtime.synthetic import qlinear_matmul
+
+    return lambda generator_path: changed(qlinear_matmul(), name, **change)
+
+
+def two_outputs_with_topk(generator_path):
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
+             helper.make_node("TopK", ["r", "k"], ["values", "indices"], name="top3")]
+    graph = helper.make_graph(nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
+                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", 3]),
+                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", 3])],
+                              [onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+DAMAGED = {
+    "NaN weight": (generator_with("fc2.weight", value=np.nan), ["'fc2'", "'fc2.weight'", "1 NaN"]),
+    "infinite weight": (generator_with("fc1.bias", value=-np.inf), ["'fc1'", "'fc1.bias'", "1 infinite"]),
+    "zero scale": (qlinear_with("ws", value=0.0), ["'qmm'", "scale 'ws' is 0"]),
+    "negative scale": (qlinear_with("xs", value=-0.02), ["'qmm'", "scale 'xs' is -0.02"]),
+    "NaN scale": (qlinear_with("ys", value=np.nan), ["'qmm'", "scale 'ys' is nan"]),
+    "data type 39": (generator_with("fc3.weight", data_type=39), ["'fc3'", "'fc3.weight'", "data type 39"]),
+    "TopK and two outputs": (two_outputs_with_topk, ["'top3'", "TopK", "unsupported op"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_damaged_model_is_refused_in_one_line(case, generator_path, tmp_path):
+    make, expected = DAMAGED[case]
+    onnx.save(make(generator_path), tmp_path / "damaged.onnx")
+    done = undense("compile", str(tmp_path / "damaged.onnx"), "-o", str(tmp_path / "build"))
+    assert_clean_usage_error(done, *expected)
+    assert done.stdout == "" and len(done.stderr.splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["damaged.onnx"]
+
+
+# -- internal errors: one line naming the stage, the traceback in a file, exit 3; --debug shows it ------------
+
+def undense_with_a_bug(*args, tmp_path):
+    """`undense ARGS` where the quantize pass raises RuntimeError, the temporary folder set to tmp_path/tmp."""
+    script = ("import sys; from undense.compiler import pipeline\n"
+              "def broken(*args, **kwargs): raise RuntimeError('boom')\n"
+              "pipeline.quantize = broken\n"
+              "from undense.runtime.cli import main; main(prog_name='undense')")
+    (tmp_path / "tmp").mkdir()
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
+
+
+def test_internal_error_is_one_line_with_the_traceback_in_a_file(generator_path, tmp_path):
+    done = undense_with_a_bug("compile", str(generator_path), "-o", str(tmp_path / "build"), tmp_path=tmp_path)
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("internal error in compile (quantize): RuntimeError: boom")
+    assert "report" in line
+    [crash] = (tmp_path / "tmp").iterdir()
+    assert str(crash) in line
+    assert "Traceback" in crash.read_text() and "RuntimeError: boom" in crash.read_text()
+    assert not (tmp_path / "build").exists()
+
+
+def test_debug_shows_the_traceback(generator_path, tmp_path):
+    done = undense_with_a_bug("--debug", "compile", str(generator_path), "-o", str(tmp_path / "build"),
+                              tmp_path=tmp_path)
+    assert done.returncode not in (0, 2, 3)
+    assert "Traceback" in done.stderr and done.stderr.strip().endswith("RuntimeError: boom")
+    assert not (tmp_path / "build").exists() and not any((tmp_path / "tmp").iterdir())
+
+
+def test_user_errors_stay_exit_2_with_debug(tmp_path):
+    done = undense("--debug", "run", str(tmp_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y"))
+    assert_clean_usage_error(done, "x.npy")
