@@ -9,6 +9,7 @@ from undense.runtime import baseline
 from undense.runtime.compiled import Compiled
 from undense.runtime.synthesis import SYNTH_REPORT
 from undense.sim import energy, gpu
+from undense.sim.simulate import SIM_REPORT
 
 POWER_REPORT = "power.json"
 POWER_PLOT = "power.png"
@@ -43,7 +44,7 @@ def gpu_baseline(compiled: Compiled, gpu_name: str) -> dict:
 
 
 def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
-    sim = read_report(compiled.directory, "sim.json", "sim")
+    sim = read_report(compiled.directory, SIM_REPORT, "sim")
     used, resources_from = resources(compiled)
     fpga = energy.fpga_energy(compiled.report, sim, used, compiled.target)
     fpga["resources_from"] = resources_from
@@ -53,6 +54,7 @@ def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
     ratio_best = reference["j_per_image_best"] / fpga["j_per_image"]
     report = {
         "fpga_j_per_image": fpga["j_per_image"],
+        "read": {name: builddir.report_digest(compiled.directory, name) for name in (SIM_REPORT, SYNTH_REPORT)},
         "gpu": {key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
                                                 "source")},
         "ratio_batch1": ratio_batch1, "ratio_best": ratio_best,
