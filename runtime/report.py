@@ -26,6 +26,7 @@ tr:nth-child(even) td { background: #fafafa; } .quote { font-size: 1.15rem; back
 .bar { background: #ddd; width: 10rem; height: 0.8rem; display: inline-block; } .bar span { background: #4c72b0;
 height: 100%; display: block; } .missing { color: #a33; } .small { font-size: 0.85rem; color: #555; }
 img.grid { image-rendering: pixelated; width: 32rem; } img.plot { width: 100%; }
+table.text td, table.text th { text-align: left; }
 """
 
 
@@ -38,10 +39,11 @@ def embedded_png(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def table(header: list[str], rows: list[list]) -> str:
+def table(header: list[str], rows: list[list], css_class: str = "") -> str:
     head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table class=\"{css_class}\"><tr>{head}</tr>{body}</table>" if css_class else \
+        f"<table><tr>{head}</tr>{body}</table>"
 
 
 def missing(stage: str, directory: Path) -> str:
@@ -103,7 +105,7 @@ def stages_section(directory: Path) -> str:
             f'<span class="missing">stale: {escape("; ".join(reasons))}; <code>undense {command} '
             f'{escape(str(directory))}</code> refreshes it</span>')
         rows.append([name, written, holds, status])
-    return "<h2>Stages</h2>" + table(["report", "written", "holds", "status"], rows)
+    return "<h2>Stages</h2>" + table(["report", "written", "holds", "status"], rows, "text")
 
 
 def model_section(report: dict) -> str:
