@@ -72,6 +72,11 @@ sim: compile
 synth: compile
 	$(BIN)/undense synth $(OUT)/build --target $(TARGET)
 
+# The shipped cocotb testbench on the RTL: random input gaps, output back-pressure, every output against golden
+.PHONY: cocotb
+cocotb: compile
+	$(BIN)/undense cocotb $(OUT)/build
+
 # Energy per image against a GPU: from a simulation, and from the synthesized design when `make synth` ran
 power: sim
 	$(BIN)/undense power $(OUT)/build

@@ -199,6 +199,33 @@ def sim(build_dir, count, seed, wave):
                            f"{'; '.join(result.report['event_mismatches'])}")
 
 
+@main.command("cocotb")
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--bench", type=click.Path(path_type=Path),
+              help="your own cocotb bench (FILE.py, docs/hardware.md)  [default: the shipped top-level bench]")
+@click.option("--simulator", default="verilator", show_default=True, type=click.Choice(["verilator", "icarus"]))
+@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path),
+              help="write a waveform: .fst or .vcd on Verilator, .fst on Icarus")
+@click.option("-n", "count", default=8, show_default=True, help="number of random inputs the bench gets")
+@click.option("--seed", default=0, show_default=True, help="seed of the inputs and of the input gaps and stalls")
+def cocotb_command(build_dir, bench, simulator, wave, count, seed):
+    """Run a cocotb testbench on the accelerator's Verilog: the shipped one (random input gaps, output
+    back-pressure, every output checked against golden) or your own; writes DIR/cocotb.json."""
+    from undense.runtime.cocotb_bench import failure, run_bench, summary, write_report
+    from undense.runtime.compiled import load
+
+    compiled = load(build_dir)
+    with console.status("cocotb") as status:
+        report = run_bench(compiled, count, seed, bench, simulator, wave, progress=_progress(status, "cocotb"))
+    path = write_report(build_dir, report)
+    for line in summary(report):
+        click.echo(line)
+    click.echo(f"-> {path}" + (f", waveform -> {report['wave']}" if report["wave"] else ""))
+    problem = failure(report)
+    if problem is not None:
+        raise problem
+
+
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", "target_name", help="FPGA to synthesize for  [default: the one the model was compiled for]")

@@ -17,5 +17,5 @@ def test_wheel_holds_only_the_undense_package(tmp_path):
     for package in ("compiler", "hw", "sim", "runtime"):
         assert f"undense/{package}/__init__.py" in names
     assert "undense/runtime/data/digits_classifier.onnx" in names
-    for data in ("sim/data/energy.json", "sim/data/gpus.json", "sim/harness/stream_harness.cpp"):
+    for data in ("sim/data/energy.json", "sim/data/gpus.json", "sim/harness/stream_harness.cpp", "sim/top_bench.py"):
         assert f"undense/{data}" in names
