@@ -10,6 +10,7 @@ from html import escape
 from pathlib import Path
 
 from undense.compiler import builddir
+from undense.runtime.cocotb_bench import REPORT as COCOTB_REPORT
 from undense.runtime.compiled import Compiled
 from undense.runtime.generate import GENERATE_REPORT
 from undense.runtime.power import POWER_REPORT, number, resources
@@ -84,6 +85,7 @@ def stale_reasons(directory: Path, power: dict) -> list[str]:
 STAGES = (  # report, the command that writes it, what it holds
     (builddir.REPORT, "compile", "layers, folding, resource estimate"),
     (SIM_REPORT, "sim", "cycles and activity on the RTL"),
+    (COCOTB_REPORT, "cocotb", "the cocotb bench under input gaps and back-pressure"),
     (GENERATE_REPORT, "generate --backend rtl", "the image grid"),
     (SYNTH_REPORT, "synth", "resources and timing after place and route"),
     (POWER_REPORT, "power", "energy per image against a GPU"),
