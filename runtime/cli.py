@@ -18,10 +18,30 @@ EXIT_INTERNAL_ERROR = 3  # a bug in undense: one line, the traceback in a file
 STEP = "undense.step"  # ctx.meta key: the step a command has reached, for an internal error's message
 
 
+class OneLineUsageError(click.ClickException):
+    """A usage error as one `Error:` line, like every other user error, with the command's help named in it
+    (click's own shows the usage and a hint on lines of their own)."""
+
+    exit_code = EXIT_USER_ERROR
+
+    @classmethod
+    def of(cls, error: click.UsageError) -> "OneLineUsageError":
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+        return cls(error.format_message() + where)
+
+
 class UndenseGroup(click.Group):
-    """Turns an UndenseError anywhere below into one `Error:` line on stderr and exit status 2, and any other
-    exception (a bug) into one line naming the stage, with the traceback saved to a file, and exit status 3;
-    with --debug the traceback itself."""
+    """Turns an UndenseError anywhere below into one `Error:` line on stderr and exit status 2, a usage error
+    into one such line too, and any other exception (a bug) into one line naming the stage, with the traceback
+    saved to a file, and exit status 3; with --debug the traceback itself."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `undense` alone: the help
+        except click.UsageError as error:
+            raise OneLineUsageError.of(error) from None
 
     def invoke(self, ctx):
         try:
@@ -29,8 +49,10 @@ class UndenseGroup(click.Group):
         except UndenseError as error:
             click.echo(f"Error: {error}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except click.UsageError as error:  # of a command: an unknown one, or its arguments and options
+            raise OneLineUsageError.of(error) from None
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
-            raise  # click's own: usage errors, Ctrl-C, --help and --version
+            raise  # click's own: Ctrl-C, --help and --version
         except Exception as error:
             if ctx.params.get("debug"):
                 raise

@@ -23,10 +23,23 @@ def assert_clean_usage_error(done, *expected):
     return error_lines[0]
 
 
-def test_unknown_command():
-    done = undense("frobnicate")
-    assert_clean_usage_error(done, "frobnicate")
-    assert "Usage: undense" in done.stderr
+def assert_one_line_error(done, *expected):
+    """Exit 2 and nothing on stderr but one `Error:` line (the README's promise), nothing on stdout."""
+    line = assert_clean_usage_error(done, *expected)
+    assert done.stderr.splitlines() == [line] and done.stdout == ""
+    return line
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["frobnicate"], ["No such command 'frobnicate'", "`undense --help`"]),
+    (["--frobnicate"], ["No such option '--frobnicate'", "`undense --help`"]),
+    (["sample"], ["Missing argument 'MODEL'", "`undense sample --help`"]),
+    (["compile", "--bits", "x"], ["'--bits': 'x' is not a valid integer", "`undense compile --help`"]),
+    (["run", ".", "--frobnicate"], ["No such option '--frobnicate'", "`undense run --help`"]),
+])
+def test_a_usage_error_is_one_line(args, expected):
+    done = undense(*args)
+    assert_one_line_error(done, *expected)
 
 
 def test_missing_file(tmp_path):
