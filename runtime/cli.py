@@ -87,6 +87,21 @@ def _internal_error_line(stage: str, error: Exception) -> str:
             f"{where}: please report it on undense's issue tracker with that traceback")
 
 
+def _output_file(path: Path, option: str, suffix: str | None = None) -> Path:
+    """An output file the command can write, checked before its work: the suffix it must have, and a folder that
+    exists or can be made (the command makes it when it writes the file)."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UndenseError(f"{option} {path}: name a {suffix} file, e.g. {path.with_suffix(suffix).name}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UndenseError(f"{option} {path}: {folder} is a file, so no folder can be made there; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UndenseError(f"{option} {path}: {folder} is not writable; choose another path")
+    return path
+
+
 def _progress(status, doing: str | None = None):
     """A progress callback: shows each step on the status line and remembers it for an internal error's message."""
     meta = click.get_current_context().meta
@@ -170,14 +185,16 @@ def compile_command(model, output, bits, layer_bits, calib, target_name, images_
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="inputs (.npy, [N, features])")
-@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="outputs (.npy)")
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="outputs (.npy; its folder is made if missing)")
 @click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 def run_command(build_dir, input_path, output, backend):
     """Run a compiled model on inputs from a .npy file; write its outputs as .npy."""
-    from undense.compiler.pipeline import load_calibration
-    from undense.runtime.compiled import load
+    from undense.runtime.compiled import load, load_inputs
 
-    outputs = load(build_dir).run(load_calibration(input_path), backend=backend)
+    _output_file(output, "-o", ".npy")
+    outputs = load(build_dir).run(load_inputs(input_path), backend=backend)
+    output.parent.mkdir(parents=True, exist_ok=True)
     np.save(output, outputs)
     click.echo(f"{len(outputs)} outputs ({backend}) -> {output}")
 

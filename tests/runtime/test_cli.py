@@ -225,3 +225,64 @@ def test_debug_shows_the_traceback(generator_path, tmp_path):
 def test_user_errors_stay_exit_2_with_debug(tmp_path):
     done = undense("--debug", "run", str(tmp_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y"))
     assert_clean_usage_error(done, "x.npy")
+
+
+# -- a user's own model (issue 14): every command does what was asked or stops before the work in one line ----
+
+@pytest.fixture(scope="module")
+def tanh_model(tmp_path_factory):
+    """A generator that is not the bundled one: 16 -> 32 (ReLU) -> 48 (Tanh), outputs in [-1, 1], not square."""
+    from undense.runtime.synthetic import mlp
+
+    path = tmp_path_factory.mktemp("tanh") / "tanh.onnx"
+    onnx.save(mlp([16, 32, 48], ["Relu", "Tanh"]), path)
+    return path
+
+
+def build_dir(model, directory, samples=256):
+    """The model compiled into `directory` through the Python API (faster than the command)."""
+    from undense.runtime.compiled import compile
+
+    return compile(model, directory, calibration=f"normal:{samples}").directory
+
+
+@pytest.fixture
+def tanh_build(tanh_model, tmp_path):
+    return build_dir(tanh_model, tmp_path / "build")
+
+
+def saved(tmp_path, name, array, **options):
+    np.save(tmp_path / name, array, **options)
+    return tmp_path / name
+
+
+RUN_INPUTS = {
+    "empty batch": (lambda p: saved(p, "x.npy", np.zeros((0, 16), np.float32)), "an empty batch"),
+    "strings": (lambda p: saved(p, "x.npy", np.full((2, 16), "a")), "the inputs are text"),
+    "objects": (lambda p: saved(p, "x.npy", np.zeros((2, 16), object), allow_pickle=True), "cannot read the inputs"),
+    "a text file": (lambda p: p.joinpath("x.npy").write_text("1, 2, 3") and p / "x.npy", "is not a .npy file"),
+    "an .npz file": (lambda p: np.savez(p / "x.npz", x=np.zeros((2, 16))) or p / "x.npz", "is not a .npy file"),
+    "NaN": (lambda p: saved(p, "x.npy", np.full((2, 16), np.nan, np.float32)), "32 NaN and 0 infinite values"),
+    "infinite": (lambda p: saved(p, "x.npy", np.full((2, 16), np.inf, np.float32)), "0 NaN and 32 infinite values"),
+    "wrong features": (lambda p: saved(p, "x.npy", np.zeros((2, 15), np.float32)), "the model takes [N, 16]"),
+}
+
+
+@pytest.mark.parametrize("case", list(RUN_INPUTS))
+def test_run_refuses_inputs_the_model_cannot_take(case, tanh_build, tmp_path):
+    make, expected = RUN_INPUTS[case]
+    done = undense("run", str(tanh_build), "--input", str(make(tmp_path)), "-o", str(tmp_path / "y.npy"),
+                   "--backend", "rtl")
+    assert_one_line_error(done, expected)
+    assert not (tmp_path / "y.npy").exists() and not (tanh_build / "rtl").exists()
+
+
+def test_run_writes_npy_into_a_new_folder_and_refuses_another_suffix(tanh_build, tmp_path):
+    x = saved(tmp_path, "x.npy", np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32))
+    output = tmp_path / "new" / "y.npy"
+    done = undense("run", str(tanh_build), "--input", str(x), "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"3 outputs (golden) -> {output}" and np.load(output).shape == (3, 48)
+    assert_one_line_error(undense("run", str(tanh_build), "--input", str(x), "-o", str(tmp_path / "y")),
+                          "-o", "name a .npy file, e.g. y.npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "new", "x.npy"]  # no y, no y.npy
