@@ -256,27 +256,32 @@ def synth(build_dir, target_name):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of images")
-@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), help="PNG grid  [default: DIR/grid.png]")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="grid (.png, or another image suffix; its folder is made if missing)  [default: DIR/grid.png]")
 @click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
 def generate(build_dir, count, output, backend, seed):
     """Generate images from random latents on a backend (golden, or the RTL in simulation): a PNG grid and the
-    batch's quality score; DIR/generate.json records them."""
+    batch's quality score where the digit classifier knows the outputs; DIR/generate.json records them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from undense.runtime.compiled import load
     from undense.runtime.generate import generate as run_generate
-    from undense.runtime.generate import write_grid
+    from undense.runtime.generate import picture, write_grid
+    from undense.runtime.images import check_image_path
 
+    output = _output_file(check_image_path(output or build_dir / "grid.png"), "-o")
     compiled = load(build_dir)
-    output = output or build_dir / "grid.png"
+    drawn = picture(compiled)  # an output that is not a picture is refused before any image is made
     columns = (TextColumn(f"generating on {backend}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("images", total=count)
         images = run_generate(compiled, count, backend, seed, advance=lambda n: progress.advance(task, n))
-    report = write_grid(compiled, images, backend, seed, output)
-    click.echo(f"{count} images ({backend}) -> {output}")
+    report = write_grid(compiled, drawn, images, backend, seed, output)
+    low, high = report["value_range"]
+    click.echo(f"{count} images ({backend}) as {report['layout']}, values [{low:.3g}, {high:.3g}] "
+               f"({report['value_range_from']}) -> {output}")
     if report["quality_score"] is None:
         click.echo(f"no quality score: {report['quality_note']}")
     else:
@@ -378,18 +383,25 @@ def bench(output, repeats):
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of images")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
-              show_default=True, help="PNG grid to write")
+              show_default=True, help="grid to write (.png, or another image suffix; its folder is made if missing)")
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
 def sample(model, count, output, seed):
-    """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score."""
-    from undense.runtime.float_model import sample_float
-    from undense.runtime.images import save_grid
-    from undense.runtime.quality import quality_score
+    """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score where the
+    digit classifier knows the outputs (drawn and scored as `undense generate` does)."""
+    from undense.runtime.float_model import sample_picture
+    from undense.runtime.images import check_image_path, save_grid
+    from undense.runtime.quality import quality_score, unscored_reason
 
-    images = sample_float(model, count, seed)
-    save_grid(images, output)
+    _output_file(check_image_path(output), "-o")
+    images, drawn = sample_picture(model, count, seed)
+    save_grid(images, output, drawn)
+    click.echo(f"{count} images from {model} (float, onnxruntime) as {drawn.shape}, values {drawn.values} "
+               f"-> {output}")
+    unscored = unscored_reason(drawn.shape, drawn.values)
+    if unscored is not None:
+        click.echo(f"no quality score: {unscored}")
+        return
     quality = quality_score(images)
-    click.echo(f"{count} images from {model} (float, onnxruntime) -> {output}")
     click.echo(f"quality score {quality.score:.2f} of 10; smallest class share {quality.min_class_share:.1%}")

@@ -1,12 +1,16 @@
 """The command line as users meet it: a real `python -m undense` process."""
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def undense(*args, cwd=None):
@@ -36,9 +40,11 @@ def assert_one_line_error(done, *expected):
     (["sample"], ["Missing argument 'MODEL'", "`undense sample --help`"]),
     (["compile", "--bits", "x"], ["'--bits': 'x' is not a valid integer", "`undense compile --help`"]),
     (["run", ".", "--frobnicate"], ["No such option '--frobnicate'", "`undense run --help`"]),
+    (["generate", ".", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
+    (["sample", "models/digits/generator.onnx", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
 ])
 def test_a_usage_error_is_one_line(args, expected):
-    done = undense(*args)
+    done = undense(*args, cwd=REPO)
     assert_one_line_error(done, *expected)
 
 
@@ -249,6 +255,64 @@ def build_dir(model, directory, samples=256):
 @pytest.fixture
 def tanh_build(tanh_model, tmp_path):
     return build_dir(tanh_model, tmp_path / "build")
+
+
+def test_generate_draws_a_non_square_tanh_output_and_does_not_score_it(tanh_build, tmp_path):
+    output = tmp_path / "new" / "grid.png"
+    done = undense("generate", str(tanh_build), "-n", "6", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert f"6 images (golden) as 1x48 greyscale strips, values [-1, 1] (tanh) -> {output}" in done.stdout
+    assert "no quality score: the quality score is defined for 8x8 greyscale digits" in done.stdout
+    assert Image.open(output).size == (8 * (48 + 2), 8 * (6 * 2 + 1))  # one strip a row
+    generated = json.loads((tanh_build / "generate.json").read_text())
+    assert generated["quality_score"] is None and "1x48 greyscale strips" in generated["quality_note"]
+    assert generated["value_range"] == [-1.0, 1.0] and generated["value_range_from"] == "tanh"
+
+
+def picture_model(channels: int) -> onnx.ModelProto:
+    """8 latents -> Sigmoid -> reshaped to [channels, 4, 4]."""
+    from onnx import helper
+
+    from undense.runtime.synthetic import model, sparse_matrix
+
+    size = channels * 16
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["h"], ["a"], name="act"),
+             helper.make_node("Reshape", ["a", "shape"], ["y"], name="to_image")]
+    return model(nodes, {"w": sparse_matrix(np.random.default_rng(0), size, 8, 0.5), "b": np.zeros(size, np.float32),
+                         "shape": np.array([-1, channels, 4, 4])}, 8, None, output_shape=[channels, 4, 4])
+
+
+def test_generate_draws_rgb_and_refuses_other_channels_before_the_work(tmp_path):
+    rgb = build_dir(picture_model(3), tmp_path / "rgb", samples=64)
+    done = undense("generate", str(rgb), "-n", "4")
+    assert done.returncode == 0, done.stderr
+    assert "as 4x4 RGB tiles, values [0, 1] (sigmoid)" in done.stdout and "no quality score" in done.stdout
+    assert Image.open(rgb / "grid.png").mode == "RGB"
+    two = build_dir(picture_model(2), tmp_path / "two", samples=64)
+    done = undense("generate", str(two), "-n", "4", "--backend", "rtl")
+    assert_one_line_error(done, "shaped [2, 4, 4] per image, which is not a picture", "undense run")
+    assert sorted(p.name for p in two.iterdir()) == ["compile.json", "manifest.json", "weights.npz"]  # no RTL run
+
+
+@pytest.mark.parametrize("command", ["generate", "sample"])
+def test_an_image_output_needs_an_image_suffix_and_a_folder(command, tanh_build, tanh_model, tmp_path):
+    source = tanh_build if command == "generate" else tanh_model
+    (tmp_path / "file").write_text("")
+    for output, expected in ((tmp_path / "grid.txt", "name an image file ending in .png"),
+                             (tmp_path / "grid", "name an image file"),
+                             (tmp_path / "file" / "grid.png", "file is a file, so no folder can be made there")):
+        assert_one_line_error(undense(command, str(source), "-o", str(output)), f"-o {output}", expected)
+    assert not (tmp_path / "grid.txt").exists() and not (tanh_build / "generate.json").exists()
+
+
+def test_sample_follows_generates_rules(tanh_model, tmp_path):
+    output = tmp_path / "new" / "samples.png"
+    done = undense("sample", str(tanh_model), "-n", "6", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert "as 1x48 greyscale strips, values [-1, 1] (tanh)" in done.stdout
+    assert "no quality score" in done.stdout and "quality score 1" not in done.stdout
+    assert Image.open(output).size == (8 * (48 + 2), 8 * (6 * 2 + 1))
 
 
 def saved(tmp_path, name, array, **options):
