@@ -216,21 +216,30 @@ def rtl(build_dir):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of inputs to stream through")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1),
+              help="number of inputs to stream through")
 @click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
-@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path), help="write a waveform (.fst)")
+@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path),
+              help="write a waveform (.fst or .vcd; its folder is made if missing)")
 def sim(build_dir, count, seed, wave):
     """Simulate the accelerator cycle by cycle (Verilator) on N random inputs, bit-exact against golden."""
     from undense.runtime.compiled import load
+    from undense.sim.bulk import trace_flags
     from undense.sim.simulate import mismatch_error, write_report
 
+    if wave is not None:
+        trace_flags(_output_file(wave, "--wave"))  # refuses a suffix it cannot write
     compiled = load(build_dir)
     with console.status("simulating") as status:
         result = compiled.simulate(compiled.random_inputs(count, seed), wave,
                                    progress=_progress(status))
     path = write_report(build_dir, result.report)
     print_sim_report(result.report)
-    click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave else ""))
+    click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave is not None and wave.is_file() else ""))
+    if not result.report["steady_state"]:
+        needed = result.report["images_needed_for_steady_state"]
+        click.echo(f"Warning: {count} image{'s' * (count != 1)} cannot show a steady state, which needs {needed}; "
+                   f"`undense power` needs a run of `undense sim {build_dir} -n {needed}` or more", err=True)
     if result.report["mismatches"]:
         raise mismatch_error(result.report)
     if result.report["event_mismatches"]:

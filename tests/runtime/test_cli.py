@@ -40,6 +40,8 @@ def assert_one_line_error(done, *expected):
     (["sample"], ["Missing argument 'MODEL'", "`undense sample --help`"]),
     (["compile", "--bits", "x"], ["'--bits': 'x' is not a valid integer", "`undense compile --help`"]),
     (["run", ".", "--frobnicate"], ["No such option '--frobnicate'", "`undense run --help`"]),
+    (["sim", ".", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
+    (["sim", ".", "-n", "-3"], ["'-n': -3 is not in the range x>=1"]),
     (["generate", ".", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
     (["sample", "models/digits/generator.onnx", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
 ])
@@ -350,3 +352,27 @@ def test_run_writes_npy_into_a_new_folder_and_refuses_another_suffix(tanh_build,
     assert_one_line_error(undense("run", str(tanh_build), "--input", str(x), "-o", str(tmp_path / "y")),
                           "-o", "name a .npy file, e.g. y.npy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "new", "x.npy"]  # no y, no y.npy
+
+
+def test_sim_below_a_steady_state_says_so_and_power_will_not_use_it(tanh_build, tmp_path):
+    wave = tmp_path / "new" / "run.vcd"
+    done = undense("sim", str(tanh_build), "-n", "1", "--wave", str(wave))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tanh_build / "sim.json").read_text())
+    assert report["steady_state"] is False and report["images_needed_for_steady_state"] == 9
+    assert "not a steady state, which needs 9" in done.stdout and f"waveform -> {wave}" in done.stdout
+    assert wave.stat().st_size > 1000
+    assert done.stderr.startswith("Warning: 1 image cannot show a steady state, which needs 9")
+    assert_one_line_error(undense("power", str(tanh_build)), "from 1 image, fewer than the 9 a steady state needs",
+                          f"undense sim {tanh_build} -n 9")
+    assert not (tanh_build / "power.json").exists()
+    done = undense("sim", str(tanh_build), "-n", "9", "--wave", str(wave))
+    assert done.returncode == 0 and done.stderr == "" and "in steady state" in done.stdout
+    assert json.loads((tanh_build / "sim.json").read_text())["steady_state"] is True
+    done = undense("power", str(tanh_build))
+    assert done.returncode == 0, done.stderr
+
+
+def test_sim_refuses_a_waveform_it_cannot_write(tanh_build, tmp_path):
+    assert_one_line_error(undense("sim", str(tanh_build), "--wave", str(tmp_path / "run.txt")), "name a .fst or .vcd")
+    assert not (tanh_build / "sim.json").exists() and not (tanh_build / "rtl").exists()
