@@ -171,13 +171,17 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
 def compile_command(model, output, bits, layer_bits, calib, target_name, images_per_second):
     """Compile an ONNX model: import, quantize, sparse-encode, fold; write the build dir."""
+    from undense.compiler.builddir import later_results
     from undense.runtime.compiled import compile
 
+    replaced = later_results(output)
     with console.status("compiling") as status:
         compiled = compile(model, output, bits=bits, layer_bits=_layer_bits(layer_bits), calibration=calib,
                            target_name=target_name, images_per_second=images_per_second,
                            progress=_progress(status, "compiling"))
     print_compile_report(compiled.report)
+    if replaced:
+        click.echo(f"replaced the earlier build in {output}, and with it its {', '.join(replaced)}")
     click.echo(f"build dir: {output}")
 
 

@@ -376,3 +376,19 @@ def test_sim_below_a_steady_state_says_so_and_power_will_not_use_it(tanh_build, 
 def test_sim_refuses_a_waveform_it_cannot_write(tanh_build, tmp_path):
     assert_one_line_error(undense("sim", str(tanh_build), "--wave", str(tmp_path / "run.txt")), "name a .fst or .vcd")
     assert not (tanh_build / "sim.json").exists() and not (tanh_build / "rtl").exists()
+
+
+def test_compile_into_a_build_dir_says_what_it_replaces_and_clears_a_killed_compiles_staging(tanh_model, tanh_build):
+    for name in ("sim.json", "synth.json", "power.json", "grid.png"):
+        (tanh_build / name).write_text("{}")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has ended, as a killed compile
+    killed.wait()
+    staging = tanh_build.parent / f".build.{killed.pid}-k1ll3d"
+    staging.mkdir()
+    (staging / "manifest.json").write_text("{}")
+    done = undense("compile", str(tanh_model), "-o", str(tanh_build), "--calib", "normal:256")
+    assert done.returncode == 0, done.stderr
+    assert (f"replaced the earlier build in {tanh_build}, and with it its grid.png, power.json, sim.json, synth.json"
+            in done.stdout)
+    assert sorted(p.name for p in tanh_build.iterdir()) == ["compile.json", "manifest.json", "weights.npz"]
+    assert sorted(p.name for p in tanh_build.parent.iterdir()) == ["build"]
