@@ -81,6 +81,13 @@ def source_record(source) -> dict:
     return {"path": None, "sha256": None}
 
 
+def report_digest(directory: Path, name: str) -> str | None:
+    """The SHA-256 of a stage's report as it is now, or None where that stage has not run: what a later stage
+    records of the reports it read, so that the page can tell when one of them changed since."""
+    path = Path(directory) / name
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def write_report(directory: Path, name: str, report: dict) -> Path:
     """A stage's JSON report (compile.json, sim.json, synth.json, ...) in the build dir."""
     path = Path(directory) / name

@@ -67,6 +67,7 @@ def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
     ratio_best = reference["j_per_image_best"] / fpga["j_per_image"]
     report = {
         "fpga_j_per_image": fpga["j_per_image"],
+        "read": {name: builddir.report_digest(compiled.directory, name) for name in (SIM_REPORT, SYNTH_REPORT)},
         "gpu": {key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
                                                 "source")},
         "ratio_batch1": ratio_batch1, "ratio_best": ratio_best,

@@ -5,12 +5,16 @@ opens offline and can be mailed as one file. A stage that has not run says which
 """
 import base64
 import json
+import time
 from html import escape
 from pathlib import Path
 
+from undense.compiler import builddir
 from undense.runtime.compiled import Compiled
-from undense.runtime.power import resources
+from undense.runtime.generate import GENERATE_REPORT
+from undense.runtime.power import POWER_REPORT, number, resources
 from undense.runtime.synthesis import SYNTH_REPORT
+from undense.sim.simulate import SIM_REPORT
 
 REPORT_PAGE = "report.html"
 STYLE = """
@@ -22,6 +26,7 @@ tr:nth-child(even) td { background: #fafafa; } .quote { font-size: 1.15rem; back
 .bar { background: #ddd; width: 10rem; height: 0.8rem; display: inline-block; } .bar span { background: #4c72b0;
 height: 100%; display: block; } .missing { color: #a33; } .small { font-size: 0.85rem; color: #555; }
 img.grid { image-rendering: pixelated; width: 32rem; } img.plot { width: 100%; }
+table.text td, table.text th { text-align: left; }
 """
 
 
@@ -34,10 +39,11 @@ def embedded_png(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def table(header: list[str], rows: list[list]) -> str:
+def table(header: list[str], rows: list[list], css_class: str = "") -> str:
     head = "".join(f"<th>{escape(str(cell))}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table class=\"{css_class}\"><tr>{head}</tr>{body}</table>" if css_class else \
+        f"<table><tr>{head}</tr>{body}</table>"
 
 
 def missing(stage: str, directory: Path) -> str:
@@ -49,8 +55,61 @@ def share_bar(used: float, available: float) -> str:
     return f'<span class="bar"><span style="width:{width:.1f}%"></span></span> {width:.1f}%'
 
 
+def operation(layer: dict) -> str:
+    """The layer's op with its activation: `dense + sigmoid`."""
+    activation = layer.get("activation", "identity")
+    return layer["op"] if activation == "identity" else f"{layer['op']} + {activation}"
+
+
+def model_name(directory: Path) -> str:
+    """The ONNX file the build dir was compiled from, or the build dir's name for a model given in memory."""
+    source = json.loads((directory / builddir.MANIFEST).read_text())["source"]
+    return Path(source["path"]).name if source.get("path") else directory.name
+
+
+def stale_reasons(directory: Path, power: dict) -> list[str]:
+    """Why power.json no longer matches the reports it was computed from (none when it does)."""
+    read = power.get("read")
+    if read is None:
+        return ["it does not record which reports it read (written by an older undense)"]
+    reasons = []
+    for name, digest in read.items():
+        now = builddir.report_digest(directory, name)
+        if now != digest:
+            reasons.append(f"{name} was written after it" if digest is None
+                           else f"{name} is gone since" if now is None else f"{name} changed since")
+    return reasons
+
+
+STAGES = (  # report, the command that writes it, what it holds
+    (builddir.REPORT, "compile", "layers, folding, resource estimate"),
+    (SIM_REPORT, "sim", "cycles and activity on the RTL"),
+    (GENERATE_REPORT, "generate --backend rtl", "the image grid"),
+    (SYNTH_REPORT, "synth", "resources and timing after place and route"),
+    (POWER_REPORT, "power", "energy per image against a GPU"),
+)
+
+
+def stages_section(directory: Path) -> str:
+    """When each stage ran, and whether a stage is missing or computed from reports that changed since."""
+    rows = []
+    for name, command, holds in STAGES:
+        path = directory / name
+        if not path.is_file():
+            rows.append([name, "-", holds, f'<span class="missing">not run: <code>undense {escape(command)} '
+                                           f'{escape(str(directory))}</code></span>'])
+            continue
+        written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime))
+        reasons = stale_reasons(directory, json.loads(path.read_text())) if name == POWER_REPORT else []
+        status = "current" if not reasons else (
+            f'<span class="missing">stale: {escape("; ".join(reasons))}; <code>undense {command} '
+            f'{escape(str(directory))}</code> refreshes it</span>')
+        rows.append([name, written, holds, status])
+    return "<h2>Stages</h2>" + table(["report", "written", "holds", "status"], rows, "text")
+
+
 def model_section(report: dict) -> str:
-    rows = [[escape(layer["name"]), layer["op"], "x".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
+    rows = [[escape(layer["name"]), escape(operation(layer)), "x".join(map(str, layer["shape"])), f"{layer['nnz']:,}",
              f"{1 - layer['density']:.1%}", f"{layer['weight_bits']}/{layer['act_bits']}/{layer['acc_bits'] or '-'}",
              layer["pe"], f"{layer['cycles']:,}"] for layer in report["layers"]]
     return ("<h2>The model</h2>" + table(["layer", "op", "shape", "nonzeros", "zeros", "bits w/a/acc", "PEs",
@@ -110,15 +169,20 @@ def energy_section(power: dict | None, directory: Path) -> str:
     fpga, floor, reference = power["fpga"], power["floor"], power["gpu"]
     rows = [[escape(part), f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}"]
             for part, joules in fpga["breakdown_j"].items()]
-    gpu_rows = [["batch 1", f"{reference['j_per_image_batch1'] * 1e6:,.3f}", f"{power['ratio_batch1']:,.3g}x"],
+    gpu_rows = [["batch 1", f"{reference['j_per_image_batch1'] * 1e6:,.3f}", f"{number(power['ratio_batch1'])}x"],
                 [f"batch {reference['best_batch']:,} (fewest joules)", f"{reference['j_per_image_best'] * 1e6:,.3f}",
-                 f"{power['ratio_best']:,.3g}x"]]
-    return (f"<h2>Energy per image</h2><p class=\"quote\">{escape(power['sentence'])}</p>"
+                 f"{number(power['ratio_best'])}x"]]
+    reasons = stale_reasons(directory, power)
+    stale = "" if not reasons else (
+        f'<p class="missing">Stale: {escape("; ".join(reasons))}. <code>undense power {escape(str(directory))}'
+        "</code> computes it again from the reports as they are now.</p>")
+    return (f"<h2>Energy per image</h2>{stale}<p class=\"quote\">{escape(power['sentence'])}</p>"
             f"<img class=\"plot\" alt=\"energy breakdown\" src=\"{embedded_png(directory / 'power.png')}\">"
             + table(["part", "nJ per image", "share"], rows)
             + f"<p>{fpga['images_per_second']:,.0f} images/s at {fpga['average_power_w'] * 1e3:,.2f} mW, "
               f"{fpga['images_per_joule']:,.0f} images per joule. The ASIC floor for the same MACs and memory "
-              f"accesses is {floor['j_per_image'] * 1e9:,.2f} nJ ({floor['fpga_over_floor']:,.0f}x less).</p>"
+              f"accesses is {floor['j_per_image'] * 1e9:,.2f} nJ ({number(floor['fpga_over_floor'])}x less). "
+              f"Resources from {escape(fpga['resources_from'])}.</p>"
             + f"<h3>Against {escape(reference['gpu'])} ({escape(reference['source'])})</h3>"
             + table(["GPU", "uJ per image", "GPU / FPGA"], gpu_rows))
 
@@ -144,18 +208,21 @@ def assumptions_section(power: dict | None) -> str:
 def render(compiled: Compiled) -> str:
     directory = compiled.directory
     compile_report = compiled.report
-    power = load_json(directory, "power.json")
+    power = load_json(directory, POWER_REPORT)
     sections = [
+        stages_section(directory),
         model_section(compile_report),
-        images_section(load_json(directory, "generate.json"), directory),
-        simulation_section(load_json(directory, "sim.json"), directory),
+        images_section(load_json(directory, GENERATE_REPORT), directory),
+        simulation_section(load_json(directory, SIM_REPORT), directory),
         resources_section(compiled),
         energy_section(power, directory),
         assumptions_section(power),
     ]
-    title = f"undense: {escape(directory.name)} on {escape(compiled.target.device)}"
+    title = f"undense: {escape(model_name(directory))} on {escape(compiled.target.device)}"
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{title}</h1>" + "".join(sections) + "</body></html>\n")
+            f"<style>{STYLE}</style></head><body><h1>{title}</h1><p class=\"small\">Build dir "
+            f"<code>{escape(str(directory))}</code>, page written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
+            + "".join(sections) + "</body></html>\n")
 
 
 def write_report(compiled: Compiled) -> Path:

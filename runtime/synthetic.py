@@ -167,3 +167,14 @@ def assorted_ops(seed: int = 2) -> onnx.ModelProto:
         helper.make_node("Reshape", ["f", "shape"], ["y"], name="grid"),
     ]
     return model(nodes, inits, 5, None, output_shape=[2, 4])
+
+
+def topk_with_two_outputs() -> onnx.ModelProto:
+    """An unsupported op (TopK) that also gives the graph two outputs: the op is what a user must hear of."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
+             helper.make_node("TopK", ["r", "k"], ["values", "indices"], name="top3")]
+    graph = helper.make_graph(nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
+                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", 3]),
+                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", 3])],
+                              [numpy_helper.from_array(np.array([3], np.int64), "k")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -9,7 +9,7 @@ from undense.compiler.frontend import import_onnx
 from undense.compiler.ir import Add, Dense
 from undense.compiler.reference import run_float
 from undense.errors import UndenseError
-from undense.runtime.synthetic import OPSET, mlp, model, sparse_matrix
+from undense.runtime.synthetic import OPSET, mlp, model, sparse_matrix, topk_with_two_outputs
 
 
 def onnxruntime_output(built: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -158,14 +158,7 @@ def test_per_channel_activation_quantization():
 
 def test_unsupported_op_is_named_before_the_graph_structure():
     """TopK gives two outputs, so the graph has two; the user must hear that TopK is not supported."""
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
-             helper.make_node("TopK", ["r", "k"], ["values", "indices"], name="top3")]
-    graph = helper.make_graph(nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
-                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", 3]),
-                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", 3])],
-                              [onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
-    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    message = rejected(built, "'top3'", "TopK", "unsupported op")
+    message = rejected(topk_with_two_outputs(), "'top3'", "TopK", "unsupported op")
     assert "one output" not in message
 
 

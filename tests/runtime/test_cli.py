@@ -164,15 +164,9 @@ def qlinear_with(name, **change):
 
 
 def two_outputs_with_topk(generator_path):
-    from onnx import TensorProto, helper
+    from undense.runtime.synthetic import topk_with_two_outputs
 
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
-             helper.make_node("TopK", ["r", "k"], ["values", "indices"], name="top3")]
-    graph = helper.make_graph(nodes, "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
-                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", 3]),
-                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", 3])],
-                              [onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return topk_with_two_outputs()
 
 
 DAMAGED = {

@@ -69,3 +69,23 @@ def test_a_stage_not_run_says_how_to_run_it(tmp_path, generator_path):
     html = render(compiled)
     for stage in ("generate --backend rtl", "sim", "synth", "power"):
         assert f"<code>undense {stage} " in html
+
+
+def test_the_page_names_the_model_the_activations_and_writes_ratios_without_exponents(build):
+    html = render(undense.load(build))
+    assert "<title>undense: generator.onnx on " in html
+    assert "dense + relu" in html and "dense + sigmoid" in html
+    assert "e+0" not in html and "e-0" not in html
+
+
+def test_energy_computed_from_reports_that_changed_since_is_marked_stale(build, tmp_path):
+    copy = tmp_path / "digits"
+    shutil.copytree(build, copy)
+    assert "stale" not in render(undense.load(copy))
+    sim = copy / "sim.json"
+    sim.write_text(sim.read_text() + "\n")  # a later simulation wrote it again
+    html = render(undense.load(copy))
+    assert html.count("stale: sim.json changed since") == 1
+    assert f"Stale: sim.json changed since. <code>undense power {copy}</code>" in html
+    (copy / "synth.json").write_text(json.dumps({"target": "elsewhere"}))
+    assert "synth.json was written after it" in render(undense.load(copy))
