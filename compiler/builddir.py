@@ -5,11 +5,15 @@
     DIR/compile.json    the report (per-layer keys fixed in DESIGN.md)
 
 It is written into a temporary folder beside DIR and moved into place at the
-end, so a failure never leaves a half-written build dir.
+end, so a failure never leaves a half-written build dir; the staging folder of a
+write that was killed (.DIR.PID-XXXX, its process gone) is removed by the next
+write into DIR.
 """
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from importlib import metadata
@@ -91,6 +95,33 @@ def write_report(directory: Path, name: str, report: dict) -> Path:
     return path
 
 
+def later_results(directory: str | Path) -> list[str]:
+    """What a compile into `directory` replaces beyond its own files: the later stages' reports, the Verilog,
+    the grid (names, folders with a trailing /); nothing where it is not a build dir."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        return []
+    return sorted(p.name + "/" * p.is_dir() for p in directory.iterdir() if p.name not in (MANIFEST, WEIGHTS, REPORT))
+
+
+def remove_stale_staging(directory: Path) -> None:
+    """Staging folders beside `directory` left by a write that was killed (its process is gone)."""
+    for staging in directory.parent.glob(f".{glob.escape(directory.name)}.*-*"):
+        owner = re.fullmatch(rf"\.{re.escape(directory.name)}\.(\d+)-\w+", staging.name)
+        if owner and staging.is_dir() and not _running(int(owner[1])):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+
+
 def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: dict, source: dict) -> Path:
     directory = Path(directory)
     if directory.exists() and (not directory.is_dir() or (any(directory.iterdir())
@@ -110,7 +141,8 @@ def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: d
         "layers": [_layer_json(i, node, arrays) for i, node in enumerate(graph.nodes)],
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    remove_stale_staging(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{os.getpid()}-", dir=directory.parent))
     try:
         write_report(staging, MANIFEST, manifest)
         np.savez_compressed(staging / WEIGHTS, **arrays)

@@ -18,10 +18,30 @@ EXIT_INTERNAL_ERROR = 3  # a bug in undense: one line, the traceback in a file
 STEP = "undense.step"  # ctx.meta key: the step a command has reached, for an internal error's message
 
 
+class OneLineUsageError(click.ClickException):
+    """A usage error as one `Error:` line, like every other user error, with the command's help named in it
+    (click's own shows the usage and a hint on lines of their own)."""
+
+    exit_code = EXIT_USER_ERROR
+
+    @classmethod
+    def of(cls, error: click.UsageError) -> "OneLineUsageError":
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+        return cls(error.format_message() + where)
+
+
 class UndenseGroup(click.Group):
-    """Turns an UndenseError anywhere below into one `Error:` line on stderr and exit status 2, and any other
-    exception (a bug) into one line naming the stage, with the traceback saved to a file, and exit status 3;
-    with --debug the traceback itself."""
+    """Turns an UndenseError anywhere below into one `Error:` line on stderr and exit status 2, a usage error
+    into one such line too, and any other exception (a bug) into one line naming the stage, with the traceback
+    saved to a file, and exit status 3; with --debug the traceback itself."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `undense` alone: the help
+        except click.UsageError as error:
+            raise OneLineUsageError.of(error) from None
 
     def invoke(self, ctx):
         try:
@@ -29,8 +49,10 @@ class UndenseGroup(click.Group):
         except UndenseError as error:
             click.echo(f"Error: {error}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except click.UsageError as error:  # of a command: an unknown one, or its arguments and options
+            raise OneLineUsageError.of(error) from None
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
-            raise  # click's own: usage errors, Ctrl-C, --help and --version
+            raise  # click's own: Ctrl-C, --help and --version
         except Exception as error:
             if ctx.params.get("debug"):
                 raise
@@ -63,6 +85,21 @@ def _internal_error_line(stage: str, error: Exception) -> str:
         where = "run the command again with `undense --debug ...` to see the traceback"
     return (f"internal error in {stage}: {summary} -- a bug in undense, not a problem with your input; "
             f"{where}: please report it on undense's issue tracker with that traceback")
+
+
+def _output_file(path: Path, option: str, suffix: str | None = None) -> Path:
+    """An output file the command can write, checked before its work: the suffix it must have, and a folder that
+    exists or can be made (the command makes it when it writes the file)."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UndenseError(f"{option} {path}: name a {suffix} file, e.g. {path.with_suffix(suffix).name}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UndenseError(f"{option} {path}: {folder} is a file, so no folder can be made there; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UndenseError(f"{option} {path}: {folder} is not writable; choose another path")
+    return path
 
 
 def _progress(status, doing: str | None = None):
@@ -134,13 +171,17 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
 def compile_command(model, output, bits, layer_bits, calib, target_name, images_per_second):
     """Compile an ONNX model: import, quantize, sparse-encode, fold; write the build dir."""
+    from undense.compiler.builddir import later_results
     from undense.runtime.compiled import compile
 
+    replaced = later_results(output)
     with console.status("compiling") as status:
         compiled = compile(model, output, bits=bits, layer_bits=_layer_bits(layer_bits), calibration=calib,
                            target_name=target_name, images_per_second=images_per_second,
                            progress=_progress(status, "compiling"))
     print_compile_report(compiled.report)
+    if replaced:
+        click.echo(f"replaced the earlier build in {output}, and with it its {', '.join(replaced)}")
     click.echo(f"build dir: {output}")
 
 
@@ -148,14 +189,16 @@ def compile_command(model, output, bits, layer_bits, calib, target_name, images_
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="inputs (.npy, [N, features])")
-@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="outputs (.npy)")
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="outputs (.npy; its folder is made if missing)")
 @click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 def run_command(build_dir, input_path, output, backend):
     """Run a compiled model on inputs from a .npy file; write its outputs as .npy."""
-    from undense.compiler.pipeline import load_calibration
-    from undense.runtime.compiled import load
+    from undense.runtime.compiled import load, load_inputs
 
-    outputs = load(build_dir).run(load_calibration(input_path), backend=backend)
+    _output_file(output, "-o", ".npy")
+    outputs = load(build_dir).run(load_inputs(input_path), backend=backend)
+    output.parent.mkdir(parents=True, exist_ok=True)
     np.save(output, outputs)
     click.echo(f"{len(outputs)} outputs ({backend}) -> {output}")
 
@@ -177,21 +220,30 @@ def rtl(build_dir):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of inputs to stream through")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1),
+              help="number of inputs to stream through")
 @click.option("--seed", default=0, show_default=True, help="seed of the random inputs")
-@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path), help="write a waveform (.fst)")
+@click.option("--wave", type=click.Path(dir_okay=False, path_type=Path),
+              help="write a waveform (.fst or .vcd; its folder is made if missing)")
 def sim(build_dir, count, seed, wave):
     """Simulate the accelerator cycle by cycle (Verilator) on N random inputs, bit-exact against golden."""
     from undense.runtime.compiled import load
+    from undense.sim.bulk import trace_flags
     from undense.sim.simulate import mismatch_error, write_report
 
+    if wave is not None:
+        trace_flags(_output_file(wave, "--wave"))  # refuses a suffix it cannot write
     compiled = load(build_dir)
     with console.status("simulating") as status:
         result = compiled.simulate(compiled.random_inputs(count, seed), wave,
                                    progress=_progress(status))
     path = write_report(build_dir, result.report)
     print_sim_report(result.report)
-    click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave else ""))
+    click.echo(f"-> {path}" + (f", waveform -> {wave}" if wave is not None and wave.is_file() else ""))
+    if not result.report["steady_state"]:
+        needed = result.report["images_needed_for_steady_state"]
+        click.echo(f"Warning: {count} image{'s' * (count != 1)} cannot show a steady state, which needs {needed}; "
+                   f"`undense power` needs a run of `undense sim {build_dir} -n {needed}` or more", err=True)
     if result.report["mismatches"]:
         raise mismatch_error(result.report)
     if result.report["event_mismatches"]:
@@ -244,27 +296,32 @@ def synth(build_dir, target_name):
 
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of images")
-@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), help="PNG grid  [default: DIR/grid.png]")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="grid (.png, or another image suffix; its folder is made if missing)  [default: DIR/grid.png]")
 @click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
 def generate(build_dir, count, output, backend, seed):
     """Generate images from random latents on a backend (golden, or the RTL in simulation): a PNG grid and the
-    batch's quality score; DIR/generate.json records them."""
+    batch's quality score where the digit classifier knows the outputs; DIR/generate.json records them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from undense.runtime.compiled import load
     from undense.runtime.generate import generate as run_generate
-    from undense.runtime.generate import write_grid
+    from undense.runtime.generate import picture, write_grid
+    from undense.runtime.images import check_image_path
 
+    output = _output_file(check_image_path(output or build_dir / "grid.png"), "-o")
     compiled = load(build_dir)
-    output = output or build_dir / "grid.png"
+    drawn = picture(compiled)  # an output that is not a picture is refused before any image is made
     columns = (TextColumn(f"generating on {backend}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("images", total=count)
         images = run_generate(compiled, count, backend, seed, advance=lambda n: progress.advance(task, n))
-    report = write_grid(compiled, images, backend, seed, output)
-    click.echo(f"{count} images ({backend}) -> {output}")
+    report = write_grid(compiled, drawn, images, backend, seed, output)
+    low, high = report["value_range"]
+    click.echo(f"{count} images ({backend}) as {report['layout']}, values [{low:.3g}, {high:.3g}] "
+               f"({report['value_range_from']}) -> {output}")
     if report["quality_score"] is None:
         click.echo(f"no quality score: {report['quality_note']}")
     else:
@@ -366,18 +423,25 @@ def bench(output, repeats):
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-n", "count", default=64, show_default=True, help="number of images")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
-              show_default=True, help="PNG grid to write")
+              show_default=True, help="grid to write (.png, or another image suffix; its folder is made if missing)")
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
 def sample(model, count, output, seed):
-    """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score."""
-    from undense.runtime.float_model import sample_float
-    from undense.runtime.images import save_grid
-    from undense.runtime.quality import quality_score
+    """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score where the
+    digit classifier knows the outputs (drawn and scored as `undense generate` does)."""
+    from undense.runtime.float_model import sample_picture
+    from undense.runtime.images import check_image_path, save_grid
+    from undense.runtime.quality import quality_score, unscored_reason
 
-    images = sample_float(model, count, seed)
-    save_grid(images, output)
+    _output_file(check_image_path(output), "-o")
+    images, drawn = sample_picture(model, count, seed)
+    save_grid(images, output, drawn)
+    click.echo(f"{count} images from {model} (float, onnxruntime) as {drawn.shape}, values {drawn.values} "
+               f"-> {output}")
+    unscored = unscored_reason(drawn.shape, drawn.values)
+    if unscored is not None:
+        click.echo(f"no quality score: {unscored}")
+        return
     quality = quality_score(images)
-    click.echo(f"{count} images from {model} (float, onnxruntime) -> {output}")
     click.echo(f"quality score {quality.score:.2f} of 10; smallest class share {quality.min_class_share:.1%}")

@@ -13,6 +13,8 @@ from undense.compiler.targets import DEFAULT_TARGET, Target, target
 from undense.errors import UndenseError
 
 BACKENDS = ("golden", "rtl")
+NOT_NUMBERS = {"U": "text", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}
+NPY_MAGIC = b"\x93NUMPY"
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,26 @@ class Compiled:
         return golden.run(self.graph, x)
 
     def _checked(self, x: np.ndarray) -> np.ndarray:
+        """x as the model can take it: numbers, [N, features] with N at least 1, finite; integer codes within
+        the input's range where the model takes codes. UndenseError otherwise, before any work."""
         x = np.asarray(x)
         features = self.graph.sizes[self.graph.input]
+        if x.dtype.kind not in "iuf":
+            raise UndenseError(f"the inputs are {NOT_NUMBERS.get(x.dtype.kind, x.dtype.name)} ({x.dtype}), not "
+                               f"numbers; the model takes numbers [N, {features}]")
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != features:
             raise UndenseError(f"input shaped {x.shape}; the model takes [N, {features}]")
+        if len(x) == 0:
+            raise UndenseError(f"an empty batch (input shaped {x.shape}); give at least one input [N, {features}]")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            image, feature = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
+            raise UndenseError(f"the inputs hold {int(np.isnan(x).sum()):,} NaN and {int(np.isinf(x).sum()):,} "
+                               f"infinite values, the first at input {image}, feature {feature}; give finite numbers")
+        if self.graph.input_is_integer:
+            params, whole = self.graph.quant[self.graph.input], np.array_equal(x, np.round(x))
+            if not whole or x.min() < params.qmin or x.max() > params.qmax:
+                raise UndenseError(f"the model takes whole-number codes from {params.qmin} to {params.qmax}; these "
+                                   f"inputs range from {x.min():g} to {x.max():g}{'' if whole else ', with fractions'}")
         return x
 
     def simulate(self, x: np.ndarray, wave: Path | None = None, progress=lambda step: None):
@@ -85,3 +103,18 @@ def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None =
 def load(directory: str | Path) -> Compiled:
     graph, chosen_target, report = builddir.read(directory)
     return Compiled(graph, chosen_target, report, Path(directory))
+
+
+def load_inputs(path: str | Path) -> np.ndarray:
+    """Inputs from a .npy file (numpy.save), checked for its format only: Compiled.run checks the values."""
+    path = Path(path)
+    with open(path, "rb") as file:
+        magic = file.read(len(NPY_MAGIC))
+    if magic != NPY_MAGIC:
+        raise UndenseError(f"{path} is not a .npy file (numpy.save's format); save the inputs with "
+                           "numpy.save('x.npy', array) as [N, features]")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UndenseError(f"{path}: cannot read the inputs ({error}); save them with numpy.save('x.npy', array) "
+                           "as numbers [N, features]") from None

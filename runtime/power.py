@@ -43,8 +43,21 @@ def gpu_baseline(compiled: Compiled, gpu_name: str) -> dict:
     return gpu.modelled_baseline(compiled.graph, gpu_name)
 
 
+def steady_simulation(directory: Path) -> dict:
+    """sim.json, refused where its run was too short for a steady state: its cycles per image would then be
+    a pipeline filling up, not the streaming figure the energy per image is priced at."""
+    sim = read_report(directory, SIM_REPORT, "sim")
+    if not sim.get("steady_state", True):  # a sim.json from before the key is taken as it is
+        needed = sim["images_needed_for_steady_state"]
+        raise UndenseError(f"{directory / SIM_REPORT} is from {sim['images']:,} image{'s' * (sim['images'] != 1)}, "
+                           f"fewer than the {needed:,} a steady state needs, so its {sim['cycles_per_image']:,.0f} "
+                           f"cycles per image is not the streaming figure: run `undense sim {directory} -n {needed}` "
+                           "(or more) first")
+    return sim
+
+
 def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
-    sim = read_report(compiled.directory, SIM_REPORT, "sim")
+    sim = steady_simulation(compiled.directory)
     used, resources_from = resources(compiled)
     fpga = energy.fpga_energy(compiled.report, sim, used, compiled.target)
     fpga["resources_from"] = resources_from

@@ -17,9 +17,11 @@ import numpy as np
 import onnxruntime as ort
 
 from undense.errors import UndenseError
+from undense.runtime.images import Layout, ValueRange
 
 CLASSIFIER_PATH = Path(__file__).parent / "data" / "digits_classifier.onnx"
 IMAGE_PIXELS = 64  # 8x8 digits, pixel values in [0, 1]
+RANGE_SLACK = 0.01  # an output range this far beyond [0, 1] (a quantization step, say) still counts as [0, 1]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,21 @@ def class_probabilities(images: np.ndarray) -> np.ndarray:
     flat = images.reshape(len(images), IMAGE_PIXELS)
     session = _classifier()
     return session.run(None, {session.get_inputs()[0].name: flat})[0]
+
+
+def unscored_reason(shape: Layout, values: ValueRange) -> str | None:
+    """Why outputs of this layout and range get no quality score, or None where the classifier knows them: one
+    8x8 greyscale image each, with values in [0, 1]."""
+    if (shape.channels, shape.height, shape.width) != (1, 8, 8):
+        return (f"the quality score is defined for 8x8 greyscale digits ({IMAGE_PIXELS} values in [0, 1]); "
+                f"this model draws {shape}")
+    if not values.known:
+        return ("the quality score is defined for 8x8 digits with values in [0, 1]; this model does not bound its "
+                "outputs (no Sigmoid, Tanh or Clip ends it), so their range is not known")
+    if values.low < -RANGE_SLACK or values.high > 1 + RANGE_SLACK:
+        return (f"the quality score is defined for 8x8 digits with values in [0, 1]; this model's outputs lie in "
+                f"{values}")
+    return None
 
 
 def quality_score(images: np.ndarray) -> QualityScore:

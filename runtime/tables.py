@@ -50,7 +50,12 @@ def print_sim_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     verdict = "[green]bit-exact[/]" if report["mismatches"] == 0 else f"[red]{report['mismatches']} mismatches[/]"
     console.print(f"{report['images']} images: {verdict} against golden", highlight=False)
-    console.print(f"{report['cycles_per_image']:,.0f} cycles per image in steady state (ideal "
+    if report["steady_state"]:
+        measured = "in steady state"
+    else:
+        measured = (f"over {report['images']:,} image{'s' * (report['images'] != 1)}, [yellow]not a steady "
+                    f"state[/], which needs {report['images_needed_for_steady_state']:,}")
+    console.print(f"{report['cycles_per_image']:,.0f} cycles per image {measured} (ideal "
                   f"{report['ideal_cycles_per_image']:,.0f}, predicted {report['predicted_cycles_per_image']:,}); "
                   f"first image after {report['first_image_latency_cycles']:,} cycles; simulated at "
                   f"{report['sim_cycles_per_second']:,.0f} cycles/s", highlight=False)

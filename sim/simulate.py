@@ -35,6 +35,16 @@ def steady_state_cycles(last_output: np.ndarray) -> float:
     return float(np.median(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
 
 
+def images_for_steady_state(graph: QGraph) -> int:
+    """Images a run needs for steady_state_cycles to measure a full pipeline: the second half of its gaps must
+    come after the first image that entered a full pipeline. A dense layer holds three images at once, one
+    loading, one computing and one streaming out (its double-buffered memories, hw/sparse_mvau.py), and the image
+    one layer streams out is the one the next is loading, so L dense layers hold 2L + 1 images; the second half
+    of N - 1 gaps starts after that many when N >= 2 (2L + 1) - 1."""
+    in_flight = 2 * sum(isinstance(node, QDense) for node in graph.nodes) + 1
+    return 2 * in_flight - 1
+
+
 def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
              wave: Path | None = None, progress=lambda step: None, family: str | None = None) -> Simulation:
     """Stream x (inputs as the ONNX model takes them) through the accelerator built for `family`, the same
@@ -63,6 +73,8 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     images = len(codes_in)
     budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + len(weights) + 10_000
     progress(f"simulating {images} images" + (f" after loading {len(weights):,} bytes of weights" if weights else ""))
+    if wave is not None:
+        Path(wave).parent.mkdir(parents=True, exist_ok=True)  # the simulator writes the waveform as it runs
     run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave, weights)
     mismatches = run.outputs != expected
     measured: dict[str, dict[str, int]] = {}
@@ -75,6 +87,8 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         "mismatches": int(mismatches.sum()),
         "cycles": run.cycles,
         "cycles_per_image": steady_state_cycles(run.last_output) if images > 1 else float(run.cycles),
+        "steady_state": images >= images_for_steady_state(graph),
+        "images_needed_for_steady_state": images_for_steady_state(graph),
         "ideal_cycles_per_image": ideal_cycles_per_image(graph),
         "predicted_cycles_per_image": predicted_cycles,
         "first_image_latency_cycles": int(run.last_output[0] - run.first_input[0] + 1),

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,3 +72,25 @@ def test_a_bug_while_writing_leaves_no_half_written_build_dir(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="disk gone"):
         undense.compile(mlp([4, 4], [None]), tmp_path / "out", calibration=np.zeros((4, 4)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_compiles_staging_folder_goes_with_the_next_compile(tmp_path):
+    """A write killed half way leaves its hidden staging folder beside DIR; the next write into DIR removes it,
+    and keeps one whose process still runs (a compile into DIR going on at the same time)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale, live = tmp_path / f".out.{gone.pid}-abc123", tmp_path / f".out.{os.getpid()}-def456"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / builddir.MANIFEST).write_text("{}")
+    undense.compile(mlp([4, 4], [None]), tmp_path / "out", calibration=np.zeros((4, 4)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out"]
+
+
+def test_later_results_name_what_a_compile_replaces(tmp_path):
+    assert builddir.later_results(tmp_path / "none") == []
+    undense.compile(mlp([4, 4], [None]), tmp_path / "out", calibration=np.zeros((4, 4)))
+    assert builddir.later_results(tmp_path / "out") == []
+    (tmp_path / "out" / "sim.json").write_text("{}")
+    (tmp_path / "out" / "rtl").mkdir()
+    assert builddir.later_results(tmp_path / "out") == ["rtl/", "sim.json"]

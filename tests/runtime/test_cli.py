@@ -1,12 +1,16 @@
 """The command line as users meet it: a real `python -m undense` process."""
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def undense(*args, cwd=None):
@@ -23,10 +27,27 @@ def assert_clean_usage_error(done, *expected):
     return error_lines[0]
 
 
-def test_unknown_command():
-    done = undense("frobnicate")
-    assert_clean_usage_error(done, "frobnicate")
-    assert "Usage: undense" in done.stderr
+def assert_one_line_error(done, *expected):
+    """Exit 2 and nothing on stderr but one `Error:` line (the README's promise), nothing on stdout."""
+    line = assert_clean_usage_error(done, *expected)
+    assert done.stderr.splitlines() == [line] and done.stdout == ""
+    return line
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["frobnicate"], ["No such command 'frobnicate'", "`undense --help`"]),
+    (["--frobnicate"], ["No such option '--frobnicate'", "`undense --help`"]),
+    (["sample"], ["Missing argument 'MODEL'", "`undense sample --help`"]),
+    (["compile", "--bits", "x"], ["'--bits': 'x' is not a valid integer", "`undense compile --help`"]),
+    (["run", ".", "--frobnicate"], ["No such option '--frobnicate'", "`undense run --help`"]),
+    (["sim", ".", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
+    (["sim", ".", "-n", "-3"], ["'-n': -3 is not in the range x>=1"]),
+    (["generate", ".", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
+    (["sample", "models/digits/generator.onnx", "-n", "0"], ["'-n': 0 is not in the range x>=1"]),
+])
+def test_a_usage_error_is_one_line(args, expected):
+    done = undense(*args, cwd=REPO)
+    assert_one_line_error(done, *expected)
 
 
 def test_missing_file(tmp_path):
@@ -206,3 +227,162 @@ def test_debug_shows_the_traceback(generator_path, tmp_path):
 def test_user_errors_stay_exit_2_with_debug(tmp_path):
     done = undense("--debug", "run", str(tmp_path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y"))
     assert_clean_usage_error(done, "x.npy")
+
+
+# -- a user's own model (issue 14): every command does what was asked or stops before the work in one line ----
+
+@pytest.fixture(scope="module")
+def tanh_model(tmp_path_factory):
+    """A generator that is not the bundled one: 16 -> 32 (ReLU) -> 48 (Tanh), outputs in [-1, 1], not square."""
+    from undense.runtime.synthetic import mlp
+
+    path = tmp_path_factory.mktemp("tanh") / "tanh.onnx"
+    onnx.save(mlp([16, 32, 48], ["Relu", "Tanh"]), path)
+    return path
+
+
+def build_dir(model, directory, samples=256):
+    """The model compiled into `directory` through the Python API (faster than the command)."""
+    from undense.runtime.compiled import compile
+
+    return compile(model, directory, calibration=f"normal:{samples}").directory
+
+
+@pytest.fixture
+def tanh_build(tanh_model, tmp_path):
+    return build_dir(tanh_model, tmp_path / "build")
+
+
+def test_generate_draws_a_non_square_tanh_output_and_does_not_score_it(tanh_build, tmp_path):
+    output = tmp_path / "new" / "grid.png"
+    done = undense("generate", str(tanh_build), "-n", "6", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert f"6 images (golden) as 1x48 greyscale strips, values [-1, 1] (tanh) -> {output}" in done.stdout
+    assert "no quality score: the quality score is defined for 8x8 greyscale digits" in done.stdout
+    assert Image.open(output).size == (8 * (48 + 2), 8 * (6 * 2 + 1))  # one strip a row
+    generated = json.loads((tanh_build / "generate.json").read_text())
+    assert generated["quality_score"] is None and "1x48 greyscale strips" in generated["quality_note"]
+    assert generated["value_range"] == [-1.0, 1.0] and generated["value_range_from"] == "tanh"
+
+
+def picture_model(channels: int) -> onnx.ModelProto:
+    """8 latents -> Sigmoid -> reshaped to [channels, 4, 4]."""
+    from onnx import helper
+
+    from undense.runtime.synthetic import model, sparse_matrix
+
+    size = channels * 16
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Sigmoid", ["h"], ["a"], name="act"),
+             helper.make_node("Reshape", ["a", "shape"], ["y"], name="to_image")]
+    return model(nodes, {"w": sparse_matrix(np.random.default_rng(0), size, 8, 0.5), "b": np.zeros(size, np.float32),
+                         "shape": np.array([-1, channels, 4, 4])}, 8, None, output_shape=[channels, 4, 4])
+
+
+def test_generate_draws_rgb_and_refuses_other_channels_before_the_work(tmp_path):
+    rgb = build_dir(picture_model(3), tmp_path / "rgb", samples=64)
+    done = undense("generate", str(rgb), "-n", "4")
+    assert done.returncode == 0, done.stderr
+    assert "as 4x4 RGB tiles, values [0, 1] (sigmoid)" in done.stdout and "no quality score" in done.stdout
+    assert Image.open(rgb / "grid.png").mode == "RGB"
+    two = build_dir(picture_model(2), tmp_path / "two", samples=64)
+    done = undense("generate", str(two), "-n", "4", "--backend", "rtl")
+    assert_one_line_error(done, "shaped [2, 4, 4] per image, which is not a picture", "undense run")
+    assert sorted(p.name for p in two.iterdir()) == ["compile.json", "manifest.json", "weights.npz"]  # no RTL run
+
+
+@pytest.mark.parametrize("command", ["generate", "sample"])
+def test_an_image_output_needs_an_image_suffix_and_a_folder(command, tanh_build, tanh_model, tmp_path):
+    source = tanh_build if command == "generate" else tanh_model
+    (tmp_path / "file").write_text("")
+    for output, expected in ((tmp_path / "grid.txt", "name an image file ending in .png"),
+                             (tmp_path / "grid", "name an image file"),
+                             (tmp_path / "file" / "grid.png", "file is a file, so no folder can be made there")):
+        assert_one_line_error(undense(command, str(source), "-o", str(output)), f"-o {output}", expected)
+    assert not (tmp_path / "grid.txt").exists() and not (tanh_build / "generate.json").exists()
+
+
+def test_sample_follows_generates_rules(tanh_model, tmp_path):
+    output = tmp_path / "new" / "samples.png"
+    done = undense("sample", str(tanh_model), "-n", "6", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert "as 1x48 greyscale strips, values [-1, 1] (tanh)" in done.stdout
+    assert "no quality score" in done.stdout and "quality score 1" not in done.stdout
+    assert Image.open(output).size == (8 * (48 + 2), 8 * (6 * 2 + 1))
+
+
+def saved(tmp_path, name, array, **options):
+    np.save(tmp_path / name, array, **options)
+    return tmp_path / name
+
+
+RUN_INPUTS = {
+    "empty batch": (lambda p: saved(p, "x.npy", np.zeros((0, 16), np.float32)), "an empty batch"),
+    "strings": (lambda p: saved(p, "x.npy", np.full((2, 16), "a")), "the inputs are text"),
+    "objects": (lambda p: saved(p, "x.npy", np.zeros((2, 16), object), allow_pickle=True), "cannot read the inputs"),
+    "a text file": (lambda p: p.joinpath("x.npy").write_text("1, 2, 3") and p / "x.npy", "is not a .npy file"),
+    "an .npz file": (lambda p: np.savez(p / "x.npz", x=np.zeros((2, 16))) or p / "x.npz", "is not a .npy file"),
+    "NaN": (lambda p: saved(p, "x.npy", np.full((2, 16), np.nan, np.float32)), "32 NaN and 0 infinite values"),
+    "infinite": (lambda p: saved(p, "x.npy", np.full((2, 16), np.inf, np.float32)), "0 NaN and 32 infinite values"),
+    "wrong features": (lambda p: saved(p, "x.npy", np.zeros((2, 15), np.float32)), "the model takes [N, 16]"),
+}
+
+
+@pytest.mark.parametrize("case", list(RUN_INPUTS))
+def test_run_refuses_inputs_the_model_cannot_take(case, tanh_build, tmp_path):
+    make, expected = RUN_INPUTS[case]
+    done = undense("run", str(tanh_build), "--input", str(make(tmp_path)), "-o", str(tmp_path / "y.npy"),
+                   "--backend", "rtl")
+    assert_one_line_error(done, expected)
+    assert not (tmp_path / "y.npy").exists() and not (tanh_build / "rtl").exists()
+
+
+def test_run_writes_npy_into_a_new_folder_and_refuses_another_suffix(tanh_build, tmp_path):
+    x = saved(tmp_path, "x.npy", np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32))
+    output = tmp_path / "new" / "y.npy"
+    done = undense("run", str(tanh_build), "--input", str(x), "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"3 outputs (golden) -> {output}" and np.load(output).shape == (3, 48)
+    assert_one_line_error(undense("run", str(tanh_build), "--input", str(x), "-o", str(tmp_path / "y")),
+                          "-o", "name a .npy file, e.g. y.npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "new", "x.npy"]  # no y, no y.npy
+
+
+def test_sim_below_a_steady_state_says_so_and_power_will_not_use_it(tanh_build, tmp_path):
+    wave = tmp_path / "new" / "run.vcd"
+    done = undense("sim", str(tanh_build), "-n", "1", "--wave", str(wave))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tanh_build / "sim.json").read_text())
+    assert report["steady_state"] is False and report["images_needed_for_steady_state"] == 9
+    assert "not a steady state, which needs 9" in done.stdout and f"waveform -> {wave}" in done.stdout
+    assert wave.stat().st_size > 1000
+    assert done.stderr.startswith("Warning: 1 image cannot show a steady state, which needs 9")
+    assert_one_line_error(undense("power", str(tanh_build)), "from 1 image, fewer than the 9 a steady state needs",
+                          f"undense sim {tanh_build} -n 9")
+    assert not (tanh_build / "power.json").exists()
+    done = undense("sim", str(tanh_build), "-n", "9", "--wave", str(wave))
+    assert done.returncode == 0 and done.stderr == "" and "in steady state" in done.stdout
+    assert json.loads((tanh_build / "sim.json").read_text())["steady_state"] is True
+    done = undense("power", str(tanh_build))
+    assert done.returncode == 0, done.stderr
+
+
+def test_sim_refuses_a_waveform_it_cannot_write(tanh_build, tmp_path):
+    assert_one_line_error(undense("sim", str(tanh_build), "--wave", str(tmp_path / "run.txt")), "name a .fst or .vcd")
+    assert not (tanh_build / "sim.json").exists() and not (tanh_build / "rtl").exists()
+
+
+def test_compile_into_a_build_dir_says_what_it_replaces_and_clears_a_killed_compiles_staging(tanh_model, tanh_build):
+    for name in ("sim.json", "synth.json", "power.json", "grid.png"):
+        (tanh_build / name).write_text("{}")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has ended, as a killed compile
+    killed.wait()
+    staging = tanh_build.parent / f".build.{killed.pid}-k1ll3d"
+    staging.mkdir()
+    (staging / "manifest.json").write_text("{}")
+    done = undense("compile", str(tanh_model), "-o", str(tanh_build), "--calib", "normal:256")
+    assert done.returncode == 0, done.stderr
+    assert (f"replaced the earlier build in {tanh_build}, and with it its grid.png, power.json, sim.json, synth.json"
+            in done.stdout)
+    assert sorted(p.name for p in tanh_build.iterdir()) == ["compile.json", "manifest.json", "weights.npz"]
+    assert sorted(p.name for p in tanh_build.parent.iterdir()) == ["build"]

@@ -1,8 +1,11 @@
+import re
+
 import numpy as np
 import pytest
 
 from undense.errors import UndenseError
-from undense.runtime.quality import class_probabilities, quality_score
+from undense.runtime.images import Layout, ValueRange
+from undense.runtime.quality import class_probabilities, quality_score, unscored_reason
 
 
 def test_classifier_knows_the_real_digits(real_digits):
@@ -36,3 +39,15 @@ def test_noise_scores_low(real_digits):
 def test_images_of_another_size_are_refused():
     with pytest.raises(UndenseError, match="8x8"):
         quality_score(np.zeros((4, 28 * 28)))
+
+
+@pytest.mark.parametrize("shape,values,reason", [
+    (Layout(8, 8, 1), ValueRange(0.0, 1.0, "sigmoid"), None),
+    (Layout(8, 8, 1), ValueRange(0.0, 1.004, "the output's quantization"), None),  # a step beyond 1
+    (Layout(1, 64, 1), ValueRange(0.0, 1.0, "sigmoid"), "this model draws 1x64 greyscale strips"),
+    (Layout(8, 8, 3), ValueRange(0.0, 1.0, "sigmoid"), "8x8 RGB tiles"),
+    (Layout(8, 8, 1), ValueRange(-1.0, 1.0, "tanh"), r"outputs lie in \[-1, 1\] \(tanh\)"),
+    (Layout(8, 8, 1), ValueRange(0.0, 0.9, "the batch's own values", known=False), "range is not known")])
+def test_only_outputs_the_classifier_knows_are_scored(shape, values, reason):
+    found = unscored_reason(shape, values)
+    assert (found is None) if reason is None else re.search(reason, found)

@@ -24,7 +24,7 @@ def build(tmp_path_factory, generator_path):
     """The bundled model, one PE a layer, through every stage but synthesis."""
     directory = tmp_path_factory.mktemp("report") / "digits"
     undense.compile(generator_path, directory, images_per_second=20_000)
-    undense_command("sim", directory, "-n", "8")
+    undense_command("sim", directory, "-n", "16")
     out = undense_command("generate", directory, "-n", "32", "--backend", "rtl", "--seed", "3")
     assert "32 images (rtl)" in out and "quality score" in out
     undense_command("power", directory)

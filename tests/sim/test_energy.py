@@ -104,7 +104,7 @@ def test_power_command_writes_the_report_the_plot_and_the_sentence(tmp_path, gen
     undense.compile(generator_path, build, images_per_second=20_000)  # one PE a layer: a small design
     missing = subprocess.run([sys.executable, "-m", "undense", "power", str(build)], capture_output=True, text=True)
     assert missing.returncode == 2 and "undense sim" in missing.stderr and "Traceback" not in missing.stderr
-    subprocess.run([sys.executable, "-m", "undense", "sim", str(build), "-n", "8"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "undense", "sim", str(build), "-n", "16"], check=True, capture_output=True)
     done = subprocess.run([sys.executable, "-m", "undense", "power", str(build), "--gpu", "L4"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

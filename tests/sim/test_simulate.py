@@ -10,7 +10,7 @@ import pytest
 import undense
 from undense.errors import UndenseError
 from undense.hw.emit import emit_verilog
-from undense.sim.simulate import simulate
+from undense.sim.simulate import images_for_steady_state, simulate
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,16 @@ def test_sim_command_is_bit_exact_and_near_the_ideal(compiled):
     assert "bit-exact" in done.stdout
     assert report["event_mismatches"] == [] and report["events"] == report["events_predicted"]
     assert report["events_total"]["macs"] == 64 * sum(n.weight.nnz for n in compiled.graph.nodes)
+
+
+def test_a_steady_state_from_as_few_images_as_it_needs(compiled):
+    """Three dense layers hold 7 images when the pipeline is full, so the second half of the gaps is past the
+    filling from 13 images on; fewer are marked as no steady state."""
+    assert images_for_steady_state(compiled.graph) == 13
+    few, many = (compiled.simulate(compiled.random_inputs(count)).report for count in (13, 40))
+    assert few["steady_state"] and few["images_needed_for_steady_state"] == 13
+    assert few["cycles_per_image"] == many["cycles_per_image"]
+    assert not compiled.simulate(compiled.random_inputs(12)).report["steady_state"]
 
 
 def test_rtl_backend_equals_golden(compiled):
