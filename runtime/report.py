@@ -51,6 +51,10 @@ def missing(stage: str, directory: Path) -> str:
     return f'<p class="missing">Not run yet: <code>undense {stage} {escape(str(directory))}</code> makes it.</p>'
 
 
+def images(count: int) -> str:
+    return f"{count:,} image{'s' * (count != 1)}"
+
+
 def share_bar(used: float, available: float) -> str:
     width = 0 if not available else min(100.0, 100.0 * used / available)
     return f'<span class="bar"><span style="width:{width:.1f}%"></span></span> {width:.1f}%'
@@ -102,7 +106,12 @@ def stages_section(directory: Path) -> str:
                                            f'{escape(str(directory))}</code></span>'])
             continue
         written = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime))
-        reasons = stale_reasons(directory, json.loads(path.read_text())) if name == POWER_REPORT else []
+        report = json.loads(path.read_text())
+        reasons = stale_reasons(directory, report) if name == POWER_REPORT else []
+        if name == SIM_REPORT and not report.get("steady_state", True):
+            reasons = [f"{images(report['images'])}, short of the {report['images_needed_for_steady_state']} a "
+                       "steady state needs"]
+            command = f"sim -n {report['images_needed_for_steady_state']}"
         status = "current" if not reasons else (
             f'<span class="missing">stale: {escape("; ".join(reasons))}; <code>undense {command} '
             f'{escape(str(directory))}</code> refreshes it</span>')
@@ -136,8 +145,12 @@ def simulation_section(sim: dict | None, directory: Path) -> str:
         return "<h2>Simulation</h2>" + missing("sim", directory)
     verdict = "bit-exact against the golden executor" if sim["mismatches"] == 0 else (
         f'<span class="missing">{sim["mismatches"]} values differ from golden</span>')
-    return (f"<h2>Simulation</h2><p>{sim['images']} images on the RTL (Verilator): {verdict}. "
-            f"{sim['cycles_per_image']:,.0f} cycles per image in steady state (ideal "
+    measured = "in steady state" if sim.get("steady_state", True) else (
+        f'<span class="missing">over {sim["images"]:,} image{"s" * (sim["images"] != 1)}, not a steady state, '
+        f'which needs {sim["images_needed_for_steady_state"]:,}: <code>undense sim {escape(str(directory))} -n '
+        f'{sim["images_needed_for_steady_state"]}</code></span>')
+    return (f"<h2>Simulation</h2><p>{images(sim['images'])} on the RTL (Verilator): {verdict}. "
+            f"{sim['cycles_per_image']:,.0f} cycles per image {measured} (ideal "
             f"{sim['ideal_cycles_per_image']:,.0f}, predicted {sim['predicted_cycles_per_image']:,}); first image "
             f"after {sim['first_image_latency_cycles']:,} cycles.</p>")
 

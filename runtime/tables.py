@@ -49,7 +49,8 @@ def print_calibration(record: dict, console: Console | None = None) -> None:
 def print_sim_report(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     verdict = "[green]bit-exact[/]" if report["mismatches"] == 0 else f"[red]{report['mismatches']} mismatches[/]"
-    console.print(f"{report['images']} images: {verdict} against golden", highlight=False)
+    console.print(f"{report['images']:,} image{'s' * (report['images'] != 1)}: {verdict} against golden",
+                  highlight=False)
     if report["steady_state"]:
         measured = "in steady state"
     else:

@@ -89,3 +89,14 @@ def test_energy_computed_from_reports_that_changed_since_is_marked_stale(build, 
     assert f"Stale: sim.json changed since. <code>undense power {copy}</code>" in html
     (copy / "synth.json").write_text(json.dumps({"target": "elsewhere"}))
     assert "synth.json was written after it" in render(undense.load(copy))
+
+
+def test_a_simulation_short_of_a_steady_state_says_so(build, tmp_path):
+    copy = tmp_path / "digits"
+    shutil.copytree(build, copy)
+    sim = json.loads((copy / "sim.json").read_text())
+    sim.update(images=1, steady_state=False, images_needed_for_steady_state=13)  # as `undense sim -n 1` writes it
+    (copy / "sim.json").write_text(json.dumps(sim))
+    html = render(undense.load(copy))
+    assert "over 1 image, not a steady state, which needs 13" in html
+    assert "1 image, short of the 13 a steady state needs" in html and f"undense sim -n 13 {copy}" in html
