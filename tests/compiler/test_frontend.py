@@ -9,7 +9,7 @@ from undense.compiler.frontend import import_onnx
 from undense.compiler.ir import Add, Dense
 from undense.compiler.reference import run_float
 from undense.errors import UndenseError
-from undense.runtime.synthetic import OPSET, mlp, model, sparse_matrix, topk_with_two_outputs
+from undense.runtime.synthetic import OPSET, assorted_ops, mlp, model, sparse_matrix, topk_with_two_outputs
 
 
 def onnxruntime_output(built: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -39,28 +39,7 @@ def test_bundled_generator(generator_path):
 
 
 def test_clip_batchnorm_mul_reshape_flatten_residual():
-    rng = np.random.default_rng(2)
-    inits = {
-        "w1": sparse_matrix(rng, 8, 5, 0.5), "b1": rng.normal(size=8).astype(np.float32),
-        "gamma": rng.uniform(0.5, 2, 8).astype(np.float32), "beta": rng.normal(size=8).astype(np.float32),
-        "mean": rng.normal(size=8).astype(np.float32), "var": rng.uniform(0.5, 2, 8).astype(np.float32),
-        "w2": sparse_matrix(rng, 8, 8, 0.5), "half": np.array(0.5, dtype=np.float32),
-        "lo": np.array(-0.5, dtype=np.float32), "hi": np.array(1.5, dtype=np.float32),
-        "shape": np.array([-1, 2, 4], dtype=np.int64),
-    }
-    nodes = [
-        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
-        helper.make_node("BatchNormalization", ["h1", "gamma", "beta", "mean", "var"], ["bn"], name="bn1"),
-        helper.make_node("Clip", ["bn", "lo", "hi"], ["a1"], name="clip1"),
-        helper.make_node("Gemm", ["a1", "w2"], ["h2"], name="fc2", transB=1),
-        helper.make_node("Mul", ["h2", "half"], ["m2"], name="scale2"),
-        helper.make_node("Add", ["m2", "a1"], ["res"], name="residual"),
-        helper.make_node("Reshape", ["res", "shape"], ["r"], name="to_grid"),
-        helper.make_node("Flatten", ["r"], ["f"], name="flat", axis=1),
-        helper.make_node("Reshape", ["f", "shape"], ["y"], name="grid"),
-    ]
-    built = model(nodes, inits, 5, None, output_shape=[2, 4])
-    graph = assert_imports_faithfully(built, 5)
+    graph = assert_imports_faithfully(assorted_ops(), 5)
     assert any(isinstance(n, Add) for n in graph.nodes)
     assert graph.output_shape == (2, 4)
 
