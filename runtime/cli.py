@@ -368,17 +368,19 @@ def report(build_dir):
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("baseline.json"),
               show_default=True, help="JSON to write")
 def baseline(model, output):
-    """Measure joules per image of a float ONNX model on this machine's NVIDIA GPU (NVML energy counter)."""
+    """Measure joules per image of a float ONNX model, as given and in fp16, on this machine's NVIDIA GPU (NVML)."""
     import json
 
     from undense.runtime.baseline import BATCHES, LOOP_SECONDS, measure
 
-    with console.status(f"running {model.name} at batch sizes {', '.join(map(str, BATCHES))}, "
+    with console.status(f"running {model.name} as given and in fp16 at batch sizes {', '.join(map(str, BATCHES))}, "
                         f"{LOOP_SECONDS:g} s each"):
         result = measure(model)
     output.write_text(json.dumps(result, indent=2) + "\n")
-    click.echo(f"{result['gpu']} (driver {result['driver']}): {result['j_per_image_batch1'] * 1e6:,.3g} uJ per image "
-               f"at batch 1, {result['j_per_image_best'] * 1e6:,.3g} uJ at batch {result['best_batch']:,}")
+    for precision, figures in result["precisions"].items():
+        click.echo(f"{result['gpu']} (driver {result['driver']}), {precision}: "
+                   f"{figures['j_per_image_batch1'] * 1e6:,.3g} uJ per image at batch 1, "
+                   f"{figures['j_per_image_best'] * 1e6:,.3g} uJ at batch {figures['best_batch']:,}")
     click.echo(f"-> {output}")
 
 

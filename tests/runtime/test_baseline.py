@@ -1,12 +1,17 @@
-"""`undense baseline --measure`: the NVML measurement loop with a fake counter, shipped measurements, and the
-error without a GPU."""
+"""`undense baseline --measure`: the NVML measurement loop with a fake counter, the precisions it measures, which
+GPU NVML reads, shipped measurements, and the error without a GPU."""
+import functools
 import json
 import subprocess
 import sys
 
+import numpy as np
+import onnx
+import onnxruntime
 import pytest
 
 from undense.runtime import baseline
+from undense.runtime.synthetic import qdq_mlp
 
 
 class FakeCounter:
@@ -37,9 +42,90 @@ def test_measurement_loop_reads_the_counter_around_the_runs(tmp_path):
     assert rows[1]["seconds"] == pytest.approx(2.5)
     model = tmp_path / "m.onnx"
     model.write_bytes(b"model")
-    result = baseline.summary(rows, counter.device, counter.driver, model, "fake", idle_w=40.0)
+    result = baseline.summary({"fp32": rows}, counter.device, counter.driver, model, "fake", idle_w=40.0)
     assert result["best_batch"] == 4 and result["source"] == "measured" and result["idle_w"] == 40.0
     assert result["j_per_image_batch1"] == pytest.approx(11e-3)
+    assert result["best_precision"] == result["batch1_precision"] == "fp32"
+
+
+def rows(batch1: float, best: float) -> list[dict]:
+    return [{"batch": 1, "j_per_image": batch1}, {"batch": 256, "j_per_image": best}]
+
+
+def test_the_summary_is_the_gpu_at_its_best_and_keeps_every_precision(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    runs = {"fp32": rows(30e-6, 2e-6), "fp16": rows(31e-6, 1e-6)}  # fp32 lower at batch 1, fp16 at its best
+    result = baseline.summary(runs, "NVIDIA H100 80GB HBM3", "999.1", model, "fake", idle_w=120.0)
+    assert result["j_per_image_batch1"] == 30e-6 and result["batch1_precision"] == "fp32"
+    assert result["j_per_image_best"] == 1e-6 and result["best_precision"] == "fp16" and result["best_batch"] == 256
+    assert result["batches"] == runs["fp16"]
+    assert result["precisions"]["fp32"] == {"j_per_image_batch1": 30e-6, "j_per_image_best": 2e-6,
+                                            "best_batch": 256, "batches": runs["fp32"]}
+    assert result["gpu"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_a_float_model_runs_as_given_and_in_fp16(generator_path, monkeypatch):
+    """Without a GPU: a fake runner records the models it is given, a fake counter and clock stand in for NVML."""
+    counter, now, given = FakeCounter(), [0.0], []
+
+    def runner(model: bytes):
+        given.append(onnx.load_from_string(model))
+
+        def run(batch):
+            counter.total += 10 + batch
+        return run, "fake runtime"
+
+    def clock():
+        now[0] += 0.5
+        return now[0]
+
+    monkeypatch.setattr(baseline, "measure_batches", functools.partial(
+        baseline.measure_batches, batches=(1, 4), seconds=1.0, clock=clock))
+    monkeypatch.setattr(baseline, "idle_power", lambda counter: 42.0)
+    result = baseline.measure(generator_path, counter, runner)
+    assert list(result["precisions"]) == ["fp32", "fp16"] and result["runtime"] == "fake runtime"
+    assert result["idle_w"] == 42.0 and result["gpu"] == FakeCounter.device
+    fp32, fp16 = given
+    assert onnx.TensorProto.FLOAT16 not in {init.data_type for init in fp32.graph.initializer}
+    assert {init.data_type for init in fp16.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # the same latents feed both
+
+
+def test_the_fp16_model_computes_what_the_fp32_model_does(generator_path):
+    model = onnx.load(generator_path)
+    latents = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+
+    def outputs(serialized):
+        session = onnxruntime.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: latents})[0]
+
+    half = outputs(baseline.fp16_model(model))
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, outputs(model.SerializeToString()), atol=5e-3)  # pixels in [0, 1]
+
+
+def test_only_a_float_model_is_fp32(generator_path):
+    assert baseline.model_precision(onnx.load(generator_path)) == "fp32"
+    assert baseline.model_precision(qdq_mlp()) == "as given"
+
+
+class FakeNvml:
+    """Two GPUs, in NVML's order."""
+    uuids = ["GPU-aaaa", "GPU-bbbb"]
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return self.uuids[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        assert uuid in self.uuids
+        return uuid
+
+
+@pytest.mark.parametrize("visible, handle", [(None, "GPU-aaaa"), ("", "GPU-aaaa"), ("1", "GPU-bbbb"),
+                                             ("1,0", "GPU-bbbb"), ("GPU-bbbb,GPU-aaaa", "GPU-bbbb")])
+def test_nvml_reads_the_gpu_cuda_runs_on(visible, handle):
+    assert baseline.cuda_device_zero(FakeNvml(), visible) == handle
 
 
 def test_idle_power_is_energy_over_time_with_nothing_running():
