@@ -81,7 +81,8 @@ def static_entry(target_name: str) -> dict:
 
 
 def clock_pj_per_cycle(target_name: str, resources: dict, table: dict, end: str = "value") -> float:
-    """The clock tree's energy per cycle: the network itself, then every flip-flop and block it clocks."""
+    """The clock tree's energy per cycle: the network itself, then every flip-flop and block it clocks; `table`
+    is the family's coefficients already at `end` (at_end), the network's figure is the target's own."""
     blocks = resources.get("dsp", 0) + resources.get("bram", 0) + resources.get("spram", 0)
     return (value(coefficients()["targets"][target_name]["clock_pj_per_cycle"], end)
             + resources.get("ff", 0) * value(table["clock_pj_per_ff_cycle"])
