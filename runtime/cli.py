@@ -7,6 +7,7 @@ import click
 import numpy as np
 from rich.console import Console
 
+from undense.compiler.targets import AUTO_TARGET, DEFAULT_TARGET, targets
 from undense.errors import UndenseError
 from undense.runtime.tables import print_compile_report, print_power_report, print_sim_report, print_synth_report
 
@@ -166,8 +167,10 @@ def _layer_bits(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--calib", metavar="FILE.npy|normal:N",
               help="calibration inputs (.npy, [N, features]), or normal:N for N latents drawn from N(0, I); "
                    "default: calib_latents.npy next to the model")
-@click.option("--target", "target_name", default="ecp5-85k", show_default=True,
-              type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]), help="FPGA to fold for")
+@click.option("--target", "target_name", default=DEFAULT_TARGET, show_default=True,
+              type=click.Choice([*targets(), AUTO_TARGET]),
+              help="FPGA to fold for; auto: the smallest that holds the model at the best throughput (or at "
+                   "--images-per-second)")
 @click.option("--images-per-second", type=float, help="fold for this throughput instead of the fastest that fits")
 def compile_command(model, output, bits, layer_bits, calib, target_name, images_per_second):
     """Compile an ONNX model: import, quantize, sparse-encode, fold; write the build dir."""

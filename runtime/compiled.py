@@ -9,7 +9,7 @@ from undense.compiler import builddir, golden
 from undense.compiler.ir import QGraph
 from undense.compiler.pipeline import compile_graph
 from undense.compiler.report import compile_report
-from undense.compiler.targets import DEFAULT_TARGET, Target, target
+from undense.compiler.targets import DEFAULT_TARGET, Target
 from undense.errors import UndenseError
 
 BACKENDS = ("golden", "rtl")
@@ -89,11 +89,15 @@ def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None =
             images_per_second: float | None = None, progress=lambda step: None) -> Compiled:
     """Compile an ONNX model (path or ModelProto); with `output_dir`, also write the build dir.
 
+    `target_name`: a target of compiler/data/targets.json, or "auto" for the smallest that holds the model at
+    the best throughput (compiler.pipeline.choose_target; compile.json's target_choice says why).
+
     `calibration`: a .npy path, an array [N, features], or "normal:N" (N latents drawn from N(0, I)); by
     default the calib_latents.npy next to the model."""
-    graph, calibrated = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
+    result = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
     options = {"bits": bits, "layer_bits": layer_bits or {}, "images_per_second": images_per_second}
-    compiled = Compiled(graph, target(target_name), compile_report(graph, target(target_name), options, calibrated))
+    report = compile_report(result.graph, result.target, options, result.calibration)
+    compiled = Compiled(result.graph, result.target, {**report, "target_choice": result.target_choice})
     if output_dir is None:
         return compiled
     progress("write")

@@ -120,13 +120,17 @@ def _for_rate(layers: list[QDense | QAdd], cycles_per_image: float, rate: float,
     return pe
 
 
+def check_rate(images_per_second: float | None) -> None:
+    if images_per_second is not None and images_per_second <= 0:
+        raise UndenseError(f"--images-per-second must be positive, not {images_per_second:g}")
+
+
 def fold(graph: QGraph, target: Target, images_per_second: float | None = None) -> QGraph:
     layers = list(graph.nodes)
+    check_rate(images_per_second)
     if images_per_second is None:
         pe = _balanced(graph, target)
     else:
-        if images_per_second <= 0:
-            raise UndenseError(f"--images-per-second must be positive, not {images_per_second:g}")
         pe = _for_rate(layers, target.clock_mhz * 1e6 / images_per_second, images_per_second, target)
         costs = costs_for(graph, pe, target)
         short = overflow(costs, target)
