@@ -7,6 +7,7 @@ from undense.compiler import builddir
 from undense.errors import UndenseError
 from undense.runtime import baseline
 from undense.runtime.compiled import Compiled
+from undense.runtime.figures import micro, ratios, spread
 from undense.runtime.synthesis import SYNTH_REPORT
 from undense.sim import energy, gpu
 from undense.sim.simulate import SIM_REPORT
@@ -63,37 +64,74 @@ def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
     fpga["resources_from"] = resources_from
     floor = energy.asic_floor(compiled.report, sim)
     reference = gpu_baseline(compiled, gpu_name)
-    ratio_batch1 = reference["j_per_image_batch1"] / fpga["j_per_image"]
-    ratio_best = reference["j_per_image_best"] / fpga["j_per_image"]
+    streaming, alone = fpga["j_per_image_range"], fpga["one_image"]["j_per_image_range"]
+    gpu_best, gpu_batch1 = gpu_range(reference, "best"), gpu_range(reference, "batch1")
     report = {
         "fpga_j_per_image": fpga["j_per_image"],
+        "fpga_j_per_image_range": streaming,
+        "fpga_one_image_j": fpga["one_image"]["j_per_image"],
+        "fpga_one_image_j_range": alone,
         "read": {name: builddir.report_digest(compiled.directory, name) for name in (SIM_REPORT, SYNTH_REPORT)},
-        "gpu": {key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
-                                                "source")},
-        "ratio_batch1": ratio_batch1, "ratio_best": ratio_best,
+        "gpu": {**{key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
+                                                   "source")},
+                "variant_best": reference.get("best_variant"), "variant_batch1": reference.get("batch1_variant"),
+                "j_per_image_best_range": gpu_best, "j_per_image_batch1_range": gpu_batch1},
+        # the GPU at its best batch against the FPGA streaming; one image at a time on both
+        "ratio_best": reference["j_per_image_best"] / fpga["j_per_image"],
+        "ratio_best_range": ratio_range(gpu_best, streaming),
+        "ratio_batch1": reference["j_per_image_batch1"] / fpga["one_image"]["j_per_image"],
+        "ratio_batch1_range": ratio_range(gpu_batch1, alone),
         "fpga": fpga, "floor": {**floor, "fpga_over_floor": fpga["j_per_image"] / floor["j_per_image"]},
+        "parts": energy.across_parts(compiled.report, sim, used),
         "gpu_detail": reference,
     }
     report["sentence"] = sentence(report)
     return report
 
 
-def number(x: float) -> str:
-    """Three significant figures, with thousands separators instead of an exponent."""
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+def gpu_range(reference: dict, which: str) -> dict:
+    """The GPU's joules per image at its best batch or at batch 1 as {low, typical, high}: the model's range,
+    or a measurement's one figure at all three."""
+    measured = reference[f"j_per_image_{which}"]
+    spread = reference.get(f"j_per_image_{which}_range", {})
+    return {"low": spread.get("low", measured), "typical": measured, "high": spread.get("high", measured)}
 
 
-def micro(joules: float) -> str:
-    return f"{number(joules * 1e6)} uJ"
+def ratio_range(gpu_joules: dict, fpga_joules: dict) -> dict:
+    """GPU / FPGA from the end least favourable to the FPGA (the GPU's low, the FPGA's high) to the most."""
+    return {"low": gpu_joules["low"] / fpga_joules["high"], "typical": gpu_joules["typical"] / fpga_joules["typical"],
+            "high": gpu_joules["high"] / fpga_joules["low"]}
+
+
+
+
+
+
+
+
+
+
+
+
+def variant_name(variant: str | None) -> str:
+    """`fused_network_fp16` as `fused network, fp16`."""
+    if not variant:
+        return ""
+    kind, _, precision = variant.rpartition("_")
+    return f", {kind.replace('_', ' ')}, {precision}"
 
 
 def sentence(report: dict) -> str:
+    """The line to quote. The GPU at its best (the fused variant with the fewest joules) at its best batch
+    against the FPGA streaming, and at batch 1 against one image alone on the FPGA; every figure typical with
+    its range, the ratios GPU/FPGA from the end least favourable to the FPGA to the other."""
     fpga, reference = report["fpga"], report["gpu"]
-    return (f"{micro(fpga['j_per_image'])} per image on {fpga['device']} at {fpga['clock_mhz']:g} MHz vs "
-            f"{micro(reference['j_per_image_batch1'])} on {reference['gpu']} at batch 1 "
-            f"({number(report['ratio_batch1'])}x) and {micro(reference['j_per_image_best'])} at batch "
-            f"{reference['best_batch']:,} ({number(report['ratio_best'])}x)"
-            f" [GPU {'measured' if reference['source'] == 'measured' else 'modelled'}]")
+    source = "measured" if reference["source"] == "measured" else "modelled"
+    return (f"{spread(report['fpga_j_per_image_range'])} per image on {fpga['device']} at {fpga['clock_mhz']:g} MHz "
+            f"vs {spread(reference['j_per_image_best_range'])} on {reference['gpu']} ({source}"
+            f"{variant_name(reference['variant_best'])}) at batch {reference['best_batch']:,}: GPU/FPGA "
+            f"{ratios(report['ratio_best_range'])}; one image alone {spread(report['fpga_one_image_j_range'])} vs "
+            f"{spread(reference['j_per_image_batch1_range'])} at batch 1: {ratios(report['ratio_batch1_range'])}")
 
 
 def plot(report: dict, path: Path) -> Path:

@@ -12,8 +12,9 @@ from pathlib import Path
 from undense.compiler import builddir
 from undense.runtime.cocotb_bench import REPORT as COCOTB_REPORT
 from undense.runtime.compiled import Compiled
+from undense.runtime.figures import named_range, number, ratios, spread
 from undense.runtime.generate import GENERATE_REPORT
-from undense.runtime.power import POWER_REPORT, number, resources
+from undense.runtime.power import POWER_REPORT, resources
 from undense.runtime.synthesis import SYNTH_REPORT
 from undense.sim.simulate import SIM_REPORT
 
@@ -184,9 +185,21 @@ def energy_section(power: dict | None, directory: Path) -> str:
     fpga, floor, reference = power["fpga"], power["floor"], power["gpu"]
     rows = [[escape(part), f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}"]
             for part, joules in fpga["breakdown_j"].items()]
-    gpu_rows = [["batch 1", f"{reference['j_per_image_batch1'] * 1e6:,.3f}", f"{number(power['ratio_batch1'])}x"],
-                [f"batch {reference['best_batch']:,} (fewest joules)", f"{reference['j_per_image_best'] * 1e6:,.3f}",
-                 f"{number(power['ratio_best'])}x"]]
+    gpu_rows = [[escape(variant["variant"].replace("_", " ")), variant["precision"],
+                 spread(named_range(variant["batch1"])), f"{variant['best']['batch']:,}",
+                 spread(named_range(variant["best"]))]
+                for variant in power["gpu_detail"].get("variants", {}).values()]
+    part_rows = [[escape(part["device"]) + (" (compiled for)" if part["compiled_for"] else ""),
+                  "yes" if part["fits"] else f"no: short of {escape(', '.join(part['short']))}",
+                  f"{part['static_w'] * 1e3:,.1f}",
+                  spread(part["j_per_image_range"]) if part["fits"] else "-",
+                  spread(part["one_image_j_range"]) if part["fits"] and part["one_image_j_range"] else "-"]
+                 for part in power.get("parts", [])]
+    comparison = [["at the GPU's best batch", spread(power["fpga_j_per_image_range"]) + " streaming",
+                   spread(reference["j_per_image_best_range"]) + f" at batch {reference['best_batch']:,}",
+                   ratios(power["ratio_best_range"])],
+                  ["one image at a time", spread(power["fpga_one_image_j_range"]) + " alone",
+                   spread(reference["j_per_image_batch1_range"]) + " at batch 1", ratios(power["ratio_batch1_range"])]]
     reasons = stale_reasons(directory, power)
     stale = "" if not reasons else (
         f'<p class="missing">Stale: {escape("; ".join(reasons))}. <code>undense power {escape(str(directory))}'
@@ -199,7 +212,14 @@ def energy_section(power: dict | None, directory: Path) -> str:
               f"accesses is {floor['j_per_image'] * 1e9:,.2f} nJ ({number(floor['fpga_over_floor'])}x less). "
               f"Resources from {escape(fpga['resources_from'])}.</p>"
             + f"<h3>Against {escape(reference['gpu'])} ({escape(reference['source'])})</h3>"
-            + table(["GPU", "uJ per image", "GPU / FPGA"], gpu_rows))
+            + "<p class=\"small\">Every figure is typical (low-high): low with every coefficient at the end that "
+              "favours that side, high at the other; a ratio runs from the end least favourable to the FPGA "
+              "(the GPU's low, the FPGA's high) to the most.</p>"
+            + table(["comparison", "FPGA", "GPU at its best", "GPU / FPGA"], comparison)
+            + (table(["GPU kernels", "precision", "uJ at batch 1", "best batch", "uJ at the best batch"], gpu_rows)
+               if gpu_rows else "")
+            + "<h3>The same design on each part of the family</h3>"
+            + table(["part", "fits", "static mW", "uJ per image streaming", "one image alone"], part_rows))
 
 
 def assumptions_section(power: dict | None) -> str:

@@ -3,6 +3,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from undense.runtime.figures import named_range, spread
+
 
 def print_compile_report(report: dict, console: Console | None = None) -> None:
     table = Table(title=f"compiled for {report['target']} at {report['clock_mhz']:g} MHz")
@@ -100,6 +102,28 @@ def print_power_report(report: dict, console: Console | None = None) -> None:
     for part, joules in fpga["breakdown_j"].items():
         table.add_row(part, f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}")
     console.print(table)
+    alone = fpga["one_image"]
+    console.print(f"streaming: {spread(report['fpga_j_per_image_range'])} per image (every coefficient at its low, "
+                  f"typical and high end); one image alone, over its {alone['cycles']:,}-cycle latency: "
+                  f"{spread(report['fpga_one_image_j_range'])}", highlight=False)
+    gpus = Table(title=f"{report['gpu']['gpu']} ({report['gpu']['source']}), uJ per image: typical (low-high)")
+    for column in ("kernels", "precision", "batch 1", "best batch", "at the best batch"):
+        gpus.add_column(column, justify="left" if column in ("kernels", "precision") else "right")
+    for variant in report["gpu_detail"].get("variants", {}).values():
+        gpus.add_row(variant["variant"].replace("_", " "), variant["precision"],
+                     spread(named_range(variant["batch1"])), f"{variant['best']['batch']:,}",
+                     spread(named_range(variant["best"])))
+    if gpus.row_count:
+        console.print(gpus)
+    parts = Table(title="the same design on each part of the family, uJ per image: typical (low-high)")
+    for column in ("part", "fits", "streaming", "one image alone"):
+        parts.add_column(column, justify="left" if column in ("part", "fits") else "right")
+    for part in report["parts"]:
+        marker = " (compiled for)" if part["compiled_for"] else ""
+        parts.add_row(f"{part['device']}{marker}", "yes" if part["fits"] else f"no: {', '.join(part['short'])}",
+                      spread(part["j_per_image_range"]) if part["fits"] else "-",
+                      spread(part["one_image_j_range"]) if part["fits"] and part["one_image_j_range"] else "-")
+    console.print(parts)
     console.print(f"{fpga['images_per_second']:,.0f} images/s at {fpga['average_power_w'] * 1e3:,.2f} mW: "
                   f"{fpga['images_per_joule']:,.0f} images per joule (resources from {fpga['resources_from']}); "
                   f"the ASIC floor for the same MACs and memory accesses is {floor['j_per_image'] * 1e9:,.2f} nJ, "

@@ -268,8 +268,24 @@ def test_power_command_writes_the_report_the_plot_and_the_sentence(tmp_path, gen
     assert report["gpu"]["source"] == "model" and report["gpu"]["gpu"] == "L4"
     fpga = report["fpga"]
     assert fpga["j_per_image"] == pytest.approx(sum(fpga["breakdown_j"].values()))
-    assert report["ratio_batch1"] == pytest.approx(report["gpu"]["j_per_image_batch1"] / fpga["j_per_image"])
+    # the GPU at its best batch against the FPGA streaming; at batch 1 against one image alone on the FPGA
+    assert report["ratio_best"] == pytest.approx(report["gpu"]["j_per_image_best"] / fpga["j_per_image"])
+    assert report["fpga_one_image_j"] == fpga["one_image"]["j_per_image"] > fpga["j_per_image"]
+    assert report["ratio_batch1"] == pytest.approx(report["gpu"]["j_per_image_batch1"] / report["fpga_one_image_j"])
+    for name in ("fpga_j_per_image", "fpga_one_image_j"):
+        spread = report[f"{name}_range"]
+        assert spread["low"] < spread["typical"] == report[name] < spread["high"]
+    for name in ("ratio_best", "ratio_batch1"):  # from the GPU's low over the FPGA's high to the other ends
+        spread = report[f"{name}_range"]
+        assert spread["low"] < spread["typical"] < spread["high"] and spread["typical"] == pytest.approx(report[name])
+    gpu_best = report["gpu"]["j_per_image_best_range"]
+    assert spread["low"] == pytest.approx(report["gpu"]["j_per_image_batch1_range"]["low"]
+                                          / report["fpga_one_image_j_range"]["high"])
+    assert gpu_best["low"] <= gpu_best["typical"] <= gpu_best["high"]
+    assert [part["device"] for part in report["parts"] if part["compiled_for"]] == ["LFE5U-85F"]
     assert 0 < report["floor"]["j_per_image"] < fpga["j_per_image"]
     assert report["sentence"] in done.stdout
-    assert "uJ per image on LFE5U-85F at 100 MHz vs" in report["sentence"]
+    assert ") per image on LFE5U-85F at 100 MHz vs" in report["sentence"]
+    assert f"at batch {report['gpu']['best_batch']:,}: GPU/FPGA" in report["sentence"]
+    assert "one image alone" in report["sentence"] and "at batch 1:" in report["sentence"]
     assert (build / "power.png").stat().st_size > 10_000
