@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MODEL ?= models/digits/generator.onnx
 OUT ?= out
-TARGET ?= ecp5-85k
+# the FPGA: auto picks the smallest part that holds the model at its best throughput; or ecp5-85k, ice40-up5k, ...
+TARGET ?= auto
 
 .PHONY: install system-packages test-packages demo test bench fuzz compile rtl sim synth power report lint clean
 
@@ -70,7 +71,7 @@ sim: compile
 	$(BIN)/undense sim $(OUT)/build -n 64
 
 synth: compile
-	$(BIN)/undense synth $(OUT)/build --target $(TARGET)
+	$(BIN)/undense synth $(OUT)/build
 
 # The shipped cocotb testbench on the RTL: random input gaps, output back-pressure, every output against golden
 .PHONY: cocotb

@@ -161,11 +161,13 @@ def target_figures(model_path: Path, directory: Path, target_name: str, images: 
 
 def energy_figures(report: dict) -> dict:
     fpga = report["fpga"]
-    return {"sentence": report["sentence"], "fpga_j_per_image": report["fpga_j_per_image"],
+    ranged = ("fpga_j_per_image", "fpga_one_image_j", "ratio_best", "ratio_batch1")
+    return {"sentence": report["sentence"], **{key: report[key] for key in ranged},
+            **{f"{key}_range": report[f"{key}_range"] for key in ranged},
             "average_power_w": fpga["average_power_w"], "images_per_second": fpga["images_per_second"],
             "images_per_joule": fpga["images_per_joule"], "breakdown_j": fpga["breakdown_j"],
             "floor_j_per_image": report["floor"]["j_per_image"], "gpu": report["gpu"],
-            "ratio_batch1": report["ratio_batch1"], "ratio_best": report["ratio_best"]}
+            "gpu_variants": report["gpu_detail"].get("variants", {}), "parts": report["parts"]}
 
 
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:
@@ -185,7 +187,7 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
         synthetic = compile(synthetic_model(), Path(scratch) / "synthetic", calibration=synthetic_calibration(),
                             bits=SYNTHETIC_BITS)
         figures["simulation"]["synthetic_1024"] = {"model": SYNTHETIC_LABEL, **simulation_figures(synthetic, 40)}
-        for target_name in ("ecp5-85k", "ice40-up5k"):
+        for target_name in ("ecp5-85k", "ecp5-25k", "ice40-up5k"):
             progress(f"synthesizing the bundled model for {target_name} (minutes), then its energy per image")
             synthesis, energy = target_figures(model_path, Path(scratch) / target_name, target_name)
             figures.setdefault("synthesis", {})[target_name] = synthesis
