@@ -21,6 +21,10 @@ def print_compile_report(report: dict, console: Console | None = None) -> None:
         f"predicted {report['predicted_cycles_per_image']:,} cycles per image (slowest layer "
         f"{report['slowest_layer']}), {report['predicted_images_per_second']:,.0f} images/s; "
         f"{report['total_pe']} PEs, {report['weight_memory_bits']:,} bits of weight memory", highlight=False)
+    choice = report.get("target_choice", {})
+    if choice.get("asked") == "auto":
+        (console or Console()).print(f"--target auto picked {choice['picked']}: {choice['rule']} (compile.json's "
+                                     "target_choice lists each target and why)", highlight=False)
     print_calibration(report["calibration"], console)
 
 

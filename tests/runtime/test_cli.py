@@ -386,3 +386,11 @@ def test_compile_into_a_build_dir_says_what_it_replaces_and_clears_a_killed_comp
             in done.stdout)
     assert sorted(p.name for p in tanh_build.iterdir()) == ["compile.json", "manifest.json", "weights.npz"]
     assert sorted(p.name for p in tanh_build.parent.iterdir()) == ["build"]
+
+
+def test_compile_for_target_auto_says_which_part_it_picked_and_why(tmp_path, generator_path):
+    done = undense("compile", generator_path, "-o", tmp_path / "auto", "--target", "auto")
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "--target auto picked ecp5-25k: the smallest target that holds the design" in said
+    assert json.loads((tmp_path / "auto" / "compile.json").read_text())["target_choice"]["picked"] == "ecp5-25k"
