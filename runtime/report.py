@@ -226,18 +226,25 @@ def assumptions_section(power: dict | None) -> str:
     if power is None:
         return ""
     coefficients = power["fpga"]["coefficients"]
-    rows = [[escape(name), f"{entry['value']:g}", escape(entry["source"]), escape(entry.get("derivation", ""))]
+    rows = [[escape(name), with_range(entry), escape(entry["source"]), escape(entry.get("derivation", ""))]
             for name, entry in coefficients.items() if isinstance(entry, dict)]
     spec = power["gpu_detail"].get("spec", {})
-    gpu_rows = [[escape(name), f"{entry['value']:g}", escape(entry["source"])]
+    gpu_rows = [[escape(name), with_range(entry), escape(entry["source"])]
                 for name, entry in spec.items() if isinstance(entry, dict)]
     html = ("<h2>Every assumption behind the energy figures</h2><p class=\"small\">FPGA coefficients of the "
-            f"{escape(coefficients['family'])} family (pJ per event, W for static power), from "
-            "sim/data/energy.json:</p>" + table(["coefficient", "value", "source", "derivation"], rows))
+            f"{escape(coefficients['family'])} family (pJ per event, W for static power), typical (low-high), from "
+            "sim/data/energy.json:</p>"
+            + table(["coefficient", "value", "source", "derivation"], rows, "text"))
     if gpu_rows:
-        html += "<p class=\"small\">GPU figures, from sim/data/gpus.json:</p>" + table(["figure", "value", "source"],
-                                                                                       gpu_rows)
+        html += ("<p class=\"small\">GPU figures, typical (low-high), from sim/data/gpus.json:</p>"
+                 + table(["figure", "value", "source"], gpu_rows, "text"))
     return html
+
+
+def with_range(entry: dict) -> str:
+    """A coefficient's typical value, and its low and high ends where it has them."""
+    ends = f" ({entry['low']:g}-{entry['high']:g})" if "low" in entry and "high" in entry else ""
+    return f"{entry['value']:g}{ends}"
 
 
 def render(compiled: Compiled) -> str:
