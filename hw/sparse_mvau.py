@@ -137,23 +137,25 @@ class SparseMVAU(wiring.Component):
         m.d.sync += [at_a.eq(issue), bank_a.eq(stream_bank), at_b.eq(at_a), bank_b.eq(bank_a), row_b.eq(rows_rd.data)]
         # c: the owning PE alone reads the accumulator, through a read address and enable of its own
         # (one shared address would fan out to every PE's output memory)
-        at_c, pe_c, requant_c = Signal(), Signal(pe_bits), Signal(self.requant.row_layout())
-        m.d.sync += [at_c.eq(at_b), pe_c.eq(row_b.pe), requant_c.eq(row_b.requant)]
+        at_c, requant_c = Signal(), Signal(self.requant.row_layout())
+        m.d.sync += [at_c.eq(at_b), requant_c.eq(row_b.requant)]
         owner = Signal(len(pes))  # one-hot: the PE that owns the row
+        selected = Signal(len(pes))  # the same a cycle later, when that PE's accumulator is out
         m.d.comb += owner.eq(Mux(at_b, 1 << row_b.pe, 0))
         for index, (pe, params) in enumerate(zip(pes, self.pe_params, strict=True)):
             address, reading = Signal.like(pe.out_rd_addr, name=f"pe{index}_rd_addr"), Signal(name=f"pe{index}_rd")
-            m.d.sync += reading.eq(owner[index])
+            m.d.sync += [reading.eq(owner[index]), selected[index].eq(reading)]
             with m.If(owner[index]):
                 m.d.sync += address.eq(Cat(row_b.position[:index_bits(params.row_count)], bank_b))
             m.d.comb += [pe.out_rd_addr.eq(address), pe.out_rd_en.eq(reading)]
         # d: the accumulator is out; pick the owner's (e holds it), then requantize it
-        at_d, pe_d, requant_d = Signal(), Signal(pe_bits), Signal(self.requant.row_layout())
-        m.d.sync += [at_d.eq(at_c), pe_d.eq(pe_c), requant_d.eq(requant_c)]
-        results = [pe.out_rd_data for pe in pes]
-        chosen = results[0]
-        for index in range(1, len(pes)):
-            chosen = Mux(pe_d == index, results[index], chosen)
+        at_d, requant_d = Signal(), Signal(self.requant.row_layout())
+        m.d.sync += [at_d.eq(at_c), requant_d.eq(requant_c)]
+        # an AND-OR of one-hot selects: each select drives one accumulator's bits, where a binary PE number would
+        # drive every PE's (a fan-out that limited the clock)
+        chosen = 0
+        for index, pe in enumerate(pes):
+            chosen = chosen | Mux(selected[index], pe.out_rd_data, 0)
         at_e, acc_e, requant_e = Signal(), Signal(signed(self.requant.acc_bits)), Signal(self.requant.row_layout())
         m.d.sync += [at_e.eq(at_d), acc_e.eq(chosen), requant_e.eq(requant_d)]
         m.d.comb += [requantizer.valid.eq(at_e), requantizer.acc.eq(acc_e), requantizer.row.eq(requant_e),
