@@ -182,6 +182,9 @@ def resources_section(compiled: Compiled) -> str:
 def energy_section(power: dict | None, directory: Path) -> str:
     if power is None or not (directory / "power.png").is_file():
         return "<h2>Energy per image</h2>" + missing("power", directory)
+    if "fpga_j_per_image_range" not in power:
+        return ("<h2>Energy per image</h2><p class=\"missing\">power.json was written by an older undense, without "
+                f"ranges or one image alone: <code>undense power {escape(str(directory))}</code> writes it again.</p>")
     fpga, floor, reference = power["fpga"], power["floor"], power["gpu"]
     rows = [[escape(part), f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}"]
             for part, joules in fpga["breakdown_j"].items()]
@@ -223,7 +226,7 @@ def energy_section(power: dict | None, directory: Path) -> str:
 
 
 def assumptions_section(power: dict | None) -> str:
-    if power is None:
+    if power is None or "fpga_j_per_image_range" not in power:
         return ""
     coefficients = power["fpga"]["coefficients"]
     rows = [[escape(name), with_range(entry), escape(entry["source"]), escape(entry.get("derivation", ""))]

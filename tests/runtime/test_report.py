@@ -102,3 +102,15 @@ def test_a_simulation_short_of_a_steady_state_says_so(build, tmp_path):
     html = render(undense.load(copy))
     assert "over 1 image, not a steady state, which needs 13" in html
     assert "1 image, short of the 13 a steady state needs" in html and f"undense sim -n 13 {copy}" in html
+
+
+def test_a_power_json_from_an_older_undense_asks_to_run_power_again(build, tmp_path):
+    copy = tmp_path / "digits"
+    shutil.copytree(build, copy)
+    power = json.loads((copy / "power.json").read_text())
+    for key in ("fpga_j_per_image_range", "fpga_one_image_j", "fpga_one_image_j_range", "read", "parts"):
+        power.pop(key)
+    (copy / "power.json").write_text(json.dumps(power))
+    html = render(undense.load(copy))
+    assert f"power.json was written by an older undense, without ranges or one image alone: <code>undense power " \
+           f"{copy}</code>" in html
