@@ -401,8 +401,14 @@ class _Importer:
         constants = set(self.constants)
         for node in self.graph.node:
             if node.domain not in ("", "ai.onnx"):
-                raise UndenseError(f"{where(node)}: operator domain '{node.domain}' is not supported; "
+                hint = ("; onnxruntime's quantizer writes these in its QOperator format: quantize with "
+                        "quant_format=QuantFormat.QDQ instead") if node.domain == "com.microsoft" else ""
+                raise UndenseError(f"{where(node)}: operator domain '{node.domain}' is not supported{hint}; "
                                    f"supported (default domain): {SUPPORTED}")
+            if node.op_type == "DynamicQuantizeLinear":
+                raise UndenseError(f"{where(node)}: dynamic quantization computes its scales at run time, which "
+                                   "fixed-point hardware cannot; quantize statically (onnxruntime's quantize_static, "
+                                   "QDQ format) or compile the float model")
             if self.folds(node, constants) or (node.op_type == "DequantizeLinear" and node.input[0] in constants):
                 constants.update(node.output)  # dequantized weight codes are constants too
             elif node.op_type not in (*ACTIVATIONS, *ALIASES, *OPS):

@@ -193,3 +193,17 @@ def test_per_channel_constants_of_the_wrong_size():
              "zero point has 4 values for 10 channels along axis 1")
     rejected(changed("layer1.w_scale", np.full(10, 0.01, np.float32), axis=0), "'layer1_weight'",
              "scale has 10 values for 24 channels along axis 0")
+
+
+def test_onnxruntime_qoperator_and_dynamic_quantization_are_refused_with_what_to_do(tmp_path):
+    from onnxruntime.quantization import QuantFormat, quantize_dynamic
+
+    from undense.runtime.synthetic import onnxruntime_quantized
+
+    float_model = mlp([16, 32, 8], ["Relu", None], seed=1, use_gemm=False)
+    samples = np.random.default_rng(0).normal(size=(32, 16)).astype(np.float32)
+    qoperator = onnxruntime_quantized(float_model, samples, tmp_path, quant_format=QuantFormat.QOperator)
+    rejected(qoperator, "operator domain 'com.microsoft'", "quant_format=QuantFormat.QDQ")
+    onnx.save(float_model, tmp_path / "float_for_dynamic.onnx")
+    quantize_dynamic(str(tmp_path / "float_for_dynamic.onnx"), str(tmp_path / "dynamic.onnx"))
+    rejected(onnx.load(str(tmp_path / "dynamic.onnx")), "(DynamicQuantizeLinear)", "quantize statically")
