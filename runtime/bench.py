@@ -87,6 +87,33 @@ def fidelity_figures(model_path: Path, samples: int = 1000, seed: int = 2024) ->
             "calibrations": {name: calibration_errors(each, latents, floating) for name, each in calibrated.items()}}
 
 
+CPU_BATCHES = (1, 16, 256, 1024, 4096)
+
+
+def cpu_baseline_figures(model_path: Path, batches: tuple[int, ...] = CPU_BATCHES, seconds: float = 1.0) -> dict:
+    """The float model on this machine's CPU with onnxruntime, as a user would run it: images per second at
+    each batch size, each timed over loops of at least `seconds` after a warm-up run. The accelerator's
+    images/s are meant to be read against the best of these, measured in the same run."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    name, (_, features) = session.get_inputs()[0].name, session.get_inputs()[0].shape
+    runs = []
+    for batch in batches:
+        latents = random_latents(features, batch, seed=batch)
+        session.run(None, {name: latents})
+        images, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            session.run(None, {name: latents})
+            images += batch
+        runs.append({"batch": batch, "images_per_second": images / (time.perf_counter() - start)})
+    best = max(runs, key=lambda run: run["images_per_second"])
+    return {"model": str(model_path), "runtime": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
+            "cpus": os.cpu_count(), "batches": runs, "best_batch": best["batch"],
+            "best_images_per_second": best["images_per_second"],
+            "batch1_images_per_second": runs[0]["images_per_second"] if batches[0] == 1 else None}
+
+
 def calibration_errors(compiled, latents: np.ndarray, floating: np.ndarray) -> dict:
     """Worst and mean |golden - float| on latents the calibration never saw, also as shares of the float
     output's range over them; beside them the compile record's share of its own fresh latents that saturate."""
@@ -177,6 +204,8 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
     figures["compile"] = compile_figures(model_path, repeats)
     progress("golden vs float")
     figures["fidelity"] = fidelity_figures(model_path)
+    progress("the float model on this CPU with onnxruntime")
+    figures["cpu_baseline"] = cpu_baseline_figures(model_path)
     progress("mutation fuzz: 1,000 damaged models through the command line")
     figures["mutations"] = mutation_figures()
     with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch:

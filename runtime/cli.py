@@ -411,6 +411,9 @@ def bench(output, repeats):
         click.echo(f"  calibrated on {name} ({figure['calibration_samples']:,} samples): worst |pixel error| "
                    f"{figure['max_abs_pixel_error']:.4f} ({figure['max_error_share_of_range']:.1%} of the output "
                    f"range), mean {figure['mean_abs_pixel_error']:.4f} ({figure['mean_error_share_of_range']:.2%})")
+    cpu = figures["cpu_baseline"]
+    click.echo(f"onnxruntime on this CPU ({cpu['cpus']} cores): {cpu['batch1_images_per_second']:,.0f} images/s at "
+               f"batch 1, {cpu['best_images_per_second']:,.0f} at batch {cpu['best_batch']:,}")
     mutations = figures["mutations"]
     click.echo(f"mutation fuzz: {mutations['count']:,} damaged models in {mutations['seconds']:.0f} s: "
                f"{mutations['exit_0']:,} compiled and ran, {mutations['exit_2']:,} refused in one Error: line, "

@@ -1,7 +1,7 @@
 import numpy as np
 
 import undense
-from undense.runtime.bench import calibration_errors
+from undense.runtime.bench import calibration_errors, cpu_baseline_figures
 from undense.runtime.float_model import random_latents, sample_float
 
 
@@ -26,3 +26,12 @@ def test_mutation_figures_come_from_the_fuzz_run_as_a_command():
     figures = mutation_figures(len(KINDS))
     assert figures["count"] == len(KINDS) == figures["exit_0"] + figures["exit_2"] + figures["failures"]
     assert set(figures["by_kind"]) == set(KINDS) and figures["seconds"] > 0
+
+
+def test_the_cpu_baseline_times_every_batch_and_names_the_best(generator_path):
+    figures = cpu_baseline_figures(generator_path, batches=(1, 64), seconds=0.05)
+    assert [run["batch"] for run in figures["batches"]] == [1, 64]
+    assert all(run["images_per_second"] > 0 for run in figures["batches"])
+    best = max(figures["batches"], key=lambda run: run["images_per_second"])
+    assert (figures["best_batch"], figures["best_images_per_second"]) == (best["batch"], best["images_per_second"])
+    assert figures["batch1_images_per_second"] == figures["batches"][0]["images_per_second"]
