@@ -119,6 +119,16 @@ def memory(name: str, depth: int, width: int, family: str, rom: bool = False, we
                      spram_blocks(depth, width, family) if style == "huge" else 0)
 
 
+def requant_shift_bits(node: QDense) -> int:
+    """Bits of a row's stored shift: how far the layer's shifts spread beyond its smallest."""
+    return 1 if node.multiplier is None else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1)
+
+
+def requant_shift_base(node: QDense) -> int:
+    """The part of every row's shift the layer shares (less one): a constant shift, free in wiring."""
+    return 0 if node.multiplier is None else max(int(np.min(node.shift)) - 1, 0)
+
+
 def code_bits(graph: QGraph, tensor: str, acc_bits: int = 0) -> int:
     params = graph.quant[tensor]
     return acc_bits if params is None else params.bits
@@ -129,8 +139,7 @@ def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, 
     in_features, load = node.weight.in_features, np.maximum(node.weight.row_nnz, 1)
     rows = np.bincount(pe_of_row, minlength=pe)
     entries = np.bincount(pe_of_row, weights=load, minlength=pe).astype(int)
-    raw = node.multiplier is None
-    shift_bits = 1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1)
+    shift_bits = requant_shift_bits(node)
     out_bits = code_bits(graph, node.output, node.acc_bits)
     memories = []
     for element in range(pe):
@@ -171,7 +180,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
     entries = np.bincount(pe_of_row, weights=np.maximum(node.weight.row_nnz, 1), minlength=pe).astype(int)
     column = index_bits(node.weight.in_features)
     raw = node.multiplier is None
-    shift_bits = 1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1)
+    shift_bits = requant_shift_bits(node)
     lut = ff = 0
     for element in range(pe):
         entry_bits, row_bits = index_bits(int(entries[element])) + 1, index_bits(int(rows[element]))
@@ -186,7 +195,7 @@ def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, fami
     if not raw:
         product = acc + MULTIPLIER_BITS + 2
         splits = acc > product_slice_bits(family)
-        shifted = product - max(int(np.min(node.shift)) - 1, 0)  # the constant part of the shift is wiring
+        shifted = product - requant_shift_base(node)  # the constant part of the shift is wiring
         lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
         lut += shifted + product // 3  # the sticky bit of half-to-even: the bits below the half, masked, OR-ed
         top = acc % product_slice_bits(family)

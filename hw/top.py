@@ -12,8 +12,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.compiler.numbers import QuantParams, index_bits
-from undense.compiler.resources import dense_memories, memory_style, product_slice_bits, skip_fifos
+from undense.compiler.numbers import QuantParams
+from undense.compiler.resources import (
+    dense_memories,
+    memory_style,
+    product_slice_bits,
+    requant_shift_base,
+    requant_shift_bits,
+    skip_fifos,
+)
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import ElementwiseAdd
 from undense.hw.fifo import StreamFIFO
@@ -68,8 +75,7 @@ def mvau_for(graph: QGraph, node: QDense, count_events: bool = False, family: st
                                     for memory in ("weights", "inputs", "outputs")}))
     requant = RequantParams(
         acc_bits=node.acc_bits, out_shape=code_shape(graph.quant[node.output], node.acc_bits),
-        shift_bits=1 if raw else index_bits(int(np.max(node.shift) - np.min(node.shift)) + 1),
-        shift_base=0 if raw else max(int(np.min(node.shift)) - 1, 0),
+        shift_bits=requant_shift_bits(node), shift_base=requant_shift_base(node),
         zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
         table=None if node.table is None else tuple(int(v) for v in node.table),
         table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"),
