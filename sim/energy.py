@@ -182,11 +182,13 @@ def priced(compile_report: dict, sim_report: dict, resources: dict, target: Targ
 
 
 def ranged(compile_report: dict, sim_report: dict, resources: dict, target: Target, cycles: float) -> dict:
-    """One image over `cycles`: the typical breakdown (largest part first) and its total, and the total and
-    breakdown with every coefficient at its low end and at its high end."""
-    ends = {end: priced(compile_report, sim_report, resources, target, cycles, end)[0] for end in ENDS}
+    """One image over `cycles`: the typical breakdown (largest part first), its total and the dynamic joules by
+    layer, and the total and breakdown with every coefficient at its low end and at its high end."""
+    ends, by_layer = {}, {}
+    for end in ENDS:
+        ends[end], by_layer[end] = priced(compile_report, sim_report, resources, target, cycles, end)
     order = sorted(ends["value"], key=lambda part: -ends["value"][part])
-    return {"j_per_image": sum(ends["value"].values()),
+    return {"j_per_image": sum(ends["value"].values()), "by_layer_dynamic_j": by_layer["value"],
             "j_per_image_range": {RANGE_KEYS[end]: sum(parts.values()) for end, parts in ends.items()},
             "breakdown_j": {part: ends["value"][part] for part in order},
             "breakdown_j_range": {RANGE_KEYS[end]: {part: ends[end][part] for part in order}
@@ -206,7 +208,7 @@ def fpga_energy(compile_report: dict, sim_report: dict, resources: dict, target:
         "cycles_per_image": cycles, "seconds_per_image": seconds,
         "j_per_image": total, "average_power_w": total / seconds, "images_per_second": 1 / seconds,
         "images_per_joule": 1 / total, "breakdown_j": streaming["breakdown_j"],
-        "by_layer_dynamic_j": priced(compile_report, sim_report, resources, target, cycles)[1],
+        "by_layer_dynamic_j": streaming["by_layer_dynamic_j"],
         "j_per_image_range": streaming["j_per_image_range"],
         "average_power_w_range": {key: joules / seconds for key, joules in streaming["j_per_image_range"].items()},
         "breakdown_j_range": streaming["breakdown_j_range"],
