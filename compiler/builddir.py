@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from undense.compiler.ir import Fold, QAdd, QDense, QGraph, SparseRows
+from undense.compiler.ir import Edge, Fold, QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import QuantParams
 from undense.compiler.targets import Target, target
 from undense.errors import UndenseError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 REPORT = "compile.json"
@@ -42,8 +42,9 @@ def _quant_from(data: dict | None) -> QuantParams | None:
 
 def _layer_json(index: int, node: QDense | QAdd, arrays: dict[str, np.ndarray]) -> dict:
     key = f"layer{index}"
-    arrays[f"{key}.pe_of_row"] = node.fold.pe_of_row
-    common = {"name": node.name, "output": node.output, "pe": node.fold.pe, "cycles": node.fold.cycles,
+    fold = node.fold
+    common = {"name": node.name, "output": node.output, "pe": fold.pe, "lanes": fold.lanes, "groups": fold.groups,
+              "cycles": fold.cycles, "cycles_p99": fold.cycles_p99, "placement": fold.placement,
               "requant": _quant_json(node.requant), "arrays": key}
     if isinstance(node, QAdd):
         return {"kind": "add", **common, "inputs": list(node.inputs), "zero_points": list(node.zero_points),
@@ -61,7 +62,7 @@ def _layer_json(index: int, node: QDense | QAdd, arrays: dict[str, np.ndarray]) 
 
 def _layer_from(data: dict, arrays) -> QDense | QAdd:
     key = data["arrays"]
-    fold = Fold(data["pe"], arrays[f"{key}.pe_of_row"], data["cycles"])
+    fold = Fold(data["lanes"], data["groups"], data["cycles"], data["cycles_p99"], data["placement"])
     if data["kind"] == "add":
         return QAdd(data["name"], tuple(data["inputs"]), data["output"], tuple(data["zero_points"]),
                     tuple(data["multipliers"]), data["shift"], _quant_from(data["requant"]), data["features"], fold)
@@ -137,7 +138,8 @@ def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: d
                   "quant": _quant_json(graph.quant[graph.input]), "integer": graph.input_is_integer},
         "output": {"tensor": graph.output, "onnx_name": graph.names.get("output"), "shape": list(graph.output_shape),
                    "quant": _quant_json(graph.quant[graph.output]), "integer": graph.output_is_integer},
-        "tensors": {t: {"features": n, "quant": _quant_json(graph.quant[t])} for t, n in graph.sizes.items()},
+        "tensors": {t: {"features": n, "quant": _quant_json(graph.quant[t]), "edge": vars(graph.edges[t])}
+                    for t, n in graph.sizes.items()},
         "layers": [_layer_json(i, node, arrays) for i, node in enumerate(graph.nodes)],
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,8 @@ def read(directory: str | Path) -> tuple[QGraph, Target, dict]:
         quant={t: _quant_from(info["quant"]) for t, info in manifest["tensors"].items()},
         output_shape=tuple(manifest["output"]["shape"]), input_is_integer=manifest["input"]["integer"],
         output_is_integer=manifest["output"]["integer"],
-        names={"input": manifest["input"]["onnx_name"], "output": manifest["output"]["onnx_name"]})
+        names={"input": manifest["input"]["onnx_name"], "output": manifest["output"]["onnx_name"]},
+        edges={t: Edge(**info["edge"]) for t, info in manifest["tensors"].items()})
     report_path = directory / REPORT
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return graph, target(manifest["target"]["name"]), report

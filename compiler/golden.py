@@ -58,26 +58,3 @@ def output_values(graph: QGraph, codes: np.ndarray) -> np.ndarray:
 def run(graph: QGraph, x: np.ndarray) -> np.ndarray:
     """The compiled model on a batch of inputs, as the ONNX model would be called."""
     return output_values(graph, run_codes(graph, quantize_input(graph, x))[graph.output])
-
-
-def predicted_events(graph: QGraph, images: int) -> dict[str, dict[str, int]]:
-    """The activity the hardware must show for `images` inputs, per layer, from the graph alone.
-
-    A Dense layer with P elements reads each stored weight entry once (one per nonzero, one for a row
-    with none) and the input it names, multiplies the nonzeros, writes every input value into each
-    element's copy, and writes and reads every output once; a table layer looks every output up.
-    """
-    events = {}
-    for node in graph.nodes:
-        if isinstance(node, QAdd):
-            events[node.name] = {"adds": node.features * images, "stream_in": 2 * node.features * images,
-                                 "stream_out": node.features * images}
-            continue
-        entries = int(np.maximum(node.weight.row_nnz, 1).sum())
-        rows, inputs = node.out_features, node.weight.in_features
-        events[node.name] = {name: count * images for name, count in {
-            "weight_reads": entries, "macs": node.weight.nnz, "input_buffer_writes": inputs * node.fold.pe,
-            "input_buffer_reads": entries, "output_buffer_writes": rows, "output_buffer_reads": rows,
-            "table_reads": rows if node.table is not None else 0, "stream_in": inputs, "stream_out": rows,
-        }.items()}
-    return events

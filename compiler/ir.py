@@ -112,11 +112,32 @@ class SparseRows:
 
 @dataclass(frozen=True, eq=False)
 class Fold:
-    """How a layer is spread over processing elements, and the cycles the compiler predicts for it."""
+    """How a layer is spread over processing elements (PEs), and the cycles the compiler predicts for it.
 
-    pe: int
-    pe_of_row: np.ndarray  # int64, the element that computes each output row
-    cycles: int
+    A Dense layer is a grid of `lanes` (its input's lanes) x `groups` (its output's lanes) PEs; an Add has
+    the lanes of its inputs and output, and one adder each. Cycles per image depend on the data: `cycles` is
+    the mean over the calibration set, `cycles_p99` its 99th percentile.
+    """
+
+    lanes: int
+    groups: int
+    cycles: float
+    cycles_p99: float
+    placement: dict[str, str] = field(default_factory=dict)  # each memory of the unit -> where it goes
+
+    @property
+    def pe(self) -> int:
+        return self.lanes * self.groups
+
+
+@dataclass(frozen=True)
+class Edge:
+    """How a tensor travels between units: as events on `lanes` lanes, index i on lane i % lanes. An event's
+    value is the code less `offset`; on a sparse edge a value of zero stays home (the offset is the zero point)."""
+
+    lanes: int
+    sparse: bool
+    offset: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +200,10 @@ class QGraph:
     input_is_integer: bool = False
     output_is_integer: bool = False
     names: dict[str, str] = field(default_factory=dict)
+    edges: dict[str, Edge] = field(default_factory=dict)  # per tensor, decided by the fold pass
 
     def with_nodes(self, nodes) -> "QGraph":
         return replace(self, nodes=tuple(nodes))
+
+    def replace_edges(self, edges: dict[str, Edge]) -> "QGraph":
+        return replace(self, edges=dict(edges))

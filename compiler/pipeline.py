@@ -9,6 +9,7 @@ import onnx
 from undense.compiler.calibration import CalibrationSet, coverage, is_spec, normal_calibration
 from undense.compiler.frontend import import_onnx
 from undense.compiler.ir import Graph, QGraph
+from undense.compiler.passes.edges import edges
 from undense.compiler.passes.fold import check_rate, fold
 from undense.compiler.passes.fuse import fuse
 from undense.compiler.passes.quantize import needs_calibration, quantize
@@ -18,7 +19,7 @@ from undense.compiler.verify import verify
 from undense.errors import DoesNotFit, UndenseError
 
 FLOAT_PASSES = (fuse,)
-INTEGER_PASSES = (sparse_encode,)  # then fold, which needs the target
+INTEGER_PASSES = (sparse_encode, edges)  # then fold, which needs the target
 BUNDLED_CALIBRATION = "calib_latents.npy"  # a model's calibration set, next to its .onnx file
 
 
@@ -84,9 +85,9 @@ def compile_graph(source: str | Path | onnx.ModelProto, calibration: np.ndarray 
     progress("fold")
     try:
         if chosen_target is None:
-            qgraph, chosen_target, choice = choose_target(qgraph, images_per_second)
+            qgraph, chosen_target, choice = choose_target(qgraph, images_per_second, calibration)
         else:
-            qgraph = fold(qgraph, chosen_target, images_per_second)
+            qgraph = fold(qgraph, chosen_target, images_per_second, calibration)
             choice = {"asked": target_name, "picked": target_name}
     except DoesNotFit as error:
         biggest = chosen_target or by_size()[-1]
@@ -102,7 +103,8 @@ def reached_rate(folded: QGraph, chosen: Target) -> float:
     return chosen.clock_mhz * 1e6 / max(node.fold.cycles for node in folded.nodes)
 
 
-def choose_target(encoded: QGraph, rate: float | None = None) -> tuple[QGraph, Target, dict]:
+def choose_target(encoded: QGraph, rate: float | None = None,
+                  samples: np.ndarray | None = None) -> tuple[QGraph, Target, dict]:
     """`--target auto`: the smallest target (Target.size) that holds the design at the throughput asked for
     (`rate`, images per second) or, with none asked, at the highest throughput any target gives it, so that the
     pick costs no speed. Each target is tried as if it had been named; the record says how each fared."""
@@ -110,7 +112,7 @@ def choose_target(encoded: QGraph, rate: float | None = None) -> tuple[QGraph, T
     for candidate in by_size():
         entry = {"target": candidate.name, "device": candidate.device, "clock_mhz": candidate.clock_mhz}
         try:
-            folded = fold(encoded, candidate, rate)
+            folded = fold(encoded, candidate, rate, samples)
         except UndenseError as error:  # too big for it, or too slow at its clock for the rate asked
             errors[candidate.name] = error
             tried.append(({**entry, "fits": False, "fast_enough": False, "why": str(error)}, None))
@@ -144,14 +146,14 @@ def what_would_fit(graph, encoded: QGraph, calibration, bits: int, layer_bits: d
     `encoded` (the model as quantized and encoded at `bits`)."""
     for fewer in range(bits - 1, 1, -1):
         try:
-            fold(sparse_encode(quantize(graph, calibration, fewer, layer_bits)), chosen)
+            fold(edges(sparse_encode(quantize(graph, calibration, fewer, layer_bits))), chosen, samples=calibration)
         except DoesNotFit:
             continue
         return f"at --bits {fewer} it fits"
     roomy = []
     for name, other in targets().items():
         try:
-            fold(encoded, other)
+            fold(encoded, other, samples=calibration)
         except DoesNotFit:
             continue
         roomy.append(name)

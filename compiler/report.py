@@ -12,12 +12,15 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
     if isinstance(node, QAdd):
         return {"name": node.name, "op": "add", "shape": [node.features], "nnz": 0, "density": 1.0,
                 "weight_bits": 0, "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe,
-                "cycles": node.fold.cycles, "activation": "identity", "acc_bits": None, "weight_memory_bits": 0,
+                "lanes": node.fold.lanes, "groups": node.fold.groups,
+                "cycles": node.fold.cycles, "cycles_p99": node.fold.cycles_p99, "activation": "identity", "acc_bits": None, "weight_memory_bits": 0,
                 "estimate": estimate}
     out_features, in_features = node.out_features, node.weight.in_features
     return {"name": node.name, "op": "dense", "shape": [out_features, in_features], "nnz": node.weight.nnz,
             "density": round(node.weight.nnz / (out_features * in_features), 6), "weight_bits": node.weight_bits,
-            "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "cycles": node.fold.cycles,
+            "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "lanes": node.fold.lanes,
+            "groups": node.fold.groups, "cycles": node.fold.cycles, "cycles_p99": node.fold.cycles_p99,
+            "input_events": graph.edges[node.input].sparse,
             "activation": node.activation,
             "acc_bits": node.acc_bits,
             "weight_memory_bits": sum(use.depth * use.width for use in cost.memories if use.name.endswith(".weights")),
@@ -43,6 +46,8 @@ def compile_report(graph: QGraph, target: Target, options: dict, calibration: di
         "estimate": total(costs),
         "capacity": target.capacity(),
         "predicted_cycles_per_image": cycles,
+        "predicted_cycles_per_image_p99": max(layer["cycles_p99"] for layer in layers),
+        "edges": {tensor: vars(edge) for tensor, edge in graph.edges.items()},
         "slowest_layer": slowest["name"],
         "predicted_images_per_second": round(target.clock_mhz * 1e6 / cycles, 1),
         "calibration": calibration,

@@ -1,9 +1,9 @@
 """What a folded layer costs in an FPGA before synthesis: LUT, FF, DSP and block RAM, per layer.
 
-The memories are listed exactly as the hardware builds them (hw/pe.py, hw/sparse_mvau.py,
-hw/requantizer.py), and the hardware marks each with the placement chosen here (`memory_style`), so Yosys
-puts it where this estimate says: DSP and block-RAM counts are exact, not guessed. LUTs and FFs come from
-a per-component model (see `logic`), calibrated against Yosys on the bundled model.
+The memories are the ones the unit's description lists (hw/dense_unit.py), and the hardware marks each with
+the placement chosen here (`memory_style`, decided once: `placement`), so Yosys puts it where this estimate
+says: DSP and block-RAM counts are exact, not guessed. LUTs and FFs come from a per-component model,
+calibrated against Yosys on the bundled model.
 """
 from dataclasses import dataclass
 from math import ceil
@@ -12,6 +12,7 @@ import numpy as np
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
+from undense.hw import dense_unit
 
 # Block RAM shapes (depth, width) with one write and one read port: ECP5 DP16KD, iCE40 SB_RAM40_4K.
 BRAM_SHAPES = {
@@ -28,7 +29,7 @@ SPRAM_MIN_BLOCKS = 4  # a weight memory that would take this many EBRs or more g
 DSP_MIN_PRODUCT = {"ecp5": 0, "ice40": 11}
 DISTRIBUTED_MAX_DEPTH = 64  # ECP5 RAMs this shallow go to LUT RAM, deeper ones (and every ROM) to block RAM
 LOGIC_MAX_BITS = 256        # iCE40 (no LUT RAM) memories this small go to flip-flops
-OUTPUT_FIFO_DEPTH = 16      # each layer's output FIFO, in values
+OUTPUT_FIFO_DEPTH = dense_unit.OUTPUT_FIFO_DEPTH
 LOADER_LUTS, LOADER_FFS = 16, 12  # each run-time-loaded memory's share of the weight loader (hw/weight_loader.py)
 
 
@@ -38,7 +39,9 @@ def memory_style(depth: int, width: int, family: str, rom: bool, weights: bool =
     if weights and family in SPRAM_SHAPE and bram_blocks(depth, width, family) >= SPRAM_MIN_BLOCKS:
         return "huge"
     if family == "ecp5":
-        return "block" if rom or depth > DISTRIBUTED_MAX_DEPTH else "distributed"
+        if depth > DISTRIBUTED_MAX_DEPTH:
+            return "block"
+        return "logic" if rom else "distributed"
     return "block" if depth * width > LOGIC_MAX_BITS else "logic"
 
 
@@ -94,6 +97,7 @@ class MemoryUse:
     style: str
     blocks: int  # block RAMs (0 unless style is "block")
     spram: int = 0  # SPRAMs (0 unless style is "huge")
+    rom: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,16 @@ class LayerCost:
         return {"name": self.name, **{resource: getattr(self, resource) for resource in RESOURCES}}
 
 
-def memory(name: str, depth: int, width: int, family: str, rom: bool = False, weights: bool = False) -> MemoryUse:
-    style = memory_style(depth, width, family, rom, weights)
+def memory(name: str, depth: int, width: int, family: str, rom: bool = False, weights: bool = False,
+           style: str | None = None) -> MemoryUse:
+    style = style or memory_style(depth, width, family, rom, weights)
     return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0,
-                     spram_blocks(depth, width, family) if style == "huge" else 0)
+                     spram_blocks(depth, width, family) if style == "huge" else 0, rom)
+
+
+def event_queue_depth(family: str | None) -> int:
+    """Each PE's queue of input events (ECP5's when no family is given: simulation only)."""
+    return dense_unit.EVENT_FIFO_DEPTH.get(family, dense_unit.EVENT_FIFO_DEPTH["ecp5"])
 
 
 def requant_shift_bits(node: QDense) -> int:
@@ -134,93 +144,104 @@ def code_bits(graph: QGraph, tensor: str, acc_bits: int = 0) -> int:
     return acc_bits if params is None else params.bits
 
 
-def dense_memories(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, family: str) -> list[MemoryUse]:
-    """Every memory of the layer's unit, as hw/ builds it."""
-    in_features, load = node.weight.in_features, np.maximum(node.weight.row_nnz, 1)
-    rows = np.bincount(pe_of_row, minlength=pe)
-    entries = np.bincount(pe_of_row, weights=load, minlength=pe).astype(int)
-    shift_bits = requant_shift_bits(node)
-    out_bits = code_bits(graph, node.output, node.acc_bits)
-    memories = []
-    for element in range(pe):
-        prefix = f"{node.name}.pe{element}"
-        memories += [
-            memory(f"{prefix}.weights", int(entries[element]), node.weight_bits + index_bits(in_features) + 1, family,
-                   rom=True, weights=True),
-            memory(f"{prefix}.inputs", 2 << index_bits(in_features), code_bits(graph, node.input), family),
-            memory(f"{prefix}.outputs", 2 << index_bits(int(rows[element])), node.acc_bits, family),
-        ]
-    row_width = index_bits(pe) + index_bits(int(rows.max())) + node.acc_bits + MULTIPLIER_BITS + 1 + shift_bits
-    memories.append(memory(f"{node.name}.rows", node.out_features, row_width, family, rom=True))
-    if node.table is not None:
-        memories.append(memory(f"{node.name}.requantizer.table", len(node.table), out_bits, family, rom=True))
-    memories.append(memory(f"{node.name}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, out_bits, family))
-    return memories
+def value_bits(graph: QGraph, tensor: str, acc_bits: int = 0) -> int:
+    """Bits of an event's value on `tensor`'s edge: its codes less the edge's offset."""
+    params = graph.quant[tensor]
+    if params is None:
+        return acc_bits
+    offset = graph.edges[tensor].offset if tensor in graph.edges else 0
+    low, high = params.qmin - offset, params.qmax - offset
+    return max(high.bit_length() + (low < 0), (-low - 1).bit_length() + 1 if low < 0 else 0, 1)
+
+
+def row_bits(node: QDense) -> int:
+    """A row's requantization constants (hw/requantizer.RequantParams.row_layout)."""
+    return node.acc_bits + MULTIPLIER_BITS + 1 + requant_shift_bits(node)
+
+
+def dense_memories(graph: QGraph, node: QDense, lanes: int, groups: int, family: str) -> list[MemoryUse]:
+    """Every memory of the layer's unit, as its description lists them (hw/dense_unit.py), placed. A PE's column
+    table is read in the cycle it is addressed, so it is always logic."""
+    table_bits = code_bits(graph, node.output, node.acc_bits)
+    listed = dense_unit.memories(node.dense_codes(), lanes, groups, node.weight_bits, value_bits(graph, node.input),
+                                 node.acc_bits, row_bits(node), value_bits(graph, node.output, node.acc_bits),
+                                 0 if node.table is None else len(node.table), table_bits, event_queue_depth(family))
+    return [memory(f"{node.name}.{use.name}", use.depth, use.width, family, use.rom, use.weights,
+                   "logic" if use.name.endswith(".columns") else None) for use in listed]
+
+
+def placement(graph: QGraph, node: QDense, family: str) -> dict[str, str]:
+    """Where each memory of the layer's unit goes, by its name within the unit (pe3.weights, g0.rows, ...)."""
+    return {use.name.removeprefix(f"{node.name}."): use.style
+            for use in dense_memories(graph, node, node.fold.lanes, node.fold.groups, family)}
 
 
 def read_mux_luts(use: MemoryUse) -> int:
-    """LUT4s that select a word of a memory built from 16-deep LUT RAMs, or from flip-flops: there, about one
-    a stored bit, with the write enables (measured on iCE40 FIFOs of 4 to 32 words: 35 to 292 LUTs)."""
+    """LUT4s that select a word of a memory built from 16-deep LUT RAMs, from LUTs (a ROM) or from flip-flops:
+    there, about one a stored bit, with the write enables (measured on iCE40 FIFOs of 4 to 32 words: 35 to 292
+    LUTs)."""
     if use.style == "logic":
-        return use.width * (use.depth - 1)
+        return use.width * max(1, ceil(use.depth / 8)) if use.rom else use.width * (use.depth - 1)
     return use.width * max(0, ceil(use.depth / 16) - 1) if use.style == "distributed" else 0
 
 
-def dense_cost(graph: QGraph, node: QDense, pe_of_row: np.ndarray, pe: int, family: str) -> LayerCost:
-    """The layer's unit (hw/sparse_mvau.py) on `pe` elements with rows placed by `pe_of_row`.
+def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str) -> LayerCost:
+    """The layer's unit (hw/event_dense.py) on a grid of lanes x groups PEs.
 
     LUT and FF model, per component, counting registers bit by bit and logic by the operator it maps to:
-    an adder or comparator of n bits is about n LUT4s, a 2:1 multiplexer of n bits n/2 (ECP5's wide-mux cells
-    take the rest). Memories that go to flip-flops (iCE40's small ones) count as FFs and their read mux.
+    an adder or comparator of n bits is about n LUT4s, a 2:1 multiplexer of n bits n/2. Memories that go to
+    flip-flops (iCE40's small RAMs) count as FFs and their read mux; ROMs in logic as LUTs.
     """
-    memories = dense_memories(graph, node, pe_of_row, pe, family)
-    in_bits, out_bits = code_bits(graph, node.input), code_bits(graph, node.output, node.acc_bits)
+    memories = dense_memories(graph, node, lanes, groups, family)
+    in_bits = value_bits(graph, node.input)
+    out_bits = value_bits(graph, node.output, node.acc_bits)
     w, acc = node.weight_bits, node.acc_bits
-    rows = np.bincount(pe_of_row, minlength=pe)
-    entries = np.bincount(pe_of_row, weights=np.maximum(node.weight.row_nnz, 1), minlength=pe).astype(int)
-    column = index_bits(node.weight.in_features)
     raw = node.multiplier is None
     shift_bits = requant_shift_bits(node)
+    steps = dense_unit.drain_cycles(node.out_features, groups)
     lut = ff = 0
-    for element in range(pe):
-        entry_bits, row_bits = index_bits(int(entries[element])) + 1, index_bits(int(rows[element]))
-        lut += 2 * entry_bits + 2 * row_bits + acc + 34
-        ff += entry_bits + (w + column + 1) + (w + 1) + (w + in_bits + 1) + (w + in_bits + 2) + acc + row_bits + 8
-        ff += acc + row_bits + 2  # its output memory's read register, read address and enable
-    row_width = next(use.width for use in memories if use.name == f"{node.name}.rows")
-    lut += acc * (pe - 1) + 3 * index_bits(node.out_features) + 2 * column + 24  # streamer, loader, bank flags
-    ff += 2 * row_width + acc + index_bits(node.out_features) + column + 16
-    lut += 40 + out_bits  # output FIFO
-    ff += 2 * out_bits + 12
+    for use in memories:
+        if use.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
+            entry_bits, column = index_bits(use.depth), use.width - w
+            lut += 3 * entry_bits + 2 * acc + column + in_bits + 20
+            ff += 3 * entry_bits + 2 * in_bits + use.width + acc + column + 2 * index_bits(column + 1) + 16
+            lut += 12 + in_bits + index_bits(use.depth)  # its event queue's pointers and the fork's share
+            ff += 2 * index_bits(event_queue_depth(family)) + in_bits + index_bits(use.depth) + 4
+    lut += groups * (lanes - 1) * acc + 3 * index_bits(steps) + 30  # adder trees, drain counters
+    ff += groups * (2 * lanes - 1) * acc + groups * row_bits(node) + 2 * index_bits(steps) + 10
+    lut += groups * (40 + 2 * out_bits)  # output queues and the nonzero test
+    ff += groups * (2 * out_bits + index_bits(steps) + 12)
     if not raw:
         product = acc + MULTIPLIER_BITS + 2
         splits = acc > product_slice_bits(family)
         shifted = product - requant_shift_base(node)  # the constant part of the shift is wiring
-        lut += shifted * (shift_bits + 3) + product * splits + 2 * out_bits
-        lut += shifted + product // 3  # the sticky bit of half-to-even: the bits below the half, masked, OR-ed
+        per_group = shifted * (shift_bits + 3) + product * splits + 2 * out_bits + shifted + product // 3
         top = acc % product_slice_bits(family)
         if splits and 0 < top <= LUT_SLICE_BITS:  # the top slice's shifted adds
-            lut += top * (MULTIPLIER_BITS + 1 + top)
-        ff += acc + row_width + 2 * product + out_bits + 9
+            per_group += top * (MULTIPLIER_BITS + 1 + top)
+        lut += groups * per_group
+        ff += groups * (acc + row_bits(node) + 2 * product + out_bits + 9)
     for use in memories:
         lut += read_mux_luts(use)
         if loaded_at_run_time(use.style):  # the address shared by loading and reading; a share of the loader
             lut += index_bits(use.depth) + LOADER_LUTS
             ff += LOADER_FFS
-        if use.style == "logic":
+        if use.style == "logic" and not use.rom:
             ff += use.depth * use.width
-    dsp = pe * dsp_blocks(w, in_bits + 1, family)
+    pe = lanes * groups
+    dsp = pe * dsp_blocks(w, in_bits, family)
     if dsp == 0:  # the MACs' multipliers are in logic
-        lut += pe * w * (in_bits + 1)
+        lut += pe * w * in_bits
     if not raw:
-        dsp += requantizer_dsps(acc, family)
+        dsp += groups * requantizer_dsps(acc, family)
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
 
 
 def skip_fifo_depth(layers_skipped: int, features: int) -> int:
-    """Values a skip connection must hold while the long path works: every layer it skips can hold about
-    five images (two input banks, the one it computes, two output banks) and a small output FIFO."""
-    return layers_skipped * (5 * features + OUTPUT_FIFO_DEPTH) + 2
+    """Events a lane of a skip connection must hold while the long path works (`features`: positions per lane):
+    every layer it skips can hold about five images (its PEs' queues, the bank they fill, the bank it drains,
+    its output queues) and the queues themselves."""
+    return layers_skipped * (5 * features + OUTPUT_FIFO_DEPTH + max(dense_unit.EVENT_FIFO_DEPTH.values())) + 2
 
 
 def layer_depths(graph: QGraph) -> dict[str, int]:
@@ -235,33 +256,37 @@ def skip_fifos(graph: QGraph, node: QAdd) -> dict[str, int]:
     """The Add's inputs that arrive by a shorter path, with the FIFO depth each needs (hw/top.py builds them)."""
     depth = layer_depths(graph)
     longest = max(depth[tensor] for tensor in node.inputs)
-    return {tensor: skip_fifo_depth(longest - depth[tensor], node.features)
+    lanes = graph.edges[node.output].lanes if node.output in graph.edges else 1
+    return {tensor: skip_fifo_depth(longest - depth[tensor], -(-node.features // lanes))
             for tensor in node.inputs if depth[tensor] < longest}
 
 
-def add_cost(graph: QGraph, node: QAdd, family: str) -> LayerCost:
-    """An elementwise Add (hw/elementwise.py): two rescaling multipliers, the sum, rounding and clamp; and the
-    FIFO on its shorter input."""
-    bits = [code_bits(graph, name) for name in node.inputs]
+def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCost:
+    """An elementwise Add (hw/elementwise.py), per lane: the merge, two rescaling multipliers, the sum, rounding
+    and clamp; and the FIFO on its shorter input."""
+    bits = [value_bits(graph, name) for name in node.inputs]
     out_bits = node.requant.bits
+    position = index_bits(-(-node.features // lanes))
     total = max(bits) + MULTIPLIER_BITS + 4
-    dsp = sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
-    memories = tuple(memory(f"{node.name}_skip.storage", depth - 1, code_bits(graph, tensor), family)
-                     for tensor, depth in skip_fifos(graph, node).items())
-    lut = 3 * total + 2 * out_bits + 8 + node.shift // 3 + sum(read_mux_luts(use) + 30 for use in memories)
-    ff = out_bits + 4 + sum(use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width
-                            for use in memories)
+    dsp = lanes * sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
+    memories = tuple(memory(f"{node.name}_skip{lane}.storage", depth - 1, value_bits(graph, tensor) + position + 1,
+                            family)
+                     for tensor, depth in skip_fifos(graph, node).items() for lane in range(lanes))
+    lut = lanes * (3 * total + 3 * out_bits + 2 * position + 8 + node.shift // 3)
+    lut += sum(read_mux_luts(use) + 30 for use in memories)
+    ff = lanes * (out_bits + position + 4) + sum(
+        use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width for use in memories)
     return LayerCost(node.name, lut=lut, ff=ff, dsp=dsp, bram=sum(use.blocks for use in memories), memories=memories)
 
 
-def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, pe: int | None = None,
-               pe_of_row: np.ndarray | None = None) -> LayerCost:
-    """What a layer costs as folded, or on `pe` elements with rows placed by `pe_of_row`."""
+def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, lanes: int | None = None,
+               groups: int | None = None) -> LayerCost:
+    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs."""
     if isinstance(node, QAdd):
-        return add_cost(graph, node, family)
-    if pe is None:
-        pe, pe_of_row = node.fold.pe, node.fold.pe_of_row
-    return dense_cost(graph, node, pe_of_row, pe, family)
+        return add_cost(graph, node, family, lanes or node.fold.lanes)
+    if lanes is None:
+        lanes, groups = node.fold.lanes, node.fold.groups
+    return dense_cost(graph, node, lanes, groups, family)
 
 
 RESOURCES = ("lut", "ff", "dsp", "bram", "spram")

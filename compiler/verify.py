@@ -36,8 +36,9 @@ def verify(graph: Graph | QGraph, pass_name: str) -> None:
             if node.table is not None:
                 _check(len(node.table) == 1 << node.requant.bits, pass_name, f"{node.name}: table size")
             if node.fold is not None:
-                _check(len(node.fold.pe_of_row) == codes.shape[0] and node.fold.pe_of_row.max() < node.fold.pe,
-                       pass_name, f"{node.name}: a row is assigned to no processing element")
+                _check(1 <= node.fold.groups <= codes.shape[0] and 1 <= node.fold.lanes <= codes.shape[1],
+                       pass_name, f"{node.name}: a grid of {node.fold.lanes} x {node.fold.groups} PEs for a "
+                       f"{codes.shape[0]} x {codes.shape[1]} layer")
         else:
             _check(features[0] == features[1] == graph.sizes[node.output], pass_name, f"{node.name}: sizes differ")
     _check(graph.output in defined, pass_name, "the graph output is never computed")

@@ -1,45 +1,44 @@
-"""One processing element of the sparse matrix-vector-activation unit.
+"""One processing element of the event-driven Dense unit: input events in, its rows' partial sums out.
 
-It owns the rows the compiler assigned to it and computes them one after the
-other, one nonzero weight per cycle:
+For each input event (position c on its lane, value x) it looks up where column c's weights start and how many
+there are (its column table), then issues them one a cycle: read (w, row), multiply, and add w * x into the
+accumulator of that row, read-modify-write. The read of one entry and the write of the one before it meet in
+the same cycle; the accumulator's read port is transparent for its write port, so a row met twice in a row
+reads the value just written: no hazard, no stall.
 
-    acc = sum(w * x[column])
-
-and writes each row's accumulator into its output memory. Bias, requantization
-and activation happen once per layer, in the unit's streamer (hw/requantizer.py),
-as the rows leave in order: one requantizer per layer instead of one per PE.
-It keeps its own copy of the layer's input (two banks, so the next image loads
-while this one computes) and its own output memory (two banks, read by the
-unit's output streamer).
-
-The weight memory holds (value, column, last-of-row) for every nonzero, row by
-row; a row with no nonzero holds one zero entry, so it costs one cycle. It is a
-ROM, except where the compiler placed it in SPRAM (the iCE40 UP5K's big
-single-port RAM, which the bitstream cannot initialise): then it starts empty,
-and the words of `weight_words` arrive on the load port before the first image.
+The accumulators have two banks: the image after the last event of an image goes into the other bank while
+the unit drains this one (reading each row, and clearing it a cycle later). `full[b]` says bank b holds a
+finished image; the unit's `release[b]` empties it. The weight memory is a ROM, except where the compiler
+placed it in SPRAM (the iCE40 UP5K): then its words arrive on the load port before the first image.
 """
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import loaded_at_run_time, yosys_attrs
+from undense.hw.dense_unit import Block
+
+
+def event_layout(positions: int, value_shape) -> data.StructLayout:
+    """An event on a lane: a position there, a value (a code less its edge's offset), and end of image."""
+    return data.StructLayout({"index": unsigned(index_bits(positions)), "value": value_shape, "last": 1})
 
 
 @dataclass(frozen=True)
 class PEParams:
     """Everything a PE needs, as plain numbers: no ONNX, no compiler objects."""
 
-    entries: tuple[tuple[int, int, bool], ...]  # (weight code, input column, last of its row)
-    row_count: int                               # the rows it computes, one accumulator each
-    in_features: int
-    in_shape: object                             # Amaranth shape of an input code
+    block: Block        # its weights, column by column (hw/dense_unit.py)
+    columns: int        # its lane's positions
+    positions: int      # positions of the widest lane: the event's index width
+    value_shape: object  # Amaranth shape of an event's value
     weight_bits: int
     acc_bits: int
-    styles: dict[str, str] | None = None        # placement of "weights", "inputs", "outputs" (compiler/resources)
+    styles: dict[str, str] | None = None  # placement of "weights", "columns", "acc0", "acc1" (compiler/resources)
 
     @property
     def loaded_weights(self) -> bool:
@@ -47,13 +46,18 @@ class PEParams:
         return loaded_at_run_time((self.styles or {}).get("weights"))
 
     def entry_layout(self) -> data.StructLayout:
-        return data.StructLayout({"value": signed(self.weight_bits), "column": unsigned(index_bits(self.in_features)),
-                                  "last": 1})
+        return data.StructLayout({"value": signed(self.weight_bits), "row": unsigned(index_bits(self.block.rows))})
+
+    def column_layout(self) -> data.StructLayout:
+        return data.StructLayout({"start": unsigned(index_bits(len(self.block.entries))),
+                                  "extra": unsigned(index_bits(max(self.block.counts)))})
+
+    def style(self, memory: str) -> dict[str, str]:
+        return yosys_attrs((self.styles or {}).get(memory))
 
 
 def weight_entries(params: PEParams) -> list[dict]:
-    """The weight memory's contents, entry by entry, as its layout's fields."""
-    return [{"value": v, "column": c, "last": int(last)} for v, c, last in params.entries]
+    return [{"value": value, "row": row} for value, row in params.block.entries]
 
 
 def weight_words(params: PEParams) -> list[int]:
@@ -65,109 +69,100 @@ def weight_words(params: PEParams) -> list[int]:
 class ProcessingElement(wiring.Component):
     def __init__(self, params: PEParams):
         self.params = params
-        load = {"load_addr": In(index_bits(len(params.entries))), "load_data": In(params.entry_layout()),
-                "load_en": In(1)} if params.loaded_weights else {}
+        p = params
+        load = {"load_addr": In(index_bits(len(p.block.entries))), "load_data": In(p.entry_layout()),
+                "load_en": In(1)} if p.loaded_weights else {}
         super().__init__({
             **load,
-            "start": In(1),           # pulse: compute the image in bank `bank`
-            "bank": In(1),
-            "busy": Out(1),           # high from start until the last row is in the output memory
-            "in_wr_addr": In(index_bits(params.in_features) + 1),  # bank, then index
-            "in_wr_data": In(params.in_shape),
-            "in_wr_en": In(1),
-            "out_rd_addr": In(index_bits(params.row_count) + 1),
-            "out_rd_en": In(1),
-            "out_rd_data": Out(signed(params.acc_bits)),
+            "i": In(stream.Signature(event_layout(p.positions, p.value_shape))),
+            "full": Out(2),            # bank b holds a finished image
+            "release": In(2),          # pulse: bank b has been drained
+            "drain_bank": In(1),
+            "drain_addr": In(index_bits(p.block.rows)),
+            "drain_en": In(1),
+            "drain_data": Out(signed(p.acc_bits)),  # the row asked for the cycle before
             # one-cycle strobes of the events the power model counts
-            "weight_read": Out(1),    # a weight entry (and the input it names) was read
-            "mac": Out(1),            # a nonzero weight was multiplied and accumulated
-            "result_write": Out(1),   # a finished row went into the output memory
+            "weight_read": Out(1),
+            "mac": Out(1),
+            "taken": Out(1),
         })
 
-    def attrs(self, memory: str) -> dict[str, str]:
-        return yosys_attrs((self.params.styles or {}).get(memory))
-
     def elaborate(self, platform):
-        p = self.params
         m = Module()
+        self.issue(m)
+        return m
+
+    def issue(self, m: Module):
+        """Take events and issue their weight entries, one a cycle; then multiply and accumulate."""
+        p = self.params
         entry_layout = p.entry_layout()
-        m.submodules.weights = weights = Memory(
-            shape=entry_layout, depth=len(p.entries),
-            init=[] if p.loaded_weights else weight_entries(p),
-            attrs=self.attrs("weights"))
-        # banks are the top address bit: no adder in front of a memory
-        in_index_bits, out_index_bits = index_bits(p.in_features), index_bits(p.row_count)
-        m.submodules.inputs = inputs = Memory(shape=p.in_shape, depth=2 << in_index_bits, init=[],
-                                              attrs=self.attrs("inputs"))
-        m.submodules.outputs = outputs = Memory(shape=signed(p.acc_bits), depth=2 << out_index_bits, init=[],
-                                                attrs=self.attrs("outputs"))
+        m.submodules.columns = columns = Memory(
+            shape=p.column_layout(), depth=p.columns, attrs=p.style("columns"),
+            init=[{"start": start, "extra": count - 1} for start, count in zip(p.block.starts, p.block.counts,
+                                                                                strict=True)])
+        m.submodules.weights = weights = Memory(shape=entry_layout, depth=len(p.block.entries),
+                                                init=[] if p.loaded_weights else weight_entries(p),
+                                                attrs=p.style("weights"))
+        column = columns.read_port(domain="comb")
+        bank, full = Signal(), self.full
+        valid, address, left, value, entry_bank, image_end = (
+            Signal(), Signal.like(column.data.start), Signal.like(column.data.extra), Signal(p.value_shape),
+            Signal(), Signal())
+        free = ~valid | (left == 0)
+        m.d.comb += [column.addr.eq(self.i.payload.index),
+                     self.i.ready.eq(free & ~Mux(bank, full[1], full[0])),
+                     self.taken.eq(self.i.valid & self.i.ready)]
+        with m.If(self.taken):
+            m.d.sync += [valid.eq(1), address.eq(column.data.start), left.eq(column.data.extra),
+                         value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
+            with m.If(self.i.payload.last):
+                m.d.sync += bank.eq(~bank)
+        with m.Elif(valid & (left != 0)):
+            m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
+        with m.Elif(valid):
+            m.d.sync += valid.eq(0)
 
-        in_wr = inputs.write_port()
-        m.d.comb += [in_wr.addr.eq(self.in_wr_addr), in_wr.data.eq(self.in_wr_data), in_wr.en.eq(self.in_wr_en)]
-        out_rd = outputs.read_port()
-        m.d.comb += [out_rd.addr.eq(self.out_rd_addr), out_rd.en.eq(self.out_rd_en), self.out_rd_data.eq(out_rd.data)]
-
-        # stage 0: issue the weight entries, one a cycle
         weight_rd = weights.read_port()
-        entry = Signal(range(len(p.entries) + 1))
-        issuing = Signal()
-        bank = Signal()
         if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
             weight_wr = weights.write_port()
-            address = Signal.like(weight_rd.addr)
-            m.d.comb += [address.eq(Mux(self.load_en, self.load_addr, entry)), weight_wr.addr.eq(address),
+            shared = Signal.like(weight_rd.addr)
+            m.d.comb += [shared.eq(Mux(self.load_en, self.load_addr, address)), weight_wr.addr.eq(shared),
                          weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
-                         weight_rd.addr.eq(address), weight_rd.en.eq(~self.load_en)]
+                         weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
         else:
-            m.d.comb += [weight_rd.addr.eq(entry), weight_rd.en.eq(1)]
-        with m.If(self.start):
-            m.d.sync += [entry.eq(0), issuing.eq(1), bank.eq(self.bank)]
-        with m.Elif(issuing):
-            m.d.sync += entry.eq(entry + 1)
-            with m.If(entry == len(p.entries) - 1):
-                m.d.sync += issuing.eq(0)
+            m.d.comb += [weight_rd.addr.eq(address), weight_rd.en.eq(1)]
 
-        # stage 1: the entry is out of memory: register it
-        valid1, valid2, entry2 = Signal(), Signal(), Signal(entry_layout)
-        m.d.sync += [valid1.eq(issuing & ~self.start), valid2.eq(valid1), entry2.eq(weight_rd.data)]
+        # 1: the entry is out of memory; 2: registered (a block RAM's output is slow), accumulator read issued;
+        # 3: product and accumulator meet, the sum is written back
+        valid1, value1, bank1, end1 = Signal(), Signal(p.value_shape), Signal(), Signal()
+        m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & (left == 0))]
         m.d.comb += self.weight_read.eq(valid1)
+        valid2, entry2, value2, bank2, end2 = Signal(), Signal(entry_layout), Signal(p.value_shape), Signal(), Signal()
+        m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
+        m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
+        valid3, product3, row3, bank3, end3 = (Signal(), Signal(signed(p.acc_bits)), Signal.like(entry2.row),
+                                               Signal(), Signal())
+        m.d.sync += [valid3.eq(valid2), product3.eq(entry2.value * value2), row3.eq(entry2.row), bank3.eq(bank2),
+                     end3.eq(valid2 & end2)]
 
-        # stage 2: read the input it names
-        input_rd = inputs.read_port()
-        m.d.comb += [input_rd.addr.eq(Cat(entry2.column, bank)), input_rd.en.eq(1)]
-
-        # stage 3: the input is out of memory: register it (a block RAM's output is slow)
-        valid3, value3, last3 = Signal(), Signal(signed(p.weight_bits)), Signal()
-        m.d.sync += [valid3.eq(valid2), value3.eq(entry2.value), last3.eq(entry2.last)]
-        valid4, value4, last4, input4 = Signal(), Signal(signed(p.weight_bits)), Signal(), Signal(p.in_shape)
-        m.d.sync += [valid4.eq(valid3), value4.eq(value3), last4.eq(last3), input4.eq(input_rd.data)]
-
-        # stage 4: multiply (stage 5 holds the product)
-        valid5, last5 = Signal(), Signal()
-        product5 = Signal(signed(p.weight_bits + p.in_shape.width + 1))
-        m.d.sync += [valid5.eq(valid4), last5.eq(last4), product5.eq(value4 * input4)]
-        m.d.comb += self.mac.eq(valid4 & (value4 != 0))
-
-        # stage 5: accumulate; at the end of a row write the sum to the output memory
-        acc, row_start = Signal(signed(p.acc_bits)), Signal(init=1)
-        total = Mux(row_start, 0, acc) + product5
-        with m.If(self.start):
-            m.d.sync += row_start.eq(1)
-        with m.Elif(valid5):
-            m.d.sync += [acc.eq(total), row_start.eq(last5)]
-
-        write_en, out_row = Signal(), Signal(out_index_bits)
-        m.d.comb += [write_en.eq(valid5 & last5 & ~self.start), self.result_write.eq(write_en)]
-        out_wr = outputs.write_port()
-        m.d.comb += [out_wr.addr.eq(Cat(out_row, bank)), out_wr.data.eq(total), out_wr.en.eq(write_en)]
-        with m.If(self.start):
-            m.d.sync += out_row.eq(0)
-        with m.Elif(write_en):
-            m.d.sync += out_row.eq(out_row + 1)
-
-        # busy until the last row is written
-        with m.If(self.start):
-            m.d.sync += self.busy.eq(1)
-        with m.Elif(write_en & (out_row == p.row_count - 1)):
-            m.d.sync += self.busy.eq(0)
-        return m
+        # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later)
+        clear, clear_addr, clear_bank = Signal(), Signal.like(self.drain_addr), Signal()
+        m.d.sync += [clear.eq(self.drain_en), clear_addr.eq(self.drain_addr), clear_bank.eq(self.drain_bank)]
+        data_out = []
+        for index in range(2):
+            m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
+                                                       attrs=p.style(f"acc{index}"))
+            write = acc.write_port()
+            read = acc.read_port(transparent_for=[write])
+            draining, clearing = self.drain_en & (self.drain_bank == index), clear & (clear_bank == index)
+            m.d.comb += [read.addr.eq(Mux(draining, self.drain_addr, entry2.row)), read.en.eq(1),
+                         write.addr.eq(Mux(clearing, clear_addr, row3)),
+                         write.data.eq(Mux(clearing, 0, read.data + product3)),
+                         write.en.eq(clearing | (valid3 & (bank3 == index)))]
+            data_out.append(read.data)
+        m.d.comb += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))
+        for index in range(2):
+            with m.If(self.release[index]):
+                m.d.sync += full[index].eq(0)
+            with m.Elif(valid3 & end3 & (bank3 == index)):
+                m.d.sync += full[index].eq(1)

@@ -1,34 +1,37 @@
 """The accelerator's top level, assembled from a compiled graph: the only hardware module that reads
-compiler output. One input stream (the latent codes, one a cycle), one output stream (the pixel codes),
-and where weights sit in SPRAM (iCE40 UP5K) a byte stream `w` that must deliver `weight_bytes` first.
+compiler output. One input stream (the latent codes, one a cycle), one output stream (the pixel codes, as many
+a transfer as the output layer has groups), and where weights sit in SPRAM (iCE40 UP5K) a byte stream `w` that
+must deliver `weight_bytes` first.
 
-Each Dense layer is a SparseMVAU named after its ONNX layer, so the names survive into the Verilog.
+Each layer's unit is named after its ONNX layer, so the names survive into the Verilog.
 """
 import re
 
 import numpy as np
-from amaranth import Cat, Module, signed, unsigned
+from amaranth import Cat, Module, Shape, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.resources import (
-    dense_memories,
+    event_queue_depth,
     memory_style,
     product_slice_bits,
     requant_shift_base,
     requant_shift_bits,
     skip_fifos,
 )
+from undense.hw.dense_unit import block, positions
+from undense.hw.edges import Indexer, Packer
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
-from undense.hw.elementwise import ElementwiseAdd
+from undense.hw.elementwise import AddParams, ElementwiseAdd
+from undense.hw.event_dense import EVENT_BITS, DenseParams, EventDense, GroupRows
+from undense.hw.event_dense import EVENTS as DENSE_EVENTS
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, weight_words
 from undense.hw.requantizer import RequantParams
-from undense.hw.sparse_mvau import EVENT_BITS, OutputRow, SparseMVAU
-from undense.hw.sparse_mvau import EVENTS as MVAU_EVENTS
 from undense.hw.stream_register import StreamRegister
 from undense.hw.weight_loader import LOAD_PORT_BITS, WeightLoader, load_bytes
 
@@ -47,52 +50,65 @@ def verilog_name(name: str) -> str:
     return cleaned if not cleaned[0].isdigit() else f"l_{cleaned}"
 
 
-def mvau_for(graph: QGraph, node: QDense, count_events: bool = False, family: str | None = None) -> SparseMVAU:
-    """The unit of one Dense layer: each PE's entries, where each output row lives, how it is requantized.
+def value_shape(graph: QGraph, tensor: str, acc_bits: int = 0):
+    """The Amaranth shape of the values of `tensor`'s events: its codes less its edge's offset."""
+    params, offset = graph.quant[tensor], graph.edges[tensor].offset
+    if params is None:
+        return signed(acc_bits)
+    return Shape.cast(range(params.qmin - offset, params.qmax - offset + 1))
 
-    For an FPGA `family`, each memory is pinned where the compiler's resource estimate puts it."""
-    weight, fold = node.weight, node.fold
-    styles = {} if family is None else {
-        use.name.removeprefix(f"{node.name}."): use.style
-        for use in dense_memories(graph, node, fold.pe_of_row, fold.pe, family)}
+
+def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> DenseParams:
+    """Every number the unit of one Dense layer needs. The unit adds w x (value - offset) over the events, so the
+    bias takes back what the input's offset removed; sums wrap at acc_bits, exact since the result fits. For an
+    FPGA `family`, each memory is pinned where the compiler's resource estimate puts it."""
+    fold, codes = node.fold, node.dense_codes()
+    lanes, groups = fold.lanes, fold.groups
+    styles = {} if family is None else node.fold.placement
     raw = node.multiplier is None
-    pes, rows = [], [None] * node.out_features
-    in_shape = code_shape(graph.quant[node.input])
-    for element in range(fold.pe):
-        owned = np.flatnonzero(fold.pe_of_row == element)
-        entries = []
-        for position, row in enumerate(owned):
-            rows[row] = OutputRow(element, position, int(node.bias[row]), 0 if raw else int(node.multiplier[row]),
+    in_offset = graph.edges[node.input].offset
+    bias = wrapped(node.bias + codes.sum(axis=1) * in_offset, node.acc_bits)
+    in_shape = value_shape(graph, node.input)
+    positions_in = -(-codes.shape[1] // lanes)
+    pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
+                         positions_in, in_shape, node.weight_bits, node.acc_bits,
+                         {memory: styles.get(f"pe{lane * groups + group}.{memory}")
+                          for memory in ("weights", "columns", "acc0", "acc1")})
+                for lane in range(lanes) for group in range(groups))
+    rows = tuple(GroupRows(tuple((int(bias[row]), 0 if raw else int(node.multiplier[row]),
                                   0 if raw else int(node.shift[row]))
-            start, end = weight.row_ptr[row], weight.row_ptr[row + 1]
-            if start == end:
-                entries.append((0, 0, True))
-            for k in range(start, end):
-                entries.append((int(weight.values[k]), int(weight.columns[k]), k == end - 1))
-        pes.append(PEParams(entries=tuple(entries), row_count=len(owned), in_features=weight.in_features,
-                            in_shape=in_shape, weight_bits=node.weight_bits, acc_bits=node.acc_bits,
-                            styles={memory: styles.get(f"pe{element}.{memory}")
-                                    for memory in ("weights", "inputs", "outputs")}))
+                                 for row in range(group, node.out_features, groups))) for group in range(groups))
+    out = graph.edges[node.output]
+    table_style = next((style for name, style in styles.items() if name.endswith("requantizer.table")), None)
     requant = RequantParams(
         acc_bits=node.acc_bits, out_shape=code_shape(graph.quant[node.output], node.acc_bits),
         shift_bits=requant_shift_bits(node), shift_base=requant_shift_base(node),
         zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
         table=None if node.table is None else tuple(int(v) for v in node.table),
-        table_offset=0 if raw else node.requant.qmin, table_style=styles.get("requantizer.table"),
+        table_offset=0 if raw else node.requant.qmin, table_style=table_style,
         slice_bits=product_slice_bits(family))
-    return SparseMVAU(pes, rows, requant, in_shape, count_events, styles.get("rows"), styles.get("fifo.storage"))
+    return DenseParams(lanes, groups, codes.shape[1], node.out_features, pes, rows, requant, in_shape,
+                       value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
+                       event_queue_depth(family), styles)
 
 
-def add_unit(graph: QGraph, node: QAdd, count_events: bool = False) -> ElementwiseAdd:
-    q = node.requant
-    return ElementwiseAdd(code_shape(graph.quant[node.inputs[0]]), code_shape(graph.quant[node.inputs[1]]),
-                          code_shape(q), node.zero_points, node.multipliers, node.shift, q.zero_point,
-                          (q.qmin, q.qmax), count_events)
+def wrapped(values: np.ndarray, bits: int) -> np.ndarray:
+    """Integers as two's complement `bits`-bit values."""
+    half = 1 << (bits - 1)
+    return (values + half) % (2 * half) - half
+
+
+def add_params(graph: QGraph, node: QAdd) -> AddParams:
+    q, edges = node.requant, [graph.edges[tensor] for tensor in node.inputs]
+    out = graph.edges[node.output]
+    return AddParams(out.lanes, node.features, tuple(value_shape(graph, t) for t in node.inputs),
+                     tuple(edge.offset for edge in edges), node.zero_points, node.multipliers, node.shift,
+                     q.zero_point, (q.qmin, q.qmax), value_shape(graph, node.output), out.offset, out.sparse)
 
 
 def unit_events(node: QDense | QAdd) -> tuple[str, ...]:
     """The events the unit of this layer counts."""
-    return MVAU_EVENTS if isinstance(node, QDense) else ADD_EVENTS
+    return DENSE_EVENTS if isinstance(node, QDense) else ADD_EVENTS
 
 
 def event_ports(graph: QGraph) -> dict[str, tuple[str, str]]:
@@ -101,9 +117,15 @@ def event_ports(graph: QGraph) -> dict[str, tuple[str, str]]:
             for node in graph.nodes for event in unit_events(node)}
 
 
+def output_lanes(graph: QGraph) -> int:
+    """Codes per transfer on the output stream."""
+    return graph.edges[graph.output].lanes
+
+
 class Accelerator(wiring.Component):
-    """The graph's layers joined by streams: forks where a tensor feeds several layers, and a FIFO on
-    the short side of every residual Add, deep enough for the long side's latency."""
+    """The graph's layers joined by event lanes: forks where a tensor feeds several layers, and FIFOs on the
+    short side of every residual Add, deep enough for the long side's latency. The input takes one code a
+    cycle; the output gives `output_lanes` codes a transfer, in index order."""
 
     def __init__(self, graph: QGraph, count_events: bool = False, family: str | None = None):
         """With `count_events`, every layer counts its activity onto top-level ports (event_ports); for an
@@ -111,21 +133,23 @@ class Accelerator(wiring.Component):
         self.family = family
         self.graph = graph
         self.count_events = count_events
-        self.units = {node.name: mvau_for(graph, node, count_events, family) if isinstance(node, QDense)
-                      else add_unit(graph, node, count_events) for node in graph.nodes}
+        self.units = {node.name: EventDense(dense_params(graph, node, family), count_events)
+                      if isinstance(node, QDense) else ElementwiseAdd(add_params(graph, node), count_events)
+                      for node in graph.nodes}
         last = graph.nodes[-1]
+        self.out_code = code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0))
         counters = {port: Out(EVENT_BITS) for port in event_ports(graph)} if count_events else {}
         weights = {"w": In(stream.Signature(LOAD_PORT_BITS))} if self.loaded_weights() else {}
         super().__init__({
             "i": In(stream.Signature(code_shape(graph.quant[graph.input]))),
-            "o": Out(stream.Signature(code_shape(graph.quant[graph.output], getattr(last, "acc_bits", 0)))),
+            "o": Out(stream.Signature(unsigned(output_lanes(graph) * self.out_code.width))),
             **weights,
             **counters,
         })
 
     def loaded_weights(self) -> list[PEParams]:
         """The PEs whose weights the `w` stream loads, in the order it loads them."""
-        return [params for unit in self.units.values() if isinstance(unit, SparseMVAU) for params in unit.loaded()]
+        return [params for unit in self.units.values() if isinstance(unit, EventDense) for params in unit.loaded()]
 
     def word_bits(self) -> int:
         """The width of a word the loader writes: the widest loaded weight entry."""
@@ -153,55 +177,71 @@ class Accelerator(wiring.Component):
         else:
             wiring.connect(m, wiring.flipped(self.i), input_register.i)
         wiring.connect(m, output_register.o, wiring.flipped(self.o))
-        source = {graph.input: input_register.o}
+        m.submodules.indexer = indexer = Indexer(self.i.payload.shape(), graph.sizes[graph.input])
+        wiring.connect(m, input_register.o, indexer.i)
+        source = {graph.input: [indexer.o]}
         taps: dict[str, list] = {}
 
-        def tap(tensor: str):
-            """The next stream of `tensor` for one of its readers (through a fork if it has several)."""
+        def tap(tensor: str) -> list:
+            """The next set of `tensor`'s lanes for one of its readers (through forks if it has several)."""
             if readers[tensor] == 1:
                 return source[tensor]
             if tensor not in taps:
-                fork = StreamFork(source[tensor].payload.shape(), readers[tensor])
-                m.submodules[f"{verilog_name(tensor)}_fork"] = fork
-                wiring.connect(m, source[tensor], fork.i)
-                taps[tensor] = [getattr(fork, f"o{index}") for index in range(readers[tensor])]
+                forks = []
+                for lane, stream_out in enumerate(source[tensor]):
+                    fork = StreamFork(stream_out.payload.shape(), readers[tensor])
+                    m.submodules[f"{verilog_name(tensor)}_fork{lane}"] = fork
+                    wiring.connect(m, stream_out, fork.i)
+                    forks.append(fork)
+                taps[tensor] = [[getattr(fork, f"o{index}") for fork in forks] for index in range(readers[tensor])]
             return taps[tensor].pop(0)
 
         for node in graph.nodes:
             name = verilog_name(node.name)
             unit = m.submodules[name] = self.units[node.name]
             if isinstance(node, QDense):
-                wiring.connect(m, tap(node.input), unit.i)
+                for lane, stream_in in enumerate(tap(node.input)):
+                    wiring.connect(m, stream_in, unit.i[lane])
             else:
-                skips = skip_fifos(graph, node)
-                for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
-                    stream_in = tap(tensor)
-                    if tensor in skips:
-                        width = stream_in.payload.shape().width
-                        style = None if self.family is None else memory_style(skips[tensor] - 1, width, self.family,
-                                                                              rom=False)
-                        buffer = StreamFIFO(stream_in.payload.shape(), skips[tensor], style)
-                        m.submodules[f"{name}_skip"] = buffer
-                        wiring.connect(m, stream_in, buffer.i)
-                        stream_in = buffer.o
-                    wiring.connect(m, stream_in, port)
-            source[node.output] = unit.o
+                self.join_add(m, node, unit, tap)
+            source[node.output] = list(unit.o)
             if self.count_events:
                 for event in unit_events(node):
                     m.d.comb += getattr(self, f"ev_{name}_{event}").eq(getattr(unit, event))
-        wiring.connect(m, tap(graph.output), output_register.i)
+        lanes = tap(graph.output)
+        m.submodules.packer = packer = Packer(lanes[0].payload.shape(), graph.sizes[graph.output], len(lanes),
+                                              self.out_code.width)
+        for lane, stream_out in enumerate(lanes):
+            wiring.connect(m, stream_out, packer.i[lane])
+        wiring.connect(m, packer.o, output_register.i)
         return m
+
+    def join_add(self, m: Module, node: QAdd, unit: ElementwiseAdd, tap):
+        """An Add's two inputs, lane by lane, the shorter path's through a FIFO."""
+        skips = skip_fifos(self.graph, node)
+        name = verilog_name(node.name)
+        for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
+            for lane, stream_in in enumerate(tap(tensor)):
+                if tensor in skips:
+                    width = stream_in.payload.shape().size
+                    style = None if self.family is None else memory_style(skips[tensor] - 1, width, self.family,
+                                                                          rom=False)
+                    buffer = StreamFIFO(stream_in.payload.shape(), skips[tensor], style)
+                    m.submodules[f"{name}_skip{lane}"] = buffer
+                    wiring.connect(m, stream_in, buffer.i)
+                    stream_in = buffer.o
+                wiring.connect(m, stream_in, port[lane])
 
     def load_weights(self, m: Module, input_register: StreamRegister):
         """The `w` stream, through a register, into the loader; images wait until it is done."""
         m.submodules.weight_register = weight_register = StreamRegister(self.w.payload.shape())
-        m.submodules.weight_loader = loader = WeightLoader([len(p.entries) for p in self.loaded_weights()],
+        m.submodules.weight_loader = loader = WeightLoader([len(p.block.entries) for p in self.loaded_weights()],
                                                            self.word_bits())
         wiring.connect(m, wiring.flipped(self.w), weight_register.i)
         wiring.connect(m, weight_register.o, loader.i)
         enables = iter(loader.en)
         for unit in self.units.values():
-            if isinstance(unit, SparseMVAU) and unit.loaded():
+            if isinstance(unit, EventDense) and unit.loaded():
                 m.d.comb += [unit.load_addr.eq(loader.addr), unit.load_data.eq(loader.data),
                              unit.load_en.eq(Cat(next(enables) for _ in unit.loaded()))]
         m.d.comb += [input_register.i.payload.eq(self.i.payload), input_register.i.valid.eq(self.i.valid & loader.done),

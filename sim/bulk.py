@@ -128,8 +128,9 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
 
 
 def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_signed: bool, cycle_budget: int,
-        wave: Path | None = None, weights: bytes = b"") -> BulkRun:
-    """Stream `codes` through the design, after `weights` on its weight port (a harness built with one)."""
+        wave: Path | None = None, weights: bytes = b"", out_lanes: int = 1) -> BulkRun:
+    """Stream `codes` through the design, after `weights` on its weight port (a harness built with one); each
+    output transfer carries `out_lanes` codes."""
     images, in_per_image = codes.shape
     with tempfile.TemporaryDirectory(prefix="undense-sim-") as scratch:
         scratch = Path(scratch)
@@ -137,7 +138,7 @@ def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_
         (scratch / "weights.bin").write_bytes(weights)
         command = [str(binary), str(scratch / "in.bin"), str(scratch / "out.bin"), str(scratch / "stats.txt"),
                    str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget),
-                   str(scratch / "events.txt"), str(scratch / "weights.bin")]
+                   str(scratch / "events.txt"), str(scratch / "weights.bin"), str(out_lanes)]
         if wave is not None:
             command.append(str(wave))
         start = time.perf_counter()

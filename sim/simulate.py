@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from undense.compiler import builddir, golden
+from undense.compiler import activity, builddir, golden
 from undense.compiler.ir import QDense, QGraph
 from undense.errors import UndenseError
 from undense.hw.emit import current_verilog, weights_file
-from undense.hw.top import code_shape, event_ports
+from undense.hw.top import code_shape, event_ports, output_lanes
 from undense.sim import bulk
 
 SIM_REPORT = "sim.json"
@@ -75,13 +75,14 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
     progress(f"simulating {images} images" + (f" after loading {len(weights):,} bytes of weights" if weights else ""))
     if wave is not None:
         Path(wave).parent.mkdir(parents=True, exist_ok=True)  # the simulator writes the waveform as it runs
-    run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave, weights)
+    run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave, weights,
+                   output_lanes(graph))
     mismatches = run.outputs != expected
     measured: dict[str, dict[str, int]] = {}
     for port, count in run.events.items():
         layer, event = ports[port]
         measured.setdefault(layer, {})[event] = count
-    predicted = golden.predicted_events(graph, images)
+    predicted = activity.predicted_events(graph, codes_in)
     report = {
         "images": images,
         "mismatches": int(mismatches.sum()),

@@ -1,65 +1,127 @@
-"""fold: choose the processing elements (PEs) of every layer, assign rows to them, predict cycles.
+"""fold: choose every Dense layer's grid of processing elements (PEs) and predict cycles per image.
 
-Cycle model (the contract the hardware is held to). A Dense layer with P PEs
-spends one cycle per nonzero weight (at least one per row, to emit it) on each
-PE, all PEs in parallel; its input arrives and its output leaves one value a
-cycle, overlapped with the compute of the next and previous image. So per image
+A Dense layer's unit (hw/dense_unit.py) is `lanes` x `groups` PEs: its input arrives on `lanes` lanes (its
+producer's groups) and it drains its rows on `groups` lanes. Its cycles per image depend on the data: on each
+image, the busiest PE's weight entries over the events that arrived, or its drain, whichever is longer. The
+fold predicts them on the calibration set's activations (compiler/activity.py): the mean and the 99th
+percentile per layer. Layers form a pipeline: the slowest layer's mean sets the cycles per image.
 
-    cycles = max(largest PE load, in_features, out_features) + LAYER_OVERHEAD_CYCLES
-
-and an Add layer takes features + LAYER_OVERHEAD_CYCLES. Layers form a pipeline:
-the slowest layer sets the cycles per image.
-
-What fits is the resource estimate's call (compiler/resources.py): DSPs (one
-per PE, plus each layer's requantizer), block RAM, SPRAM and LUTs. With no throughput
-asked for, PEs go one at a time to the slowest layer while that helps and the
-design still fits. With a target in images per second, each layer
-gets the fewest PEs that reach it. Rows go to PEs largest first, each to the
-least loaded PE, which balances the nonzeros.
+Starting from one PE a layer, the fold gives the slowest layer more groups, or its producer more groups (which
+gives it more lanes), whichever helps it most, while the design still fits the target (the resource estimate's
+call: DSPs, block RAM, SPRAM, LUTs). With a target in images per second it stops at the first grid that reaches
+it. The two inputs of an Add (and its output) must have the same lanes, so the layers that make them grow
+together; the output layer's groups are bounded by the output stream's width.
 """
-import heapq
 from dataclasses import replace
 
 import numpy as np
 
-from undense.compiler.ir import Fold, QAdd, QDense, QGraph
-from undense.compiler.resources import LayerCost, layer_cost, total
+from undense.compiler import activity, golden
+from undense.compiler.ir import Edge, Fold, QAdd, QDense, QGraph
+from undense.compiler.resources import LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
 from undense.errors import DoesNotFit, UndenseError
 
-LAYER_OVERHEAD_CYCLES = 7  # the PEs start a cycle after the unit decides to, and their pipeline is five deep
-
-
-def assign_rows(row_load: np.ndarray, pe: int) -> np.ndarray:
-    """Longest-processing-time-first: the element of every row, balancing the summed load."""
-    heap = [(0, element) for element in range(pe)]
-    owner = np.zeros(len(row_load), dtype=np.int64)
-    for row in sorted(range(len(row_load)), key=lambda r: (-row_load[r], r)):
-        load, element = heapq.heappop(heap)
-        owner[row] = element
-        heapq.heappush(heap, (load + int(row_load[row]), element))
-    return owner
-
-
-def _row_load(node: QDense) -> np.ndarray:
-    return np.maximum(node.weight.row_nnz, 1)
-
-
-def predict_cycles(node: QDense | QAdd, pe: int) -> int:
-    if isinstance(node, QAdd):
-        return node.features + LAYER_OVERHEAD_CYCLES
-    load = _row_load(node)
-    busiest = np.bincount(assign_rows(load, pe), weights=load, minlength=pe).max()
-    return int(max(busiest, node.weight.in_features, node.out_features)) + LAYER_OVERHEAD_CYCLES
-
-
+OUTPUT_PORT_BITS = 64  # the widest output transfer: the output layer's groups x its code bits
 RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "spram": "SPRAMs", "lut": "LUTs"}
 
 
-def costs_for(graph: QGraph, pe: dict[str, int], target: Target) -> list[LayerCost]:
-    return [layer_cost(graph, node, target.family, pe[node.name],
-                       assign_rows(_row_load(node), pe[node.name]) if isinstance(node, QDense) else None)
-            for node in graph.nodes]
+class Folding:
+    """The grid being chosen: groups per Dense layer, the lanes they give every tensor, and the costs and
+    per-image cycles of each layer at the current grid (computed once per grid)."""
+
+    def __init__(self, graph: QGraph, target: Target, values: dict[str, np.ndarray]):
+        self.graph, self.target, self.values = graph, target, values
+        self.dense = {n.name: n for n in graph.nodes if isinstance(n, QDense)}
+        self.clusters = tied_layers(graph)
+        self.groups = {name: 1 for name in self.dense}
+        self._cycles: dict[tuple, np.ndarray] = {}
+        self._costs: dict[tuple, LayerCost] = {}
+
+    def lanes(self, groups: dict[str, int] | None = None) -> dict[str, int]:
+        groups = groups or self.groups
+        lanes = {self.graph.input: 1}
+        for node in self.graph.nodes:
+            lanes[node.output] = groups[node.name] if isinstance(node, QDense) else lanes[node.inputs[0]]
+        return lanes
+
+    def grid(self, node, lanes: dict[str, int]) -> tuple[int, int]:
+        if isinstance(node, QAdd):
+            return lanes[node.output], 1
+        return lanes[node.input], lanes[node.output]
+
+    def cycles(self, node, lanes: dict[str, int]) -> np.ndarray:
+        key = (node.name, *self.grid(node, lanes), *(lanes[t] for t in node.inputs))
+        if key not in self._cycles:
+            tensors = {t: self.values[t] for t in node.inputs}
+            present = activity.presence(self.graph, tensors, lanes)
+            self._cycles[key] = activity.layer_cycles(node, present, lanes)
+        return self._cycles[key]
+
+    def cost(self, node, lanes: dict[str, int]) -> LayerCost:
+        key = (node.name, *self.grid(node, lanes))
+        if key not in self._costs:
+            graph = self.graph.replace_edges({t: replace(e, lanes=lanes[t]) for t, e in self.graph.edges.items()})
+            self._costs[key] = layer_cost(graph, node, self.target.family, *self.grid(node, lanes))
+        return self._costs[key]
+
+    def means(self, groups: dict[str, int] | None = None) -> dict[str, float]:
+        lanes = self.lanes(groups)
+        return {node.name: float(self.cycles(node, lanes).mean()) for node in self.graph.nodes}
+
+    def costs(self, groups: dict[str, int] | None = None) -> list[LayerCost]:
+        lanes = self.lanes(groups)
+        return [self.cost(node, lanes) for node in self.graph.nodes]
+
+    def grown(self, layer: str) -> dict[str, int] | None:
+        """The groups with `layer`'s cluster one group wider, or None where it cannot grow."""
+        cluster = self.clusters[layer]
+        if cluster is None:
+            return None
+        groups = {**self.groups, **{name: self.groups[name] + 1 for name in cluster}}
+        for name in cluster:
+            node = self.dense[name]
+            if groups[name] > node.out_features:
+                return None
+            if node.output == self.graph.output and groups[name] * output_bits(self.graph, node) > OUTPUT_PORT_BITS:
+                return None
+        return groups
+
+    def moves(self, slowest: str) -> list[dict[str, int]]:
+        """Grids that may speed the slowest layer up: more groups for it, or for what feeds it."""
+        node = next(n for n in self.graph.nodes if n.name == slowest)
+        candidates = [slowest] if isinstance(node, QDense) else []
+        for tensor in node.inputs:
+            producer = next((n for n in self.graph.nodes if n.output == tensor), None)
+            if producer is not None and isinstance(producer, QDense):
+                candidates.append(producer.name)
+        return [grid for grid in (self.grown(name) for name in dict.fromkeys(candidates)) if grid is not None]
+
+
+def output_bits(graph: QGraph, node: QDense) -> int:
+    return code_bits(graph, node.output, node.acc_bits)
+
+
+def tied_layers(graph: QGraph) -> dict[str, tuple[str, ...] | None]:
+    """Dense layer -> the layers whose groups must stay equal to its own (an Add's inputs have the same lanes);
+    None for a layer tied to the model's input, whose one lane cannot grow."""
+    parent = {tensor: tensor for tensor in graph.sizes}
+
+    def root(tensor):
+        while parent[tensor] != tensor:
+            tensor = parent[tensor]
+        return tensor
+
+    for node in graph.nodes:
+        if isinstance(node, QAdd):
+            for tensor in (*node.inputs, node.output):
+                parent[root(tensor)] = root(node.output)
+    members: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if isinstance(node, QDense):
+            members.setdefault(root(node.output), []).append(node.name)
+    fixed = root(graph.input)
+    return {name: None if key == fixed else tuple(names) for key, names in members.items() for name in names}
 
 
 def overflow(costs: list[LayerCost], target: Target) -> list[str]:
@@ -78,46 +140,22 @@ def too_big(costs: list[LayerCost], target: Target, resources: list[str], advice
         f"{getattr(biggest, resources[0]):,} {RESOURCE_NAMES[resources[0]]}: {advice}")
 
 
-def _balanced(graph: QGraph, target: Target) -> dict[str, int]:
-    """The fastest folding that fits: PEs go one at a time to the slowest layer while that helps and fits."""
-    layers = list(graph.nodes)
-    pe = {n.name: 1 for n in layers}
-    unfolded = costs_for(graph, pe, target)
-    short = overflow(unfolded, target)
-    if short:
-        raise too_big(unfolded, target, short,
-                      "it does not fit even with one processing element a layer")
-    cycles = {n.name: predict_cycles(n, 1) for n in layers}
-    growable = {n.name: n for n in layers if isinstance(n, QDense)}
-    while growable:
-        slowest = max(growable, key=lambda name: cycles[name])
-        node = growable[slowest]
-        faster = predict_cycles(node, pe[slowest] + 1) if pe[slowest] < node.out_features else cycles[slowest]
-        if faster >= cycles[slowest] or cycles[slowest] < max(cycles.values()):
-            break  # the slowest layer is stream-bound or an Add: more PEs would not help
-        if overflow(costs_for(graph, {**pe, slowest: pe[slowest] + 1}, target), target):
-            break  # one more PE would not fit
-        pe[slowest] += 1
-        cycles[slowest] = faster
-    return pe
-
-
-def _for_rate(layers: list[QDense | QAdd], cycles_per_image: float, rate: float, target: Target) -> dict[str, int]:
-    pe = {}
-    for node in layers:
-        most = node.out_features if isinstance(node, QDense) else 1
-        best = predict_cycles(node, most)
-        if best > cycles_per_image:
-            raise UndenseError(
-                f"layer '{node.name}' cannot reach {rate:g} images/s at {target.clock_mhz:g} MHz: it needs "
-                f"{best} cycles per image even fully parallel, so at most "
-                f"{target.clock_mhz * 1e6 / best:,.0f} images/s; ask for fewer images per second")
-        low, high = 1, most  # cycles fall as PEs are added: the fewest that are fast enough
-        while low < high:
-            middle = (low + high) // 2
-            low, high = (low, middle) if predict_cycles(node, middle) <= cycles_per_image else (middle + 1, high)
-        pe[node.name] = low
-    return pe
+def grow(folding: Folding, cycles_per_image: float | None) -> None:
+    """More groups where they speed the slowest layer up most, while the design fits, until the slowest layer
+    reaches `cycles_per_image` (None: as fast as it goes)."""
+    while True:
+        means = folding.means()
+        slowest = max(means, key=means.get)
+        if cycles_per_image is not None and means[slowest] <= cycles_per_image:
+            return
+        best, best_cycles = None, means[slowest]
+        for groups in folding.moves(slowest):
+            faster = folding.means(groups)
+            if max(faster.values()) < best_cycles and not overflow(folding.costs(groups), folding.target):
+                best, best_cycles = groups, max(faster.values())
+        if best is None:
+            return
+        folding.groups = best
 
 
 def check_rate(images_per_second: float | None) -> None:
@@ -125,21 +163,34 @@ def check_rate(images_per_second: float | None) -> None:
         raise UndenseError(f"--images-per-second must be positive, not {images_per_second:g}")
 
 
-def fold(graph: QGraph, target: Target, images_per_second: float | None = None) -> QGraph:
-    layers = list(graph.nodes)
+def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
+         samples: np.ndarray | None = None) -> QGraph:
+    """The graph with every layer's grid and predicted cycles, its edges' lanes set; `samples` are the
+    calibration inputs the cycles are predicted on (typical inputs where there are none)."""
     check_rate(images_per_second)
-    if images_per_second is None:
-        pe = _balanced(graph, target)
-    else:
-        pe = _for_rate(layers, target.clock_mhz * 1e6 / images_per_second, images_per_second, target)
-        costs = costs_for(graph, pe, target)
-        short = overflow(costs, target)
-        if short:
-            raise too_big(costs, target, short, f"{images_per_second:g} images/s needs {sum(pe.values())} "
-                          "processing elements; ask for fewer images per second or choose a bigger target")
+    values = golden.run_codes(graph, activity.input_codes(graph, samples))
+    folding = Folding(graph, target, values)
+    start = folding.costs()
+    short = overflow(start, target)
+    if short:
+        raise too_big(start, target, short, "it does not fit even with one processing element a layer")
+    wanted = None if images_per_second is None else target.clock_mhz * 1e6 / images_per_second
+    grow(folding, wanted)
+    means = folding.means()
+    if wanted is not None and max(means.values()) > wanted:
+        slowest = max(means, key=means.get)
+        reached = target.clock_mhz * 1e6 / means[slowest]
+        raise UndenseError(
+            f"layer '{slowest}' cannot reach {images_per_second:g} images/s at {target.clock_mhz:g} MHz on the "
+            f"{target.device}: folded as far as it fits it takes {means[slowest]:,.0f} cycles per image, so at "
+            f"most {reached:,.0f} images/s; ask for fewer images per second or choose a bigger target")
+    lanes = folding.lanes()
     folded = []
-    for node in layers:
-        p = pe[node.name]
-        owner = assign_rows(_row_load(node), p) if isinstance(node, QDense) else np.zeros(1, dtype=np.int64)
-        folded.append(replace(node, fold=Fold(p, owner, predict_cycles(node, p))))
-    return graph.with_nodes(folded)
+    for node in graph.nodes:
+        cycles = folding.cycles(node, lanes)
+        lanes_in, groups = folding.grid(node, lanes)
+        where = {use.name.removeprefix(f"{node.name}."): use.style for use in folding.cost(node, lanes).memories}
+        folded.append(replace(node, fold=Fold(lanes_in, groups, round(float(cycles.mean()), 2),
+                                              float(np.percentile(cycles, 99)), where)))
+    edges = {tensor: Edge(lanes[tensor], edge.sparse, edge.offset) for tensor, edge in graph.edges.items()}
+    return graph.with_nodes(folded).replace_edges(edges)

@@ -1,7 +1,11 @@
 // Bulk simulation of undense_top: streams input codes in, collects output codes, counts cycles.
 // Driven from Python (undense.sim.bulk), which writes the inputs and reads the results as raw int32.
 //
-//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET EVENTS WEIGHTS [WAVE]
+//   stream_harness INPUTS OUTPUTS STATS IN_PER_IMAGE OUT_PER_IMAGE OUT_BITS OUT_SIGNED CYCLE_BUDGET EVENTS WEIGHTS
+//                  OUT_LANES [WAVE]
+//
+// Each output transfer carries OUT_LANES codes of OUT_BITS, the first in the low bits; an image's last
+// transfer may carry fewer than OUT_LANES of its codes (the rest are padding).
 //
 // Built with UNDENSE_WEIGHT_PORT (a design whose weights sit in SPRAM), it streams the bytes of WEIGHTS into
 // the w port while it offers the inputs; the design takes no input before its weights are loaded.
@@ -46,12 +50,14 @@ static std::vector<uint8_t> read_bytes(const char* path) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 11) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
+    if (argc < 12) { std::fprintf(stderr, "usage: see stream_harness.cpp\n"); return 2; }
     const std::vector<int32_t> inputs = read_all(argv[1]);
     const std::vector<uint8_t> weights = read_bytes(argv[10]);
     const long in_per_image = std::atol(argv[4]), out_per_image = std::atol(argv[5]);
     const int out_bits = std::atoi(argv[6]);
     const bool out_signed = std::atoi(argv[7]) != 0;
+    const long out_lanes = std::atol(argv[11]);
+    const long transfers_per_image = (out_per_image + out_lanes - 1) / out_lanes;
     const uint64_t budget = std::strtoull(argv[8], nullptr, 10);
     const long images = static_cast<long>(inputs.size()) / in_per_image;
 
@@ -59,17 +65,18 @@ int main(int argc, char** argv) {
     auto top = std::make_unique<Vundense_top>(context.get());
 #if VM_TRACE
     std::unique_ptr<Trace> trace;
-    if (argc > 11) {
+    if (argc > 12) {
         context->traceEverOn(true);
         trace = std::make_unique<Trace>();
         top->trace(trace.get(), 99);
-        trace->open(argv[11]);
+        trace->open(argv[12]);
     }
 #endif
     std::vector<int32_t> outputs;
     outputs.reserve(images * out_per_image);
     std::vector<uint64_t> first_in(images, 0), last_out(images, 0);
-    const uint32_t mask = out_bits >= 32 ? 0xffffffffu : ((1u << out_bits) - 1);
+    const uint64_t mask = out_bits >= 32 ? 0xffffffffull : ((1ull << out_bits) - 1);
+    long transfers = 0;
     size_t next_in = 0, next_weight = 0;
     uint64_t cycle = 0;
 
@@ -113,16 +120,21 @@ int main(int argc, char** argv) {
         // i__ready, w__ready and o__valid come straight from registers: they already hold this cycle's values
         const bool in_fire = top->i___05Fvalid && top->i___05Fready;
         const bool out_fire = top->o___05Fvalid && top->o___05Fready;
-        uint32_t payload = static_cast<uint32_t>(top->o___05Fpayload) & mask;
+        const uint64_t payload = static_cast<uint64_t>(top->o___05Fpayload);
         if (in_fire) {
             if (next_in % in_per_image == 0) first_in[next_in / in_per_image] = cycle;
             ++next_in;
         }
         if (out_fire) {
-            int32_t value = static_cast<int32_t>(payload);
-            if (out_signed && out_bits < 32 && (payload >> (out_bits - 1)) & 1) value -= (int32_t)(1u << out_bits);
-            outputs.push_back(value);
-            if (outputs.size() % out_per_image == 0) last_out[outputs.size() / out_per_image - 1] = cycle;
+            const long step = transfers % transfers_per_image;
+            for (long lane = 0; lane < out_lanes && step * out_lanes + lane < out_per_image; ++lane) {
+                const uint64_t code = (payload >> (lane * out_bits)) & mask;
+                int64_t value = static_cast<int64_t>(code);
+                if (out_signed && (code >> (out_bits - 1)) & 1) value -= static_cast<int64_t>(1ull << out_bits);
+                outputs.push_back(static_cast<int32_t>(value));
+            }
+            ++transfers;
+            if (transfers % transfers_per_image == 0) last_out[transfers / transfers_per_image - 1] = cycle;
         }
         tick();
     }

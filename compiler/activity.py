@@ -1,0 +1,64 @@
+"""What travels and what the units do, image by image, for a folded (or being folded) graph: the events on
+every edge, the cycles of every layer and the counts its counters must show. The units' descriptions
+(hw/dense_unit.py, hw/add_unit.py) say how; this module feeds them golden's codes.
+"""
+import numpy as np
+
+from undense.compiler import golden
+from undense.compiler.ir import QAdd, QDense, QGraph
+from undense.hw import add_unit, dense_unit
+
+SAMPLES = 1024        # calibration inputs the fold predicts cycles from, at most
+DEFAULT_SAMPLES = 256  # without a calibration set: normal latents, or input codes uniform over their range
+SEED = 0
+
+
+def input_codes(graph: QGraph, samples: np.ndarray | None) -> np.ndarray:
+    """The input codes the prediction runs on: the calibration set's, or typical ones where there is none."""
+    rng = np.random.default_rng(SEED)
+    if samples is not None and len(samples):
+        return golden.quantize_input(graph, np.asarray(samples)[:SAMPLES])
+    size = graph.sizes[graph.input]
+    if graph.input_is_integer:
+        params = graph.quant[graph.input]
+        return rng.integers(params.qmin, params.qmax + 1, size=(DEFAULT_SAMPLES, size))
+    return golden.quantize_input(graph, rng.standard_normal((DEFAULT_SAMPLES, size)))
+
+
+def presence(graph: QGraph, values: dict[str, np.ndarray], lanes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Which values of every tensor travel as events, image by image, with `lanes` lanes per tensor."""
+    found = {}
+    for tensor, codes in values.items():
+        edge = graph.edges[tensor]
+        found[tensor] = dense_unit.input_events(codes - edge.offset, lanes[tensor], edge.sparse)
+    return found
+
+
+def layer_cycles(node: QDense | QAdd, present: dict[str, np.ndarray], lanes: dict[str, int],
+                 counts: np.ndarray | None = None) -> np.ndarray:
+    """The layer's cycles on each image; `counts` the Dense layer's column counts on its grid, if known."""
+    if isinstance(node, QAdd):
+        return add_unit.image_cycles(present[node.inputs[0]], present[node.inputs[1]], lanes[node.output])
+    if counts is None:
+        counts = dense_unit.column_counts(node.dense_codes(), lanes[node.input], lanes[node.output])
+    return dense_unit.image_cycles(present[node.input], counts, lanes[node.input], node.out_features)
+
+
+def tensor_lanes(graph: QGraph) -> dict[str, int]:
+    return {tensor: edge.lanes for tensor, edge in graph.edges.items()}
+
+
+def predicted_events(graph: QGraph, codes_in: np.ndarray) -> dict[str, dict[str, int]]:
+    """The counts every layer's counters must show after these input codes, from golden's values alone."""
+    values = golden.run_codes(graph, codes_in)
+    lanes = tensor_lanes(graph)
+    present = presence(graph, values, lanes)
+    counts = {}
+    for node in graph.nodes:
+        if isinstance(node, QAdd):
+            counts[node.name] = add_unit.events(present[node.inputs[0]], present[node.inputs[1]],
+                                                present[node.output])
+        else:
+            counts[node.name] = dense_unit.events(node.dense_codes(), present[node.input], present[node.output],
+                                                  lanes[node.input], lanes[node.output], node.table is not None)
+    return counts

@@ -1,0 +1,174 @@
+"""The event-driven Dense unit (hw/event_dense.py) described in plain Python: what it stores, what it costs,
+how many cycles an image takes and which events it counts. The compiler's fold, its resource estimate, the
+golden event prediction, the Verilog and the energy model all read this, so a fact about the unit is
+written down once.
+
+A layer with `lanes` inputs and `groups` outputs is a grid of lanes x groups processing elements (PEs).
+Input index j travels on lane j % lanes, as position j // lanes there; output row i belongs to group
+i % groups, at position i // groups. PE (l, g) keeps, column by column, the nonzero weights where lane l's
+columns meet group g's rows: an input event (position c, value x) on lane l makes every PE of the lane add
+w * x into the accumulators of its rows that column c touches, one weight a cycle (a column with no weight
+there still takes one cycle, for a zero entry). When every PE has the image, the groups drain their rows in
+lockstep, one position a cycle: the lanes' partial sums are added, requantized, and each group sends the
+nonzero results of its rows (always its last row, which marks the end of the image) as events on its lane.
+"""
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from undense.compiler.numbers import index_bits
+
+EVENT_FIFO_DEPTH = {"ecp5": 16, "ice40": 4}  # each PE's queue of input events
+OUTPUT_FIFO_DEPTH = 16                        # each group's queue of output events
+ISSUE_OVERHEAD = 6   # cycles from a PE taking an image's last event to its last accumulator write, and the start
+DRAIN_OVERHEAD = 4   # cycles from the last PE's write to the first drain read, and the bank's release
+
+# Each counted event: the memory of the unit it touches and how ("read", "write"), or None for logic.
+EVENTS = {
+    "stream_in": None,                      # an input event taken from a lane
+    "event_reads": ("events", "read"),      # an event into a PE's queue, out of it, and its column looked up
+    "weight_reads": ("weights", "read"),    # a weight entry read (zero entries of empty columns too)
+    "macs": None,                           # a nonzero weight multiplied by the event's value
+    "acc_updates": ("acc", "update"),       # an accumulator read, added to and written back
+    "drain_reads": ("acc", "update"),       # an accumulator read out at the drain, and cleared
+    "requantized": None,                    # a row's sum requantized
+    "table_reads": ("table", "read"),       # its code looked up in the activation table
+    "stream_out": None,                     # an output event sent
+}
+
+
+def positions(count: int, ways: int, way: int) -> int:
+    """How many of `count` indices go to lane or group `way` of `ways` (index % ways == way)."""
+    return len(range(way, count, ways))
+
+
+@dataclass(frozen=True)
+class Block:
+    """The weights of one PE: entries (value, local row) column by column, and each local column's first entry
+    and entry count (at least one: an empty column holds one zero entry)."""
+    entries: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    counts: tuple[int, ...]
+    rows: int
+
+    @property
+    def nonzeros(self) -> int:
+        return sum(value != 0 for value, _ in self.entries)
+
+
+def block(codes: np.ndarray, lanes: int, groups: int, lane: int, group: int) -> Block:
+    """PE (lane, group)'s share of the weight codes (out, in)."""
+    part = codes[group::groups, lane::lanes]
+    entries, starts, counts = [], [], []
+    for column in range(part.shape[1]):
+        rows = np.flatnonzero(part[:, column])
+        starts.append(len(entries))
+        entries += [(int(part[row, column]), int(row)) for row in rows] or [(0, 0)]
+        counts.append(max(len(rows), 1))
+    return Block(tuple(entries), tuple(starts), tuple(counts), part.shape[0])
+
+
+def column_counts(codes: np.ndarray, lanes: int, groups: int) -> np.ndarray:
+    """Entries (at least one) of every PE in every input column: [in_features, groups], the PE of column j
+    being (j % lanes, g)."""
+    out, n_in = codes.shape
+    counts = np.zeros((n_in, groups), dtype=np.int64)
+    nonzero = codes != 0
+    for group in range(groups):
+        counts[:, group] = nonzero[group::groups].sum(axis=0)
+    return np.maximum(counts, 1)
+
+
+def input_events(values: np.ndarray, lanes: int, sparse: bool) -> np.ndarray:
+    """Which inputs travel as events, per image: [images, in_features] booleans. On a sparse edge a zero value
+    stays home, except each lane's last position, which marks the end of the image."""
+    present = values != 0 if sparse else np.ones(values.shape, dtype=bool)
+    n = values.shape[1]
+    present[:, max(n - lanes, 0):] = True
+    return present
+
+
+def pe_work(present: np.ndarray, counts: np.ndarray, lanes: int) -> np.ndarray:
+    """Cycles each PE spends on each image: the entries of the columns whose events arrived.
+    [images, lanes, groups]."""
+    images, n_in = present.shape
+    work = np.zeros((images, lanes, counts.shape[1]), dtype=np.int64)
+    for lane in range(lanes):
+        work[:, lane, :] = present[:, lane::lanes].astype(np.int64) @ counts[lane::lanes]
+    return work
+
+
+def drain_cycles(out_features: int, groups: int) -> int:
+    return ceil(out_features / groups)
+
+
+def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_features: int) -> np.ndarray:
+    """Cycles per image of the layer, image by image: its busiest PE or its drain, whichever is longer (the two
+    overlap, on the two banks of accumulators), plus their fixed overheads."""
+    groups = counts.shape[1]
+    busiest = pe_work(present, counts, lanes).reshape(len(present), -1).max(axis=1) + ISSUE_OVERHEAD
+    return np.maximum(busiest, drain_cycles(out_features, groups) + DRAIN_OVERHEAD)
+
+
+def events(codes: np.ndarray, present: np.ndarray, sent: np.ndarray, lanes: int, groups: int,
+           table: bool) -> dict[str, int]:
+    """The counts the unit's counters must show for these images: `present` the input events
+    ([images, in]), `sent` the output events ([images, out])."""
+    counts = column_counts(codes, lanes, groups)
+    nonzero = np.stack([(codes[g::groups] != 0).sum(axis=0) for g in range(groups)], axis=1)
+    arrived = int(present.sum())
+    per_column = present.sum(axis=0)  # images in which each column's event arrived
+    images, out_features = len(present), codes.shape[0]
+    return {"stream_in": arrived, "event_reads": arrived * groups,
+            "weight_reads": int(per_column @ counts.sum(axis=1)), "macs": int(per_column @ nonzero.sum(axis=1)),
+            "acc_updates": int(per_column @ counts.sum(axis=1)), "drain_reads": images * out_features * lanes,
+            "requantized": images * out_features, "table_reads": images * out_features if table else 0,
+            "stream_out": int(sent.sum())}
+
+
+def output_events(codes_out: np.ndarray, offset: int, groups: int, sparse: bool) -> np.ndarray:
+    """Which outputs each group sends, per image ([images, out] booleans): all on a dense edge; on a sparse one
+    those whose code is not the zero (`offset`), and each group's last row."""
+    return input_events(codes_out - offset, groups, sparse)
+
+
+@dataclass(frozen=True)
+class Memory:
+    name: str     # within the layer, as in the Verilog: pe3.weights, g1.rows
+    depth: int
+    width: int
+    rom: bool
+    weights: bool = False  # a PE's weight memory (the one that may be loaded at run time)
+
+
+def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value_bits: int, acc_bits: int,
+             row_bits: int, out_value_bits: int, table_entries: int, table_bits: int, fifo_depth: int) -> list[Memory]:
+    """Every memory of the unit, as hw/event_dense.py builds it: per PE its event queue, weights, column table
+    and two banks of accumulators; per group its row constants, table and output queue."""
+    n_out, n_in = codes.shape
+    steps = drain_cycles(n_out, groups)
+    found = []
+    for lane in range(lanes):
+        columns = positions(n_in, lanes, lane)
+        for group in range(groups):
+            pe = f"pe{lane * groups + group}"
+            part = block(codes, lanes, groups, lane, group)
+            event_bits = index_bits(columns) + value_bits + 1
+            found += [Memory(f"{pe}.queue.storage", fifo_depth - 1, event_bits, rom=False),
+                      Memory(f"{pe}.weights", len(part.entries), weight_bits + index_bits(part.rows), rom=True,
+                             weights=True),
+                      Memory(f"{pe}.columns", columns, column_bits(part), rom=True),
+                      *(Memory(f"{pe}.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
+    for group in range(groups):
+        found.append(Memory(f"g{group}.rows", steps, row_bits, rom=True))
+        if table_entries:
+            found.append(Memory(f"g{group}.requantizer.table", table_entries, table_bits, rom=True))
+        found.append(Memory(f"g{group}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,
+                            rom=False))
+    return found
+
+
+def column_bits(part: Block) -> int:
+    """A column table entry: the column's first entry and its entry count less one."""
+    return index_bits(len(part.entries)) + index_bits(max(part.counts))

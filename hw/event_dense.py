@@ -1,0 +1,239 @@
+"""The event-driven Dense unit: one compiled Dense layer in hardware (hw/dense_unit.py describes it).
+
+    lane l ──▶ fork ──▶ queue ──▶ PE (l, 0) ─┐
+                   └──▶ queue ──▶ PE (l, 1) ─┼─▶ drain: group g adds its lanes' partial sums ──▶ requantizer
+                                   ...       ┘          ──▶ nonzero? ──▶ queue ──▶ output lane g
+
+Every lane's events go to the PEs of its column of the grid, each through a small queue so that a PE with more
+work on an event does not hold the others up. When every PE has an image in a bank, the groups drain it in
+lockstep, one row position a cycle, while the PEs fill the other bank with the next image.
+"""
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from undense.compiler.numbers import index_bits
+from undense.compiler.resources import yosys_attrs
+from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, positions
+from undense.hw.fifo import StreamFIFO
+from undense.hw.fork import StreamFork
+from undense.hw.pe import PEParams, ProcessingElement, event_layout
+from undense.hw.requantizer import Requantizer, RequantParams
+
+EVENT_BITS = 48
+# What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
+EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
+          "table_reads", "stream_out")
+
+
+@dataclass(frozen=True)
+class GroupRows:
+    """Requantization constants of a group's rows, by position: (bias, multiplier, shift) each."""
+    rows: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class DenseParams:
+    lanes: int
+    groups: int
+    in_features: int
+    out_features: int
+    pes: tuple[PEParams, ...]        # PE (l, g) at l * groups + g
+    rows: tuple[GroupRows, ...]      # per group
+    requant: RequantParams
+    in_value_shape: object
+    out_value_shape: object
+    out_offset: int                  # the code an output event's value is relative to
+    sparse_out: bool                 # zeros (code == out_offset) stay home
+    queue_depth: int = 16
+    styles: dict[str, str] | None = None  # placement of each group's "g{g}.rows", "g{g}.fifo.storage", queues
+
+    @property
+    def steps(self) -> int:
+        return drain_cycles(self.out_features, self.groups)
+
+    def in_layout(self):
+        return event_layout(-(-self.in_features // self.lanes), self.in_value_shape)
+
+    def out_layout(self):
+        return event_layout(self.steps, self.out_value_shape)
+
+    def style(self, memory: str) -> dict[str, str]:
+        return yosys_attrs((self.styles or {}).get(memory))
+
+
+class EventDense(wiring.Component):
+    def __init__(self, params: DenseParams, count_events: bool = False):
+        """With `count_events`, the unit counts its activity (EVENTS) on outputs of those names: for simulation,
+        where the power model reads them; a synthesized unit leaves them out."""
+        self.params = params
+        self.count_events = count_events
+        counters = {name: Out(EVENT_BITS) for name in EVENTS} if count_events else {}
+        super().__init__({"i": In(stream.Signature(params.in_layout())).array(params.lanes),
+                          "o": Out(stream.Signature(params.out_layout())).array(params.groups),
+                          **counters, **self.load_ports()})
+
+    def loaded(self) -> list[PEParams]:
+        """The PEs whose weights are loaded at run time, in the order of the load port's enables."""
+        return [pe for pe in self.params.pes if pe.loaded_weights]
+
+    def load_ports(self) -> dict:
+        loaded = self.loaded()
+        if not loaded:
+            return {}
+        return {"load_addr": In(max(index_bits(len(p.block.entries)) for p in loaded)),
+                "load_data": In(max(p.entry_layout().size for p in loaded)), "load_en": In(len(loaded))}
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        pes = [ProcessingElement(params) for params in p.pes]
+        for index, pe in enumerate(pes):
+            m.submodules[f"pe{index}"] = pe
+        for enable, pe in enumerate(pe for pe in pes if pe.params.loaded_weights):
+            m.d.comb += [pe.load_addr.eq(self.load_addr), pe.load_data.eq(self.load_data),
+                         pe.load_en.eq(self.load_en[enable])]
+        self.distribute(m, pes)
+        issue, rows = self.drain(m, pes)
+        if self.count_events:
+            self.count(m, pes, issue, rows)
+        return m
+
+    def distribute(self, m: Module, pes: list[ProcessingElement]):
+        """Each lane to its PEs, through a fork where it has several, and a queue in front of each PE."""
+        p = self.params
+        for lane in range(p.lanes):
+            if p.groups == 1:
+                taps = [self.i[lane]]
+            else:
+                m.submodules[f"fork{lane}"] = fork = StreamFork(p.in_layout(), p.groups)
+                wiring.connect(m, wiring.flipped(self.i[lane]), fork.i)
+                taps = [getattr(fork, f"o{group}") for group in range(p.groups)]
+            for group, tap in enumerate(taps):
+                index = lane * p.groups + group
+                queue = StreamFIFO(p.in_layout(), p.queue_depth, (p.styles or {}).get(f"pe{index}.queue.storage"))
+                m.submodules[f"queue{index}"] = queue
+                if p.groups == 1:
+                    wiring.connect(m, wiring.flipped(tap), queue.i)
+                else:
+                    wiring.connect(m, tap, queue.i)
+                wiring.connect(m, queue.o, pes[index].i)
+
+    def drain(self, m: Module, pes: list[ProcessingElement]):
+        """Once every PE holds the image in a bank: row positions in order, every group at once, each group's
+        lanes summed, requantized, and sent when nonzero. Returns the strobes the counters need."""
+        p = self.params
+        bank, draining, step = Signal(), Signal(), Signal(range(p.steps))
+        ready_banks = [Cat(pe.full[b] for pe in pes).all() for b in range(2)]
+        queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}.fifo.storage"))
+                  for g in range(p.groups)]
+        in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
+        arrived = Signal()
+        room = Cat(queue.level + in_flight < OUTPUT_FIFO_DEPTH - 1 for queue in queues).all()
+        issue = Signal()
+        m.d.comb += issue.eq(draining & room)
+        m.d.sync += in_flight.eq(in_flight + issue - arrived)
+        release = Signal(2)
+        m.d.sync += release.eq(0)
+        with m.If(~draining & Mux(bank, ready_banks[1], ready_banks[0])):
+            m.d.sync += [draining.eq(1), step.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += step.eq(step + 1)
+            with m.If(step == p.steps - 1):
+                m.d.sync += [draining.eq(0), bank.eq(~bank), release.eq(Cat(~bank, bank))]
+        for pe in pes:
+            m.d.comb += [pe.drain_en.eq(issue), pe.drain_addr.eq(step), pe.drain_bank.eq(bank),
+                         pe.release.eq(release)]
+
+        # the partial sums are out a cycle after the read; each group adds its lanes' in a registered tree
+        valid, rows = Signal(), []
+        m.d.sync += valid.eq(issue)
+        for group in range(p.groups):
+            sums = [pes[lane * p.groups + group].drain_data for lane in range(p.lanes)]
+            constants = self.group_constants(m, group, step, issue)
+            at = valid
+            while True:
+                level = [Signal(signed(p.requant.acc_bits), name=f"g{group}_sum{len(sums)}_{k}")
+                         for k in range((len(sums) + 1) // 2)]
+                for k, total in enumerate(level):
+                    pair = sums[2 * k:2 * k + 2]
+                    m.d.sync += total.eq(pair[0] + pair[1] if len(pair) == 2 else pair[0])
+                later = Signal(name=f"g{group}_valid{len(sums)}")
+                m.d.sync += later.eq(at)
+                at, sums = later, level
+                constants = delayed(m, constants, f"g{group}_row{len(sums)}")
+                if len(sums) == 1:
+                    break
+            m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
+            m.d.comb += [requantizer.valid.eq(at), requantizer.acc.eq(sums[0]), requantizer.row.eq(constants)]
+            rows.append(self.send(m, group, requantizer, queues[group]))
+            if group == 0:
+                m.d.comb += arrived.eq(requantizer.o_valid)
+        for group, queue in enumerate(queues):
+            m.submodules[f"g{group}_fifo"] = queue
+            wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
+        return issue, rows
+
+    def group_constants(self, m: Module, group: int, step, issue):
+        """The group's row constants at `step`, out of their memory a cycle later."""
+        p = self.params
+        stored = [{"bias": bias, "multiplier": multiplier, "shift": p.requant.stored_shift(shift)}
+                  for bias, multiplier, shift in p.rows[group].rows]
+        stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (p.steps - len(stored))
+        m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=p.steps, init=stored,
+                                                       attrs=p.style(f"g{group}.rows"))
+        read = rows.read_port()
+        m.d.comb += [read.addr.eq(step), read.en.eq(issue)]
+        return read.data
+
+    def send(self, m: Module, group: int, requantizer: Requantizer, queue: StreamFIFO):
+        """The group's code at each position as an event: its value relative to the edge's offset; dropped where
+        the edge is sparse and the value zero, unless it is the group's last row. Returns the strobe of a row
+        requantized (a group with fewer rows than steps has none at its last)."""
+        p = self.params
+        rows = positions(p.out_features, p.groups, group)
+        position = Signal(range(p.steps), name=f"g{group}_position")
+        with m.If(requantizer.o_valid):
+            m.d.sync += position.eq(Mux(position == p.steps - 1, 0, position + 1))
+        value = Signal(p.out_value_shape, name=f"g{group}_value")
+        last = position == rows - 1
+        m.d.comb += value.eq(requantizer.o_code - p.out_offset)
+        row = Signal(name=f"g{group}_row")
+        m.d.comb += row.eq(requantizer.o_valid & (position < rows))
+        keep = row & ((value != 0) | last) if p.sparse_out else row
+        m.d.comb += [queue.i.valid.eq(keep), queue.i.payload.index.eq(position),
+                     queue.i.payload.value.eq(value), queue.i.payload.last.eq(last)]
+        return row
+
+    def count(self, m: Module, pes: list[ProcessingElement], issue, rows: list):
+        """Add this cycle's events to the counters, each per-PE sum built once."""
+        p = self.params
+
+        def total(strobes):
+            summed = Signal(range(len(strobes) + 1))
+            m.d.comb += summed.eq(sum(strobes))
+            return summed
+
+        reads = total([pe.weight_read for pe in pes])
+        requantized = total(rows)
+        increments = {
+            "stream_in": total([lane.valid & lane.ready for lane in self.i]),
+            "event_reads": total([pe.taken for pe in pes]), "weight_reads": reads,
+            "macs": total([pe.mac for pe in pes]), "acc_updates": reads,
+            "drain_reads": requantized * p.lanes, "requantized": requantized,
+            "table_reads": requantized if p.requant.table is not None else 0,
+            "stream_out": total([lane.valid & lane.ready for lane in self.o]),
+        }
+        for name, increment in increments.items():
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + increment)
+
+
+def delayed(m: Module, signal, name: str):
+    """`signal` a cycle later."""
+    later = Signal.like(signal, name=name)
+    m.d.sync += later.eq(signal)
+    return later
