@@ -21,8 +21,9 @@ from undense.compiler.numbers import index_bits
 
 EVENT_FIFO_DEPTH = {"ecp5": 16, "ice40": 4}  # each PE's queue of input events
 OUTPUT_FIFO_DEPTH = 16                        # each group's queue of output events
-ISSUE_OVERHEAD = 6   # cycles from a PE taking an image's last event to its last accumulator write, and the start
-DRAIN_OVERHEAD = 4   # cycles from the last PE's write to the first drain read, and the bank's release
+# A PE goes from one image's events to the next's without a gap (the other bank), so in steady state its
+# pipeline's depth costs nothing per image; the drain takes a cycle to start and one to release the bank.
+DRAIN_OVERHEAD = 2
 
 # Each counted event: the memory of the unit it touches and how ("read", "write"), or None for logic.
 EVENTS = {
@@ -107,7 +108,7 @@ def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_featur
     """Cycles per image of the layer, image by image: its busiest PE or its drain, whichever is longer (the two
     overlap, on the two banks of accumulators), plus their fixed overheads."""
     groups = counts.shape[1]
-    busiest = pe_work(present, counts, lanes).reshape(len(present), -1).max(axis=1) + ISSUE_OVERHEAD
+    busiest = pe_work(present, counts, lanes).reshape(len(present), -1).max(axis=1)
     return np.maximum(busiest, drain_cycles(out_features, groups) + DRAIN_OVERHEAD)
 
 

@@ -34,14 +34,19 @@ class StreamSource:
 class StreamSink:
     """Collects `<prefix>__payload` on every transfer, dropping ready for a share `stall` of the cycles.
 
-    `wait_for(count)` returns once `count` values have arrived.
+    A transfer may carry `lanes` values of `bits` each, the first in the low bits; of an image's `per_image`
+    values, its last transfer carries what is left and padding. `wait_for(count)` returns once `count` values
+    have arrived.
     """
 
-    def __init__(self, dut, prefix: str, clk, stall: float = 0.0, seed: int = 1, signed: bool = True):
+    def __init__(self, dut, prefix: str, clk, stall: float = 0.0, seed: int = 1, signed: bool = True,
+                 lanes: int = 1, bits: int = 0, per_image: int = 1):
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.clk, self.stall, self.rng, self.signed = clk, stall, random.Random(seed), signed
+        self.lanes, self.bits, self.per_image = lanes, bits, per_image
+        self.transfers = 0
         self.values: list[int] = []
         self._wanted, self._arrived = None, Event()
 
@@ -50,11 +55,21 @@ class StreamSink:
         while True:
             await RisingEdge(self.clk)
             if self.valid.value and self.ready.value:
-                value = self.payload.value
-                self.values.append(value.to_signed() if self.signed else value.to_unsigned())
+                self.values += self.unpack(self.payload.value)
                 if self._wanted is not None and len(self.values) >= self._wanted:
                     self._arrived.set()
             self.ready.value = int(self.rng.random() >= self.stall)
+
+    def unpack(self, value) -> list[int]:
+        if self.lanes == 1:
+            return [value.to_signed() if self.signed else value.to_unsigned()]
+        word, mask = value.to_unsigned(), (1 << self.bits) - 1
+        step = self.transfers % -(-self.per_image // self.lanes)
+        self.transfers += 1
+        codes = [(word >> (lane * self.bits)) & mask for lane in range(self.lanes)
+                 if step * self.lanes + lane < self.per_image]
+        half = 1 << (self.bits - 1)
+        return [code - 2 * half if self.signed and code >= half else code for code in codes]
 
     async def wait_for(self, count: int):
         self._wanted = count

@@ -30,7 +30,7 @@ from cocotb.utils import get_sim_time
 
 from undense.compiler import builddir, golden
 from undense.errors import UndenseError
-from undense.hw.top import code_shape
+from undense.hw.top import code_shape, output_lanes
 from undense.sim.simulate import BUDGET_FACTOR
 from undense.sim.streams import StreamSink, StreamSource
 
@@ -92,8 +92,10 @@ class Bench:
         """A running monitor of the output stream `o`, dropping ready for a random share `stall` of the cycles;
         its `values` are the output codes in the order they left."""
         last = self.graph.nodes[-1]
-        signed = code_shape(self.graph.quant[self.graph.output], getattr(last, "acc_bits", 0)).signed
-        sink = StreamSink(self.dut, "o", self.dut.clk, stall=stall, seed=self._seeds.randrange(2**32), signed=signed)
+        shape = code_shape(self.graph.quant[self.graph.output], getattr(last, "acc_bits", 0))
+        sink = StreamSink(self.dut, "o", self.dut.clk, stall=stall, seed=self._seeds.randrange(2**32),
+                          signed=shape.signed, lanes=output_lanes(self.graph), bits=shape.width,
+                          per_image=self.outputs_per_image)
         cocotb.start_soon(sink.run())
         return sink
 

@@ -164,18 +164,22 @@ def check_rate(images_per_second: float | None) -> None:
 
 
 def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
-         samples: np.ndarray | None = None) -> QGraph:
+         samples: np.ndarray | None = None, groups: dict[str, int] | None = None) -> QGraph:
     """The graph with every layer's grid and predicted cycles, its edges' lanes set; `samples` are the
-    calibration inputs the cycles are predicted on (typical inputs where there are none)."""
+    calibration inputs the cycles are predicted on (typical inputs where there are none). `groups` fixes the
+    groups of the Dense layers it names instead of choosing them (a layer it leaves out gets one)."""
     check_rate(images_per_second)
     values = golden.run_codes(graph, activity.input_codes(graph, samples))
     folding = Folding(graph, target, values)
+    if groups is not None:
+        folding.groups.update(groups)
     start = folding.costs()
     short = overflow(start, target)
     if short:
         raise too_big(start, target, short, "it does not fit even with one processing element a layer")
     wanted = None if images_per_second is None else target.clock_mhz * 1e6 / images_per_second
-    grow(folding, wanted)
+    if groups is None:
+        grow(folding, wanted)
     means = folding.means()
     if wanted is not None and max(means.values()) > wanted:
         slowest = max(means, key=means.get)

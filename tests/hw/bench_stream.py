@@ -20,7 +20,8 @@ async def matches_golden(dut):
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
-    sink = StreamSink(dut, "o", dut.clk, stall=case["stall"], signed=case["signed"])
+    sink = StreamSink(dut, "o", dut.clk, stall=case["stall"], signed=case["signed"], lanes=case["lanes"],
+                      bits=case["bits"], per_image=case["per_image"])
     cocotb.start_soon(sink.run())
     cocotb.start_soon(StreamSource(dut, "i", dut.clk, gap=case["gap"]).send(case["inputs"]))
     expected = case["expected"]

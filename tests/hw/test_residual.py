@@ -3,7 +3,7 @@ import numpy as np
 
 import undense
 from undense.compiler import golden
-from undense.hw.top import Accelerator
+from undense.hw.top import Accelerator, code_shape, output_lanes
 from undense.runtime.synthetic import residual_block
 
 
@@ -12,4 +12,6 @@ def test_residual_block_matches_golden(run_stream_bench):
     graph = undense.compile(residual_block(10), calibration=x).graph
     codes = golden.quantize_input(graph, x[:6])
     expected = golden.run_codes(graph, codes)[graph.output]
-    run_stream_bench(Accelerator(graph), "residual_top", codes, expected, signed=True)
+    bits = code_shape(graph.quant[graph.output]).width
+    run_stream_bench(Accelerator(graph), "residual_top", codes, expected, signed=True, lanes=output_lanes(graph),
+                     bits=bits)
