@@ -34,11 +34,12 @@ def presence(graph: QGraph, values: dict[str, np.ndarray], lanes: dict[str, int]
     return found
 
 
-def layer_cycles(node: QDense | QAdd, present: dict[str, np.ndarray], lanes: dict[str, int],
+def layer_cycles(graph: QGraph, node: QDense | QAdd, present: dict[str, np.ndarray], lanes: dict[str, int],
                  counts: np.ndarray | None = None) -> np.ndarray:
     """The layer's cycles on each image; `counts` the Dense layer's column counts on its grid, if known."""
     if isinstance(node, QAdd):
-        return add_unit.image_cycles(present[node.inputs[0]], present[node.inputs[1]], lanes[node.output])
+        return add_unit.image_cycles(present[node.inputs[0]], present[node.inputs[1]], lanes[node.output],
+                                     not graph.edges[node.output].sparse)
     if counts is None:
         counts = dense_unit.column_counts(node.dense_codes(), lanes[node.input], lanes[node.output])
     return dense_unit.image_cycles(present[node.input], counts, lanes[node.input], node.out_features)
@@ -57,7 +58,7 @@ def predicted_events(graph: QGraph, codes_in: np.ndarray) -> dict[str, dict[str,
     for node in graph.nodes:
         if isinstance(node, QAdd):
             counts[node.name] = add_unit.events(present[node.inputs[0]], present[node.inputs[1]],
-                                                present[node.output])
+                                                present[node.output], not graph.edges[node.output].sparse)
         else:
             counts[node.name] = dense_unit.events(node.dense_codes(), present[node.input], present[node.output],
                                                   lanes[node.input], lanes[node.output], node.table is not None)

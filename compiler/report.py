@@ -13,8 +13,8 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
         return {"name": node.name, "op": "add", "shape": [node.features], "nnz": 0, "density": 1.0,
                 "weight_bits": 0, "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe,
                 "lanes": node.fold.lanes, "groups": node.fold.groups,
-                "cycles": node.fold.cycles, "cycles_p99": node.fold.cycles_p99, "activation": "identity", "acc_bits": None, "weight_memory_bits": 0,
-                "estimate": estimate}
+                "cycles": node.fold.cycles, "cycles_p99": node.fold.cycles_p99, "activation": "identity",
+                "acc_bits": None, "weight_memory_bits": 0, "estimate": estimate, "memories": []}
     out_features, in_features = node.out_features, node.weight.in_features
     return {"name": node.name, "op": "dense", "shape": [out_features, in_features], "nnz": node.weight.nnz,
             "density": round(node.weight.nnz / (out_features * in_features), 6), "weight_bits": node.weight_bits,

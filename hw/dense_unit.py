@@ -25,18 +25,25 @@ OUTPUT_FIFO_DEPTH = 16                        # each group's queue of output eve
 # pipeline's depth costs nothing per image; the drain takes a cycle to start and one to release the bank.
 DRAIN_OVERHEAD = 2
 
-# Each counted event: the memory of the unit it touches and how ("read", "write"), or None for logic.
+# Each counted event and the accesses it makes to the unit's memories (by role: a memory's name less its PE
+# or group), each (role, "read" or "write"); events with none are logic, priced by the energy model's kind.
 EVENTS = {
-    "stream_in": None,                      # an input event taken from a lane
-    "event_reads": ("events", "read"),      # an event into a PE's queue, out of it, and its column looked up
-    "weight_reads": ("weights", "read"),    # a weight entry read (zero entries of empty columns too)
-    "macs": None,                           # a nonzero weight multiplied by the event's value
-    "acc_updates": ("acc", "update"),       # an accumulator read, added to and written back
-    "drain_reads": ("acc", "update"),       # an accumulator read out at the drain, and cleared
-    "requantized": None,                    # a row's sum requantized
-    "table_reads": ("table", "read"),       # its code looked up in the activation table
-    "stream_out": None,                     # an output event sent
+    "stream_in": (),                        # an input event taken from a lane
+    "event_reads": (("queue.storage", "write"), ("queue.storage", "read"), ("columns", "read")),  # into a PE
+    "weight_reads": (("weights", "read"),),  # a weight entry read (zero entries of empty columns too)
+    "macs": (),                             # a nonzero weight multiplied by the event's value
+    "acc_updates": (("acc", "read"), ("acc", "write")),    # an accumulator read, added to and written back
+    "drain_reads": (("acc", "read"), ("acc", "write")),    # an accumulator read at the drain, and cleared
+    "requantized": (("rows", "read"),),     # a row's constants read and its sum requantized
+    "table_reads": (("requantizer.table", "read"),),       # its code looked up in the activation table
+    "stream_out": (("fifo.storage", "write"), ("fifo.storage", "read")),  # an output event queued and sent
 }
+
+
+def role(memory_name: str) -> str:
+    """A memory's role in the unit: its name less the PE or group it belongs to, its bank (pe3.acc1 -> acc)."""
+    name = memory_name.split(".", 1)[1] if memory_name.startswith(("pe", "g")) else memory_name
+    return "acc" if name in ("acc0", "acc1") else name
 
 
 def positions(count: int, ways: int, way: int) -> int:

@@ -5,7 +5,8 @@
 Each lane of `a` and of `b` carries the same positions in increasing order, so the lane merges them: the
 smaller position goes first, with the other side's value at that position its zero (its edge's offset); equal
 positions go together. A result equal to the output's zero stays home on a sparse edge, except the lane's
-last position (both sides always send it), which ends the image. The bits are those of compiler/golden.py `add`.
+last position (both sides always send it), which ends the image. A dense output has every position: there the
+lane counts positions, and one that neither side sent is the sum of their zeros. The bits are those of compiler/golden.py `add`.
 """
 from dataclasses import dataclass
 
@@ -64,7 +65,11 @@ class ElementwiseAdd(wiring.Component):
         p = self.params
         a, b, o = self.a[lane], self.b[lane], self.o[lane]
         (za, zb), (ma, mb), (oa, ob) = p.zero_points, p.multipliers, p.offsets
-        first_a, first_b = a.payload.index <= b.payload.index, b.payload.index <= a.payload.index
+        if p.sparse_out:
+            position = Mux(a.payload.index <= b.payload.index, a.payload.index, b.payload.index)
+        else:
+            position = Signal.like(a.payload.index, name=f"position{lane}")
+        first_a, first_b = a.payload.index == position, b.payload.index == position
         value_a = Mux(first_a, a.payload.value, 0)
         value_b = Mux(first_b, b.payload.value, 0)
         total = Signal(signed(len(a.payload.value) + len(b.payload.value) + 20), name=f"total{lane}")
@@ -77,13 +82,15 @@ class ElementwiseAdd(wiring.Component):
         code = Mux(rounded < low, low, Mux(rounded > high, high, rounded))
         value = Signal(p.out_value_shape, name=f"value{lane}")
         m.d.comb += value.eq(code - p.out_offset)
-        last = a.payload.last & b.payload.last
+        last = a.payload.last & b.payload.last & first_a & first_b
         keep = (value != 0) | last if p.sparse_out else 1
         take = Signal(name=f"take{lane}")
         m.d.comb += [take.eq((o.ready | ~o.valid) & a.valid & b.valid),
                      a.ready.eq(take & first_a), b.ready.eq(take & first_b)]
         with m.If(o.ready | ~o.valid):
             m.d.sync += o.valid.eq(take & keep)
-            m.d.sync += [o.payload.index.eq(Mux(first_a, a.payload.index, b.payload.index)),
-                         o.payload.value.eq(value), o.payload.last.eq(last)]
+            m.d.sync += [o.payload.index.eq(position), o.payload.value.eq(value), o.payload.last.eq(last)]
+        if not p.sparse_out:
+            with m.If(take):
+                m.d.sync += position.eq(Mux(last, 0, position + 1))
         return take, (take & first_a) + (take & first_b)

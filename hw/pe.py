@@ -105,10 +105,10 @@ class ProcessingElement(wiring.Component):
                                                 attrs=p.style("weights"))
         column = columns.read_port(domain="comb")
         bank, full = Signal(), self.full
-        valid, address, left, value, entry_bank, image_end = (
-            Signal(), Signal.like(column.data.start), Signal.like(column.data.extra), Signal(p.value_shape),
-            Signal(), Signal())
-        free = ~valid | (left == 0)
+        valid, value, entry_bank, image_end = Signal(), Signal(p.value_shape), Signal(), Signal()
+        address = Signal(column.data.start.shape(), name="address")
+        left = Signal(column.data.extra.shape(), name="left")  # entries of the column after this one
+        free = ~valid | ~left.any()
         m.d.comb += [column.addr.eq(self.i.payload.index),
                      self.i.ready.eq(free & ~Mux(bank, full[1], full[0])),
                      self.taken.eq(self.i.valid & self.i.ready)]
@@ -117,7 +117,7 @@ class ProcessingElement(wiring.Component):
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             with m.If(self.i.payload.last):
                 m.d.sync += bank.eq(~bank)
-        with m.Elif(valid & (left != 0)):
+        with m.Elif(valid & left.any()):
             m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
         with m.Elif(valid):
             m.d.sync += valid.eq(0)
@@ -125,7 +125,7 @@ class ProcessingElement(wiring.Component):
         weight_rd = weights.read_port()
         if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
             weight_wr = weights.write_port()
-            shared = Signal.like(weight_rd.addr)
+            shared = Signal.like(weight_rd.addr, name="shared_addr")
             m.d.comb += [shared.eq(Mux(self.load_en, self.load_addr, address)), weight_wr.addr.eq(shared),
                          weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
                          weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
@@ -135,18 +135,19 @@ class ProcessingElement(wiring.Component):
         # 1: the entry is out of memory; 2: registered (a block RAM's output is slow), accumulator read issued;
         # 3: product and accumulator meet, the sum is written back
         valid1, value1, bank1, end1 = Signal(), Signal(p.value_shape), Signal(), Signal()
-        m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & (left == 0))]
+        m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & ~left.any())]
         m.d.comb += self.weight_read.eq(valid1)
         valid2, entry2, value2, bank2, end2 = Signal(), Signal(entry_layout), Signal(p.value_shape), Signal(), Signal()
         m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
         m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
-        valid3, product3, row3, bank3, end3 = (Signal(), Signal(signed(p.acc_bits)), Signal.like(entry2.row),
-                                               Signal(), Signal())
+        valid3, product3, bank3, end3 = Signal(), Signal(signed(p.acc_bits)), Signal(), Signal()
+        row3 = Signal(entry2.row.shape(), name="row3")
         m.d.sync += [valid3.eq(valid2), product3.eq(entry2.value * value2), row3.eq(entry2.row), bank3.eq(bank2),
                      end3.eq(valid2 & end2)]
 
         # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later)
-        clear, clear_addr, clear_bank = Signal(), Signal.like(self.drain_addr), Signal()
+        clear, clear_bank = Signal(), Signal()
+        clear_addr = Signal(self.drain_addr.shape(), name="clear_addr")
         m.d.sync += [clear.eq(self.drain_en), clear_addr.eq(self.drain_addr), clear_bank.eq(self.drain_bank)]
         data_out = []
         for index in range(2):

@@ -134,13 +134,15 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
 
 
 def run(binary: Path, codes: np.ndarray, out_per_image: int, out_bits: int, out_signed: bool, cycle_budget: int,
-        wave: Path | None = None, weights: bytes = b"", out_lanes: int = 1) -> BulkRun:
-    """Stream `codes` through the design, after `weights` on its weight port (a harness built with one); each
-    output transfer carries `out_lanes` codes."""
+        wave: Path | None = None, weights: bytes = b"", out_lanes: int = 1, in_bits: int = 32) -> BulkRun:
+    """Stream `codes` (of `in_bits` each) through the design, after `weights` on its weight port (a harness
+    built with one); each output transfer carries `out_lanes` codes."""
     images, in_per_image = codes.shape
     with tempfile.TemporaryDirectory(prefix="undense-sim-") as scratch:
         scratch = Path(scratch)
-        codes.astype(np.int32).tofile(scratch / "in.bin")
+        # as the port's bits, unsigned: Verilator keeps a narrow port in a wider C++ type and trusts the bits
+        # above it to be zero
+        (codes.astype(np.int64) & ((1 << in_bits) - 1)).astype(np.uint32).tofile(scratch / "in.bin")
         (scratch / "weights.bin").write_bytes(weights)
         command = [str(binary), str(scratch / "in.bin"), str(scratch / "out.bin"), str(scratch / "stats.txt"),
                    str(in_per_image), str(out_per_image), str(out_bits), str(int(out_signed)), str(cycle_budget),

@@ -21,7 +21,6 @@ The physical floor prices the same MACs and memory accesses at Horowitz's 45 nm 
 with no static power and no clock: how far the FPGA is from the limit.
 """
 import json
-import re
 from functools import cache
 from math import ceil
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import DSP_WIDTH, dsp_blocks, requantizer_dsps
 from undense.compiler.targets import Target, by_size, targets
+from undense.hw import add_unit, dense_unit
 
 DATA = Path(__file__).parent / "data" / "energy.json"
 PICO = 1e-12
@@ -38,16 +38,13 @@ RANGE_KEYS = {"low": "low", "value": "typical", "high": "high"}  # how a figure'
 # The read and write port width of one RAM block as the hardware uses it (compiler/resources.BRAM_SHAPES)
 BLOCK_PORT_BITS = {"ecp5": 18, "ice40": 16}
 SPRAM_PORT_BITS = 16
-# What a memory event of sim.json touches: (memory of the layer, read or write)
-MEMORY_EVENTS = {"weight_reads": ("weights", "read"), "input_buffer_writes": ("inputs", "write"),
-                 "input_buffer_reads": ("inputs", "read"), "output_buffer_writes": ("outputs", "write"),
-                 "output_buffer_reads": ("outputs", "read"), "table_reads": ("requantizer.table", "read")}
+# What each event of sim.json touches in its unit's memories, from the units' descriptions, by layer op
+ACCESSES = {"dense": dense_unit.EVENTS, "add": add_unit.EVENTS}
 # How the breakdown groups the events
 GROUPS = {"macs": "MACs", "pipeline": "register activity", "weight_reads": "weight reads",
-          "input_buffer_writes": "buffer writes",
-          "output_buffer_writes": "buffer writes", "input_buffer_reads": "buffer reads",
-          "output_buffer_reads": "buffer reads", "table_reads": "table reads", "requantize": "requantizer",
-          "stream_in": "streams", "stream_out": "streams", "adds": "adds"}
+          "event_reads": "event queues", "acc_updates": "accumulators", "drain_reads": "accumulators",
+          "table_reads": "table reads", "requantized": "requantizer", "stream_in": "streams",
+          "stream_out": "streams", "adds": "adds"}
 
 
 @cache
@@ -101,30 +98,36 @@ def memory_access_pj(placement: str, width: int, kind: str, family: str, table: 
 
 
 def layer_memories(layer: dict) -> dict[str, list[dict]]:
-    """The layer's memories by role (weights, inputs, outputs, requantizer.table), one entry per PE."""
+    """The layer's memories by role (weights, acc, requantizer.table, ...), one entry per PE or group."""
     roles: dict[str, list[dict]] = {}
     for memory in layer.get("memories", []):
-        role = re.sub(r"^pe\d+\.", "", memory["name"].removeprefix(layer["name"] + "."))
-        roles.setdefault(role, []).append(memory)
+        roles.setdefault(dense_unit.role(memory["name"].removeprefix(layer["name"] + ".")), []).append(memory)
     return roles
+
+
+def access_pj(role: str, kind: str, layer: dict, family: str, table: dict) -> float:
+    """One read or write of the layer's memories of a role, on average over its PEs or groups."""
+    memories = layer_memories(layer)[role]
+    return sum(memory_access_pj(m["placement"], m["width"], kind, family, table) for m in memories) / len(memories)
 
 
 def event_pj(event: str, layer: dict, family: str, table: dict) -> float:
     """The energy of one event of the layer, in pJ."""
-    if event in MEMORY_EVENTS:
-        role, kind = MEMORY_EVENTS[event]
-        memories = layer_memories(layer)[role]
-        return sum(memory_access_pj(m["placement"], m["width"], kind, family, table) for m in memories) / len(memories)
     logic = value(table["logic_pj_per_bit"])
-    if event == "macs":  # the product, then the accumulator's add and register
-        return multiply_pj(layer["weight_bits"], layer["input_bits"] + 1, family, table) + layer["acc_bits"] * logic
-    if event == "pipeline":  # a weight entry's trip through the PE's registers: entry, value, input, product
-        column = index_bits(layer["shape"][1])
-        bits = (layer["weight_bits"] + column + 1) + (layer["weight_bits"] + 1) + layer["input_bits"] + (
-            layer["weight_bits"] + layer["input_bits"] + 1)
+    touched = ACCESSES[layer["op"]].get(event, ())
+    memory_pj = sum(access_pj(role, kind, layer, family, table) for role, kind in touched)
+    if event == "acc_updates":  # the read, the add and the write
+        return memory_pj + layer["acc_bits"] * logic
+    if event == "requantized":  # the sum times the row's 16-bit multiplier, in DSP-sized slices
+        return memory_pj + value(table["dsp_multiply_pj"]) * max(1, requantizer_dsps(layer["acc_bits"], family))
+    if touched:
+        return memory_pj
+    if event == "macs":  # the product
+        return multiply_pj(layer["weight_bits"], layer["input_bits"] + 1, family, table)
+    if event == "pipeline":  # a weight entry's trip through the PE's registers: entry, value, product
+        row = index_bits(-(-layer["shape"][0] // layer["groups"]))
+        bits = (layer["weight_bits"] + row) + 2 * (layer["input_bits"] + 1) + layer["acc_bits"]
         return bits * value(table["toggle_rate"]) * logic
-    if event == "requantize":  # the sum times the row's 16-bit multiplier, in DSP-sized slices
-        return value(table["dsp_multiply_pj"]) * max(1, requantizer_dsps(layer["acc_bits"], family))
     bits = {"stream_in": layer["input_bits"], "stream_out": layer["act_bits"], "adds": layer["act_bits"] + 1}[event]
     return bits * logic  # a register and its routing per bit
 
@@ -148,8 +151,6 @@ def layer_events(layer: dict, counts: dict[str, int]) -> dict[str, int]:
     events = dict(counts)
     if layer["op"] == "dense":
         events["pipeline"] = counts.get("weight_reads", 0)
-        if layer["act_bits"] != layer["acc_bits"]:  # not a raw accumulator output
-            events["requantize"] = counts.get("output_buffer_reads", 0)
     return events
 
 
@@ -269,9 +270,9 @@ def asic_floor(compile_report: dict, sim_report: dict) -> dict:
             if event == "macs":
                 pj = (value(floor["mult_8bit_pj"]) * layer["weight_bits"] * layer["input_bits"] / 64
                       + value(floor["add_32bit_pj"]) * acc_bits / 32)
-            elif event in MEMORY_EVENTS:
-                memories = layer_memories(layer)[MEMORY_EVENTS[event][0]]
-                pj = value(floor["sram_8kb_read_64bit_pj"]) * memories[0]["width"] / 64
+            elif ACCESSES[layer["op"]].get(event):
+                pj = sum(value(floor["sram_8kb_read_64bit_pj"]) * layer_memories(layer)[role][0]["width"] / 64
+                         for role, _ in ACCESSES[layer["op"]][event])
             else:
                 continue
             by_event[GROUPS[event]] = by_event.get(GROUPS[event], 0.0) + count / images * pj * PICO

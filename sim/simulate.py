@@ -24,15 +24,26 @@ class Simulation:
     report: dict
 
 
-def ideal_cycles_per_image(graph: QGraph) -> float:
-    """Nonzeros of the slowest layer over its processing elements: the bound no folding can beat."""
-    return max(n.weight.nnz / n.fold.pe for n in graph.nodes if isinstance(n, QDense))
+def ideal_cycles_per_image(graph: QGraph, events: dict[str, dict[str, int]], images: int) -> float:
+    """The weight entries the busiest layer read per image over its processing elements: its work spread
+    perfectly evenly, the bound no folding of it can beat."""
+    return max(events[n.name]["weight_reads"] / images / n.fold.pe for n in graph.nodes if isinstance(n, QDense))
 
 
 def steady_state_cycles(last_output: np.ndarray) -> float:
-    """Cycles between images once the pipeline is full: the median gap in the second half of the run."""
+    """Cycles between images once the pipeline is full: the mean gap over the second half of the run (the
+    work per image depends on its data, so the mean, not the median, is the throughput)."""
     gaps = np.diff(last_output)
-    return float(np.median(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
+    return float(np.mean(gaps[len(gaps) // 2:])) if len(gaps) else float("nan")
+
+
+def gap_distribution(last_output: np.ndarray) -> dict[str, float] | None:
+    """The gaps between images over the second half of the run: mean and percentiles."""
+    gaps = np.diff(last_output)[max(len(last_output) - 1, 0) // 2:]
+    if not len(gaps):
+        return None
+    return {"mean": float(gaps.mean()), **{f"p{q}": float(np.percentile(gaps, q)) for q in (1, 50, 99)},
+            "min": int(gaps.min()), "max": int(gaps.max())}
 
 
 def images_for_steady_state(graph: QGraph) -> int:
@@ -71,12 +82,12 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         binary = bulk.build(flat, bulk.cache_root(), list(ports), wave, weight_port=bool(weights),
                             progress=progress)
     images = len(codes_in)
-    budget = BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes)) + len(weights) + 10_000
+    budget = int(BUDGET_FACTOR * predicted_cycles * (images + 2 * len(graph.nodes))) + len(weights) + 10_000
     progress(f"simulating {images} images" + (f" after loading {len(weights):,} bytes of weights" if weights else ""))
     if wave is not None:
         Path(wave).parent.mkdir(parents=True, exist_ok=True)  # the simulator writes the waveform as it runs
     run = bulk.run(binary, codes_in, expected.shape[1], shape.width, shape.signed, budget, wave, weights,
-                   output_lanes(graph))
+                   output_lanes(graph), code_shape(graph.quant[graph.input]).width)
     mismatches = run.outputs != expected
     measured: dict[str, dict[str, int]] = {}
     for port, count in run.events.items():
@@ -90,8 +101,10 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         "cycles_per_image": steady_state_cycles(run.last_output) if images > 1 else float(run.cycles),
         "steady_state": images >= images_for_steady_state(graph),
         "images_needed_for_steady_state": images_for_steady_state(graph),
-        "ideal_cycles_per_image": ideal_cycles_per_image(graph),
+        "cycles_per_image_distribution": gap_distribution(run.last_output),
+        "ideal_cycles_per_image": ideal_cycles_per_image(graph, predicted, images),
         "predicted_cycles_per_image": predicted_cycles,
+        "predicted_cycles_per_image_p99": max(node.fold.cycles_p99 for node in graph.nodes),
         "first_image_latency_cycles": int(run.last_output[0] - run.first_input[0] + 1),
         "sim_cycles_per_second": run.cycles / run.wall_seconds,
         "sim_wall_seconds": run.wall_seconds,

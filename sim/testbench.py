@@ -109,7 +109,7 @@ class Bench:
         fails the test if they take longer than 8x the compiler's prediction (a hang)."""
         count = images * self.outputs_per_image
         predicted = self.report.get("predicted_cycles_per_image") or max(n.fold.cycles for n in self.graph.nodes)
-        budget = BUDGET_FACTOR * predicted * (images + 2 * len(self.graph.nodes)) + 10_000
+        budget = int(BUDGET_FACTOR * predicted * (images + 2 * len(self.graph.nodes))) + 10_000
         waiting = cocotb.start_soon(sink.wait_for(count))
         await First(waiting, ClockCycles(self.dut.clk, budget))
         if len(sink.values) < count:

@@ -55,7 +55,7 @@ class Folding:
         if key not in self._cycles:
             tensors = {t: self.values[t] for t in node.inputs}
             present = activity.presence(self.graph, tensors, lanes)
-            self._cycles[key] = activity.layer_cycles(node, present, lanes)
+            self._cycles[key] = activity.layer_cycles(self.graph, node, present, lanes)
         return self._cycles[key]
 
     def cost(self, node, lanes: dict[str, int]) -> LayerCost:

@@ -53,7 +53,7 @@ def test_balanced_fold_spends_the_budget_on_the_slowest_layer():
     verify(folded, "fold")
     assert total([layer_cost(folded, n, "ecp5") for n in folded.nodes])["dsp"] <= 24
     assert max(n.fold.cycles for n in folded.nodes) < max(n.fold.cycles for n in unfolded.nodes) / 3
-    for node, following in zip(folded.nodes, folded.nodes[1:]):
+    for node, following in zip(folded.nodes, folded.nodes[1:], strict=False):
         assert following.fold.lanes == node.fold.groups  # a layer's groups are the next one's lanes
 
 

@@ -1,15 +1,22 @@
 """Fork, skip buffer and elementwise Add in a small residual accelerator under cocotb, gaps and stalls."""
 import numpy as np
+import pytest
 
 import undense
 from undense.compiler import golden
+from undense.compiler.passes.fold import fold
+from undense.compiler.targets import target
 from undense.hw.top import Accelerator, code_shape, output_lanes
 from undense.runtime.synthetic import residual_block
 
 
-def test_residual_block_matches_golden(run_stream_bench):
+@pytest.mark.parametrize("groups", [None, {"fc1": 3, "fc2": 3}])  # as folded; the Add merging three lanes
+def test_residual_block_matches_golden(run_stream_bench, groups):
     x = np.random.default_rng(4).normal(size=(100, 10)).astype(np.float32)
     graph = undense.compile(residual_block(10), calibration=x).graph
+    if groups is not None:
+        graph = fold(graph, target("ecp5-85k"), samples=x, groups=groups)
+        assert graph.edges[graph.output].lanes == 3
     codes = golden.quantize_input(graph, x[:6])
     expected = golden.run_codes(graph, codes)[graph.output]
     bits = code_shape(graph.quant[graph.output]).width
