@@ -12,6 +12,7 @@ there still takes one cycle, for a zero entry). When every PE has the image, the
 lockstep, one position a cycle: the lanes' partial sums are added, requantized, and each group sends the
 nonzero results of its rows (always its last row, which marks the end of the image) as events on its lane.
 """
+import re
 from dataclasses import dataclass
 from math import ceil
 
@@ -41,8 +42,9 @@ EVENTS = {
 
 
 def role(memory_name: str) -> str:
-    """A memory's role in the unit: its name less the PE or group it belongs to, its bank (pe3.acc1 -> acc)."""
-    name = memory_name.split(".", 1)[1] if memory_name.startswith(("pe", "g")) else memory_name
+    """A memory's role in the unit: its name less the PE, queue or group it belongs to and its bank
+    (pe3.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows)."""
+    name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.|g\d+_)", "", memory_name))
     return "acc" if name in ("acc0", "acc1") else name
 
 
@@ -143,7 +145,7 @@ def output_events(codes_out: np.ndarray, offset: int, groups: int, sparse: bool)
 
 @dataclass(frozen=True)
 class Memory:
-    name: str     # within the layer, as in the Verilog: pe3.weights, g1.rows
+    name: str     # within the layer, as in the Verilog: pe3.weights, queue3.storage, g1_rows
     depth: int
     width: int
     rom: bool
@@ -163,16 +165,16 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
             pe = f"pe{lane * groups + group}"
             part = block(codes, lanes, groups, lane, group)
             event_bits = index_bits(columns) + value_bits + 1
-            found += [Memory(f"{pe}.queue.storage", fifo_depth - 1, event_bits, rom=False),
+            found += [Memory(f"queue{lane * groups + group}.storage", fifo_depth - 1, event_bits, rom=False),
                       Memory(f"{pe}.weights", len(part.entries), weight_bits + index_bits(part.rows), rom=True,
                              weights=True),
                       Memory(f"{pe}.columns", columns, column_bits(part), rom=True),
                       *(Memory(f"{pe}.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
     for group in range(groups):
-        found.append(Memory(f"g{group}.rows", steps, row_bits, rom=True))
+        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True))
         if table_entries:
-            found.append(Memory(f"g{group}.requantizer.table", table_entries, table_bits, rom=True))
-        found.append(Memory(f"g{group}.fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,
+            found.append(Memory(f"g{group}_requantizer.table", table_entries, table_bits, rom=True))
+        found.append(Memory(f"g{group}_fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,
                             rom=False))
     return found
 

@@ -6,7 +6,8 @@ Each lane of `a` and of `b` carries the same positions in increasing order, so t
 smaller position goes first, with the other side's value at that position its zero (its edge's offset); equal
 positions go together. A result equal to the output's zero stays home on a sparse edge, except the lane's
 last position (both sides always send it), which ends the image. A dense output has every position: there the
-lane counts positions, and one that neither side sent is the sum of their zeros. The bits are those of compiler/golden.py `add`.
+lane counts positions, and one that neither side sent is the sum of their zeros. The bits are those of
+compiler/golden.py `add`.
 """
 from dataclasses import dataclass
 

@@ -49,7 +49,7 @@ class DenseParams:
     out_offset: int                  # the code an output event's value is relative to
     sparse_out: bool                 # zeros (code == out_offset) stay home
     queue_depth: int = 16
-    styles: dict[str, str] | None = None  # placement of each group's "g{g}.rows", "g{g}.fifo.storage", queues
+    styles: dict[str, str] | None = None  # placement of each memory by its name in the unit (hw/dense_unit.py)
 
     @property
     def steps(self) -> int:
@@ -114,7 +114,7 @@ class EventDense(wiring.Component):
                 taps = [getattr(fork, f"o{group}") for group in range(p.groups)]
             for group, tap in enumerate(taps):
                 index = lane * p.groups + group
-                queue = StreamFIFO(p.in_layout(), p.queue_depth, (p.styles or {}).get(f"pe{index}.queue.storage"))
+                queue = StreamFIFO(p.in_layout(), p.queue_depth, (p.styles or {}).get(f"queue{index}.storage"))
                 m.submodules[f"queue{index}"] = queue
                 if p.groups == 1:
                     wiring.connect(m, wiring.flipped(tap), queue.i)
@@ -128,7 +128,7 @@ class EventDense(wiring.Component):
         p = self.params
         bank, draining, step = Signal(), Signal(), Signal(range(p.steps))
         ready_banks = [Cat(pe.full[b] for pe in pes).all() for b in range(2)]
-        queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}.fifo.storage"))
+        queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}_fifo.storage"))
                   for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
         arrived = Signal()
@@ -184,7 +184,7 @@ class EventDense(wiring.Component):
                   for bias, multiplier, shift in p.rows[group].rows]
         stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (p.steps - len(stored))
         m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=p.steps, init=stored,
-                                                       attrs=p.style(f"g{group}.rows"))
+                                                       attrs=p.style(f"g{group}_rows"))
         read = rows.read_port()
         m.d.comb += [read.addr.eq(step), read.en.eq(issue)]
         return read.data

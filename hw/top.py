@@ -16,7 +16,6 @@ from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.resources import (
     event_queue_depth,
-    memory_style,
     product_slice_bits,
     requant_shift_base,
     requant_shift_bits,
@@ -223,9 +222,7 @@ class Accelerator(wiring.Component):
         for port, tensor in zip((unit.a, unit.b), node.inputs, strict=True):
             for lane, stream_in in enumerate(tap(tensor)):
                 if tensor in skips:
-                    width = stream_in.payload.shape().size
-                    style = None if self.family is None else memory_style(skips[tensor] - 1, width, self.family,
-                                                                          rom=False)
+                    style = None if self.family is None else node.fold.placement[f"{node.name}_skip{lane}.storage"]
                     buffer = StreamFIFO(stream_in.payload.shape(), skips[tensor], style)
                     m.submodules[f"{name}_skip{lane}"] = buffer
                     wiring.connect(m, stream_in, buffer.i)

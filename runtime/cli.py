@@ -419,11 +419,17 @@ def bench(output, repeats):
                f"{mutations['exit_0']:,} compiled and ran, {mutations['exit_2']:,} refused in one Error: line, "
                f"{mutations['failures']} failures")
     for case, figure in figures["simulation"].items():
-        click.echo(f"simulate {case}: {figure['cycles_per_image']:,.0f} cycles per image, "
-                   f"{figure['cycles_over_ideal']:.1%} of the ideal {figure['ideal_cycles_per_image']:,.0f}; "
-                   f"{figure['sim_cycles_per_second']:,.0f} simulated cycles/s; {figure['mismatches']} mismatches")
-    click.echo(f"undense compile + sim -n 64 from an empty cache: "
-               f"{figures['simulation']['bundled']['fresh_compile_and_sim_64_wall_s']:.0f} s")
+        click.echo(f"simulate {case} ({figure['images']:,} images): {figure['cycles_per_image']:,.1f} cycles per "
+                   f"image, {figure['cycles_over_prediction']:.1%} of the predicted "
+                   f"{figure['predicted_cycles_per_image']:,.1f}, {figure['cycles_over_ideal']:.1%} of the ideal "
+                   f"{figure['ideal_cycles_per_image']:,.1f}; {figure['sim_cycles_per_second']:,.0f} simulated "
+                   f"cycles/s; {figure['mismatches']} mismatches")
+    click.echo(f"undense compile, rtl and sim -n 64 from an empty cache: "
+               f"{figures['simulation']['bundled']['fresh_compile_rtl_and_sim_64_wall_s']:.0f} s")
+    top = figures["headline"]
+    click.echo(f"{top['target']} at {top['clock_mhz']:g} MHz: {top['images_per_second']:,.0f} images/s, "
+               f"{top['over_cpu']:.2f}x onnxruntime's best on this CPU ({top['cpu_images_per_second']:,.0f} at "
+               f"batch {top['cpu_batch']:,})")
     for target_name, figure in figures["energy"].items():
         click.echo(f"energy on {target_name}: {figure.get('sentence', 'does not fit')}")
     click.echo(f"-> {output}")

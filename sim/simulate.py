@@ -48,10 +48,10 @@ def gap_distribution(last_output: np.ndarray) -> dict[str, float] | None:
 
 def images_for_steady_state(graph: QGraph) -> int:
     """Images a run needs for steady_state_cycles to measure a full pipeline: the second half of its gaps must
-    come after the first image that entered a full pipeline. A dense layer holds three images at once, one
-    loading, one computing and one streaming out (its double-buffered memories, hw/sparse_mvau.py), and the image
-    one layer streams out is the one the next is loading, so L dense layers hold 2L + 1 images; the second half
-    of N - 1 gaps starts after that many when N >= 2 (2L + 1) - 1."""
+    come after the first image that entered a full pipeline. A dense layer holds about three images at once, one
+    in its queues and the bank its PEs fill, one in the bank it drains and one in its output queues
+    (hw/event_dense.py), and the image one layer sends is the one the next takes in, so L dense layers hold
+    2L + 1 images; the second half of N - 1 gaps starts after that many when N >= 2 (2L + 1) - 1."""
     in_flight = 2 * sum(isinstance(node, QDense) for node in graph.nodes) + 1
     return 2 * in_flight - 1
 

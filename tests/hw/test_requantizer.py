@@ -5,7 +5,7 @@ from amaranth import signed, unsigned
 from amaranth.sim import Simulator
 
 from undense.compiler.numbers import rshift_round
-from undense.hw.elementwise import ElementwiseAdd
+from undense.hw.elementwise import AddParams, ElementwiseAdd
 from undense.hw.requantizer import Requantizer, RequantParams
 
 
@@ -53,24 +53,25 @@ def test_elementwise_add_rounds_half_to_even():
     count = 300
     a, b = rng.integers(0, 256, count), rng.integers(-128, 128, count)
     zero_points, multipliers, shift, out_zero_point = (7, -5), (1 << 14, 3 << 13), 16, 2
-    add = ElementwiseAdd(unsigned(8), signed(8), signed(8), zero_points, multipliers, shift, out_zero_point,
-                         (-128, 127))
+    add = ElementwiseAdd(AddParams(1, count, (unsigned(8), signed(8)), (0, 0), zero_points, multipliers, shift,
+                                   out_zero_point, (-128, 127), signed(8), 0, sparse_out=False))
     total = (a - zero_points[0]) * multipliers[0] + (b - zero_points[1]) * multipliers[1]
     expected = np.clip(out_zero_point + rshift_round(total, shift), -128, 127)
     codes = []
 
     async def bench(ctx):
-        ctx.set(add.o.ready, 1)
+        ctx.set(add.o[0].ready, 1)
         for index in range(count + 2):
             feeding = index < count
-            ctx.set(add.a.valid, feeding)
-            ctx.set(add.b.valid, feeding)
+            ctx.set(add.a[0].valid, feeding)
+            ctx.set(add.b[0].valid, feeding)
             if feeding:
-                ctx.set(add.a.payload, int(a[index]))
-                ctx.set(add.b.payload, int(b[index]))
+                last = int(index == count - 1)
+                ctx.set(add.a[0].payload, {"index": index, "value": int(a[index]), "last": last})
+                ctx.set(add.b[0].payload, {"index": index, "value": int(b[index]), "last": last})
             await ctx.tick()
-            if ctx.get(add.o.valid):
-                codes.append(ctx.get(add.o.payload))
+            if ctx.get(add.o[0].valid):
+                codes.append(ctx.get(add.o[0].payload.value))
 
     simulate(add, bench)
     np.testing.assert_array_equal(codes, expected)

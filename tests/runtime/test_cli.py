@@ -392,5 +392,5 @@ def test_compile_for_target_auto_says_which_part_it_picked_and_why(tmp_path, gen
     done = undense("compile", generator_path, "-o", tmp_path / "auto", "--target", "auto")
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stdout.split())
-    assert "--target auto picked ecp5-25k: the smallest target that holds the design" in said
-    assert json.loads((tmp_path / "auto" / "compile.json").read_text())["target_choice"]["picked"] == "ecp5-25k"
+    assert "--target auto picked ecp5-85k: the smallest target that holds the design" in said
+    assert json.loads((tmp_path / "auto" / "compile.json").read_text())["target_choice"]["picked"] == "ecp5-85k"

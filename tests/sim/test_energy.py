@@ -5,10 +5,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import undense
-from undense.compiler import golden
+from undense.compiler import activity, golden
 from undense.compiler.targets import by_size, target, targets
 from undense.sim import energy
 
@@ -31,18 +32,21 @@ COEFFICIENTS = {"families": {"ice40": {"coefficients": TABLE}},
                 "asic_floor": {"mult_8bit_pj": entry(0.2), "add_32bit_pj": entry(0.1),
                                "sram_8kb_read_64bit_pj": entry(10.0), "source": "test"}}
 
-# one dense layer, one PE: weights in SPRAM (16 bits), inputs in flip-flops (8 bits), outputs in block RAM
-# (20 bits: two 16-bit ports), output codes of 8 bits
+# one dense layer on one PE: weights in SPRAM (14 bits: one 16-bit word), its event queue, column table and output
+# queue in flip-flops or LUTs, accumulators (20 bits: two 16-bit ports) and row constants (40 bits) in block RAM
 LAYER = {"name": "fc", "op": "dense", "shape": [64, 32], "weight_bits": 8, "input_bits": 8, "act_bits": 8,
-         "acc_bits": 20,
+         "acc_bits": 20, "lanes": 1, "groups": 1,
          "estimate": {"dsp": 3}, "memories": [
-             {"name": "fc.pe0.weights", "depth": 100, "width": 16, "placement": "huge"},
-             {"name": "fc.pe0.inputs", "depth": 32, "width": 8, "placement": "logic"},
-             {"name": "fc.pe0.outputs", "depth": 64, "width": 20, "placement": "block"},
-             {"name": "fc.rows", "depth": 32, "width": 40, "placement": "block"}]}
+             {"name": "fc.queue0.storage", "depth": 3, "width": 13, "placement": "logic"},
+             {"name": "fc.pe0.weights", "depth": 100, "width": 14, "placement": "huge"},
+             {"name": "fc.pe0.columns", "depth": 32, "width": 12, "placement": "logic"},
+             {"name": "fc.pe0.acc0", "depth": 64, "width": 20, "placement": "block"},
+             {"name": "fc.pe0.acc1", "depth": 64, "width": 20, "placement": "block"},
+             {"name": "fc.g0_rows", "depth": 64, "width": 40, "placement": "block"},
+             {"name": "fc.g0_fifo.storage", "depth": 15, "width": 15, "placement": "logic"}]}
 SIM = {"images": 2, "cycles_per_image": 1000, "first_image_latency_cycles": 3000, "events": {"fc": {
-    "macs": 200, "weight_reads": 220, "input_buffer_writes": 32, "input_buffer_reads": 220,
-    "output_buffer_writes": 64, "output_buffer_reads": 64, "stream_in": 32, "stream_out": 64}}}
+    "stream_in": 40, "event_reads": 40, "weight_reads": 220, "macs": 200, "acc_updates": 220, "drain_reads": 128,
+    "requantized": 128, "table_reads": 0, "stream_out": 128}}}
 RESOURCES = {"ff": 500, "dsp": 3, "bram": 4, "spram": 1}
 
 
@@ -52,13 +56,13 @@ def table(monkeypatch):
 
 
 PER_IMAGE = {  # pJ, per image (half of the two images' counts), typical coefficients
-    "MACs": 100 * (2.56 * 8 * 9 / 256 + 20 * 0.1),               # 8 x 9 bits of a 16 x 16 DSP; the add
-    "register activity": 110 * (8 + 5 + 1 + 8 + 1 + 8 + 8 + 8 + 1) * 0.5 * 0.1,  # entry, value, input, product
-    "weight reads": 110 * 7.0,                                  # one SPRAM word
-    "buffer writes": 16 * 8 * 0.1 + 32 * 2 * 6.0,               # flip-flops; two BRAM ports for 20 bits
-    "buffer reads": 110 * 8 * 0.1 + 32 * 2 * 5.0,
-    "requantizer": 32 * 2.56 * 2,                               # 20-bit sum: two 15-bit DSP slices
-    "streams": (16 + 32) * 8 * 0.1,
+    "MACs": 100 * 2.56 * 8 * 9 / 256,                             # 8 x 9 bits of a 16 x 16 DSP
+    "register activity": 110 * ((8 + 6) + 2 * 9 + 20) * 0.5 * 0.1,  # entry, value twice, product
+    "weight reads": 110 * 7.0,                                    # one SPRAM word
+    "event queues": 20 * (13 + 13 + 12) * 0.1,                   # queue write and read, column look-up
+    "accumulators": 110 * (2 * 5.0 + 2 * 6.0 + 20 * 0.1) + 64 * (2 * 5.0 + 2 * 6.0),  # update; drain and clear
+    "requantizer": 64 * (3 * 5.0 + 2.56 * 2),                     # row constants; 20-bit sum in two 15-bit slices
+    "streams": 20 * 8 * 0.1 + 64 * 2 * 15 * 0.1,                  # in: a register; out: through the output queue
 }
 CLOCK_PJ_PER_CYCLE = 2.0 + 500 * 0.01 + 8 * 1.0  # the network, 500 flip-flops, 3 DSPs + 4 BRAMs + 1 SPRAM
 STATIC_W = (1.0 * 0.6 + 2.0 * 0.2) * 1e-3  # core and auxiliary rails
@@ -112,19 +116,24 @@ def test_one_image_alone_pays_static_and_clock_over_its_latency(table):
 
 
 def test_the_same_design_costs_more_on_a_bigger_part(generator_path):
-    """The bundled model fits the 25F (49 of its 56 block RAMs), not the 12F; on each part it fits, the same
-    activity costs the part's own static power and clock network."""
+    """Folded for the 25F (its 28 multipliers), the bundled model fits every ECP5 part; on each, the same
+    activity costs the part's own static power and clock network. Folded for the 85F, it fits only that."""
     compiled = undense.compile(generator_path, target_name="ecp5-25k")
     cycles = compiled.report["predicted_cycles_per_image"]
+    codes = golden.quantize_input(compiled.graph, np.random.default_rng(0).normal(size=(4, 16)))
     sim = {"images": 4, "cycles_per_image": cycles, "first_image_latency_cycles": 5 * cycles,
-           "events": golden.predicted_events(compiled.graph, 4)}
+           "events": activity.predicted_events(compiled.graph, codes)}
     parts = energy.across_parts(compiled.report, sim, compiled.report["estimate"])
     assert [part["target"] for part in parts] == ["ecp5-12k", "ecp5-25k", "ecp5-45k", "ecp5-85k"]
-    assert [part["fits"] for part in parts] == [False, True, True, True] and parts[0]["short"] == ["bram"]
-    assert parts[0]["j_per_image"] is None and [part["compiled_for"] for part in parts] == [False, True, False, False]
+    assert all(part["fits"] for part in parts)
+    assert [part["compiled_for"] for part in parts] == [False, True, False, False]
     assert parts[1]["j_per_image"] == energy.fpga_energy(compiled.report, sim, compiled.report["estimate"],
                                                          target("ecp5-25k"))["j_per_image"]
-    fitting = parts[1:]
+    largest = undense.compile(generator_path, target_name="ecp5-85k")
+    alone = energy.across_parts(largest.report, sim, largest.report["estimate"])
+    assert [part["fits"] for part in alone] == [False, False, False, True] and "dsp" in alone[0]["short"]
+    assert alone[0]["j_per_image"] is None
+    fitting = parts
     assert [part["j_per_image"] for part in fitting] == sorted(part["j_per_image"] for part in fitting)
     for part in fitting:
         spread = part["j_per_image_range"]
@@ -138,8 +147,9 @@ def test_the_same_design_costs_more_on_a_bigger_part(generator_path):
 def test_asic_floor_by_hand(table):
     floor = energy.asic_floor({"layers": [LAYER]}, SIM)  # 8-bit weights times 8-bit inputs, 20-bit sums
     assert floor["breakdown_j"]["MACs"] == pytest.approx(100 * (0.2 + 0.1 * 20 / 32) * 1e-12)
-    assert floor["breakdown_j"]["weight reads"] == pytest.approx(110 * 10.0 * 16 / 64 * 1e-12)
-    assert floor["breakdown_j"]["buffer reads"] == pytest.approx((110 * 8 + 32 * 20) / 64 * 10.0 * 1e-12)
+    assert floor["breakdown_j"]["weight reads"] == pytest.approx(110 * 10.0 * 14 / 64 * 1e-12)
+    # an update reads and writes the 20-bit accumulator; so does a drain (the read, the clear)
+    assert floor["breakdown_j"]["accumulators"] == pytest.approx((110 + 64) * 2 * 20 / 64 * 10.0 * 1e-12)
 
 
 def walk(node, path=""):
