@@ -12,4 +12,4 @@ def test_bundled_model_top_level_matches_golden(run_stream_bench, generator_path
     codes = golden.quantize_input(graph, compiled.random_inputs(3, seed=9))
     expected = golden.run_codes(graph, codes)[graph.output]
     run_stream_bench(Accelerator(graph), "undense_top", codes, expected, signed=True, gap=0.2, stall=0.3,
-                     cycle_budget=20 * compiled.report["predicted_cycles_per_image"])
+                     cycle_budget=int(20 * compiled.report["predicted_cycles_per_image"]))

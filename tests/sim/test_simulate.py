@@ -10,6 +10,7 @@ import pytest
 import undense
 from undense.errors import UndenseError
 from undense.hw.emit import emit_verilog
+from undense.hw.top import Accelerator
 from undense.sim.simulate import images_for_steady_state, simulate
 
 
@@ -19,18 +20,21 @@ def compiled(tmp_path_factory, generator_path):
                            images_per_second=20_000)  # one PE a layer: a small design
 
 
-def test_sim_command_is_bit_exact_and_near_the_ideal(compiled):
+def test_sim_command_is_bit_exact_and_near_the_prediction(compiled):
     done = subprocess.run([sys.executable, "-m", "undense", "sim", str(compiled.directory), "-n", "64"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     report = json.loads((compiled.directory / "sim.json").read_text())
     assert report["images"] == 64 and report["mismatches"] == 0
     assert report["cycles_per_image"] <= 1.15 * report["ideal_cycles_per_image"]
-    assert abs(report["cycles_per_image"] - report["predicted_cycles_per_image"]) <= 0.05 * report["cycles_per_image"]
+    assert abs(report["cycles_per_image"] - report["predicted_cycles_per_image"]) <= 0.1 * report["cycles_per_image"]
+    spread = report["cycles_per_image_distribution"]
+    assert spread["p1"] <= spread["p50"] <= spread["p99"] and spread["mean"] == report["cycles_per_image"]
     assert report["sim_cycles_per_second"] > 0 and report["first_image_latency_cycles"] > report["cycles_per_image"]
     assert "bit-exact" in done.stdout
     assert report["event_mismatches"] == [] and report["events"] == report["events_predicted"]
-    assert report["events_total"]["macs"] == 64 * sum(n.weight.nnz for n in compiled.graph.nodes)
+    # zeros after the ReLUs never arrive: fewer MACs than the nonzero weights of 64 images
+    assert report["events_total"]["macs"] < 0.75 * 64 * sum(n.weight.nnz for n in compiled.graph.nodes)
 
 
 def test_a_steady_state_from_as_few_images_as_it_needs(compiled):
@@ -39,7 +43,8 @@ def test_a_steady_state_from_as_few_images_as_it_needs(compiled):
     assert images_for_steady_state(compiled.graph) == 13
     few, many = (compiled.simulate(compiled.random_inputs(count)).report for count in (13, 40))
     assert few["steady_state"] and few["images_needed_for_steady_state"] == 13
-    assert few["cycles_per_image"] == many["cycles_per_image"]
+    # images differ in their work: the two runs' steady states agree within the prediction's tolerance
+    assert few["cycles_per_image"] == pytest.approx(many["cycles_per_image"], rel=0.1)
     assert not compiled.simulate(compiled.random_inputs(12)).report["steady_state"]
 
 
@@ -96,7 +101,7 @@ def test_weights_in_spram_are_loaded_before_the_first_image(on_up5k):
     in_spram = [memory for layer in on_up5k.report["layers"] for memory in layer.get("memories", [])
                 if memory["placement"] == "huge"]
     assert in_spram  # the estimate put weights in SPRAM, and the hardware built a port to load them
-    word_bytes = max(memory["width"] for memory in in_spram) // 8 + 1
+    word_bytes = -(-max(memory["width"] for memory in in_spram) // 8)
     loaded = (on_up5k.directory / "rtl" / "weights.bin").read_bytes()
     assert len(loaded) == word_bytes * sum(memory["depth"] for memory in in_spram)
 
@@ -107,7 +112,9 @@ def test_outputs_depend_on_the_weights_loaded(on_up5k, tmp_path):
     emit_verilog(on_up5k.graph, tmp_path / "rtl", count_events=True, family="ice40")
     weights = tmp_path / "rtl" / "weights.bin"
     altered = bytearray(weights.read_bytes())
-    altered[::3] = bytes(byte ^ 1 for byte in altered[::3])  # three bytes a word, the value in the low bits
+    word_bytes = -(-max(params.entry_layout().size for params in Accelerator(on_up5k.graph, family="ice40")
+                        .loaded_weights()) // 8)
+    altered[::word_bytes] = bytes(byte ^ 1 for byte in altered[::word_bytes])  # the value is in each word's low bits
     weights.write_bytes(bytes(altered))
     result = simulate(on_up5k.graph, on_up5k.report["predicted_cycles_per_image"], on_up5k.random_inputs(4),
                       tmp_path, family="ice40")
