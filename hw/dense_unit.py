@@ -21,7 +21,7 @@ import numpy as np
 from undense.compiler.numbers import index_bits
 
 EVENT_FIFO_DEPTH = {"ecp5": 16, "ice40": 4}  # each PE's queue of input events
-OUTPUT_FIFO_DEPTH = 16                        # each group's queue of output events
+OUTPUT_FIFO_DEPTH = 32  # each group's queue of output events: room for the drain's pipeline of about 15
 # A PE goes from one image's events to the next's without a gap (the other bank), so in steady state its
 # pipeline's depth costs nothing per image; the drain takes a cycle to start and one to release the bank.
 DRAIN_OVERHEAD = 2
@@ -46,6 +46,12 @@ def role(memory_name: str) -> str:
     (pe3.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows)."""
     name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.|g\d+_)", "", memory_name))
     return "acc" if name in ("acc0", "acc1") else name
+
+
+def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, rows_per_group: int) -> int:
+    """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
+    (value, row), the event's value at two stages, and the product."""
+    return weight_bits + index_bits(rows_per_group) + 2 * value_bits + acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:

@@ -24,6 +24,7 @@ from undense.hw.pe import PEParams, ProcessingElement, event_layout
 from undense.hw.requantizer import Requantizer, RequantParams
 
 EVENT_BITS = 48
+PE_DRAIN_LATENCY = 3  # an issued read: the unit's command register, the PE's, the accumulator's read
 # What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
 EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
           "table_reads", "stream_out")
@@ -126,13 +127,17 @@ class EventDense(wiring.Component):
         """Once every PE holds the image in a bank: row positions in order, every group at once, each group's
         lanes summed, requantized, and sent when nonzero. Returns the strobes the counters need."""
         p = self.params
-        bank, draining, step = Signal(), Signal(), Signal(range(p.steps))
-        ready_banks = [Cat(pe.full[b] for pe in pes).all() for b in range(2)]
+        bank, draining = Signal(name="drain_bank"), Signal(name="draining")
+        step = Signal(range(p.steps), name="step")
+        # every decision from registers: the PEs are many and spread over the chip, so whether they are full and
+        # whether the output queues have room are registered, a cycle late (and room counted one short for it)
+        ready_banks = [Signal(name=f"bank{b}_ready") for b in range(2)]
+        m.d.sync += [ready.eq(Cat(pe.full[b] for pe in pes).all()) for b, ready in enumerate(ready_banks)]
         queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}_fifo.storage"))
                   for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
-        arrived = Signal()
-        room = Cat(queue.level + in_flight < OUTPUT_FIFO_DEPTH - 1 for queue in queues).all()
+        arrived, room = Signal(), Signal(name="room")
+        m.d.sync += room.eq(Cat(queue.level + in_flight + 1 < OUTPUT_FIFO_DEPTH - 1 for queue in queues).all())
         issue = Signal()
         m.d.comb += issue.eq(draining & room)
         m.d.sync += in_flight.eq(in_flight + issue - arrived)
@@ -144,13 +149,20 @@ class EventDense(wiring.Component):
             m.d.sync += step.eq(step + 1)
             with m.If(step == p.steps - 1):
                 m.d.sync += [draining.eq(0), bank.eq(~bank), release.eq(Cat(~bank, bank))]
+        # the PEs take the read a cycle later, through a register (they register it again themselves)
+        command_en, command_bank = Signal(name="command_en"), Signal(name="command_bank")
+        command_addr = Signal(range(p.steps), name="command_addr")
+        m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank)]
         for pe in pes:
-            m.d.comb += [pe.drain_en.eq(issue), pe.drain_addr.eq(step), pe.drain_bank.eq(bank),
+            m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr), pe.drain_bank.eq(command_bank),
                          pe.release.eq(release)]
 
-        # the partial sums are out a cycle after the read; each group adds its lanes' in a registered tree
-        valid, rows = Signal(), []
-        m.d.sync += valid.eq(issue)
+        # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group adds its lanes' in a
+        # registered tree
+        rows = []
+        valid = issue
+        for stage in range(PE_DRAIN_LATENCY):
+            valid = delayed(m, valid, f"drain_valid{stage}")
         for group in range(p.groups):
             sums = [pes[lane * p.groups + group].drain_data for lane in range(p.lanes)]
             constants = self.group_constants(m, group, step, issue)
@@ -178,7 +190,7 @@ class EventDense(wiring.Component):
         return issue, rows
 
     def group_constants(self, m: Module, group: int, step, issue):
-        """The group's row constants at `step`, out of their memory a cycle later."""
+        """The group's row constants at `step`, out of their memory and registered to meet the PEs' sums."""
         p = self.params
         stored = [{"bias": bias, "multiplier": multiplier, "shift": p.requant.stored_shift(shift)}
                   for bias, multiplier, shift in p.rows[group].rows]
@@ -187,7 +199,10 @@ class EventDense(wiring.Component):
                                                        attrs=p.style(f"g{group}_rows"))
         read = rows.read_port()
         m.d.comb += [read.addr.eq(step), read.en.eq(issue)]
-        return read.data
+        constants = read.data
+        for stage in range(PE_DRAIN_LATENCY - 1):
+            constants = delayed(m, constants, f"g{group}_constants{stage}")
+        return constants
 
     def send(self, m: Module, group: int, requantizer: Requantizer, queue: StreamFIFO):
         """The group's code at each position as an event: its value relative to the edge's offset; dropped where

@@ -80,7 +80,7 @@ class ProcessingElement(wiring.Component):
             "drain_bank": In(1),
             "drain_addr": In(index_bits(p.block.rows)),
             "drain_en": In(1),
-            "drain_data": Out(signed(p.acc_bits)),  # the row asked for the cycle before
+            "drain_data": Out(signed(p.acc_bits)),  # the row asked for two cycles before
             # one-cycle strobes of the events the power model counts
             "weight_read": Out(1),
             "mac": Out(1),
@@ -145,18 +145,22 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [valid3.eq(valid2), product3.eq(entry2.value * value2), row3.eq(entry2.row), bank3.eq(bank2),
                      end3.eq(valid2 & end2)]
 
-        # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later)
+        # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later). The
+        # drain's read arrives through a register of the PE's own: it comes from one place to every PE
+        drain, drain_bank = Signal(name="drain"), Signal(name="drain_bank_q")
+        drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q")
+        m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
         clear, clear_bank = Signal(), Signal()
         clear_addr = Signal(self.drain_addr.shape(), name="clear_addr")
-        m.d.sync += [clear.eq(self.drain_en), clear_addr.eq(self.drain_addr), clear_bank.eq(self.drain_bank)]
+        m.d.sync += [clear.eq(drain), clear_addr.eq(drain_addr), clear_bank.eq(drain_bank)]
         data_out = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
                                                        attrs=p.style(f"acc{index}"))
             write = acc.write_port()
             read = acc.read_port(transparent_for=[write])
-            draining, clearing = self.drain_en & (self.drain_bank == index), clear & (clear_bank == index)
-            m.d.comb += [read.addr.eq(Mux(draining, self.drain_addr, entry2.row)), read.en.eq(1),
+            draining, clearing = drain & (drain_bank == index), clear & (clear_bank == index)
+            m.d.comb += [read.addr.eq(Mux(draining, drain_addr, entry2.row)), read.en.eq(1),
                          write.addr.eq(Mux(clearing, clear_addr, row3)),
                          write.data.eq(Mux(clearing, 0, read.data + product3)),
                          write.en.eq(clearing | (valid3 & (bank3 == index)))]

@@ -63,15 +63,14 @@ def print_sim_report(report: dict, console: Console | None = None) -> None:
         measured = (f"over {report['images']:,} image{'s' * (report['images'] != 1)}, [yellow]not a steady "
                     f"state[/], which needs {report['images_needed_for_steady_state']:,}")
     console.print(f"{report['cycles_per_image']:,.0f} cycles per image {measured} (ideal "
-                  f"{report['ideal_cycles_per_image']:,.0f}, predicted {report['predicted_cycles_per_image']:,}); "
+                  f"{report['ideal_cycles_per_image']:,.0f}, predicted {report['predicted_cycles_per_image']:,.1f}); "
                   f"first image after {report['first_image_latency_cycles']:,} cycles; simulated at "
                   f"{report['sim_cycles_per_second']:,.0f} cycles/s", highlight=False)
     totals = report["events_total"]
     agreement = "as golden predicts" if not report["event_mismatches"] else "[red]NOT as golden predicts[/]"
-    console.print(f"events {agreement}: {totals.get('macs', 0):,} MACs, {totals.get('weight_reads', 0):,} weight "
-                  f"reads, {totals.get('input_buffer_writes', 0) + totals.get('output_buffer_writes', 0):,} buffer "
-                  f"writes, {totals.get('stream_in', 0) + totals.get('stream_out', 0):,} stream transfers",
-                  highlight=False)
+    console.print(f"events {agreement}: {totals.get('stream_in', 0):,} events in (zeros stay home), "
+                  f"{totals.get('macs', 0):,} MACs, {totals.get('weight_reads', 0):,} weight reads, "
+                  f"{totals.get('acc_updates', 0):,} accumulator updates", highlight=False)
 
 
 def print_synth_report(report: dict, console: Console | None = None) -> None:

@@ -46,13 +46,14 @@ def cache_root() -> Path:
 # width its values need (wreduce): Verilator then evaluates the next-state logic once a clock edge instead of
 # on every change of an input, in narrower C++ types, about 30% faster in all.
 # On large designs (the bundled model's hundred-odd PEs write 3.7 MB of Verilog) flattening and compiling the
-# flat C++ at -O3 take minutes on two cores, more than the simulation they save: those are simulated as
-# Amaranth wrote them, compiled at -O1 (measured on the bundled model: 36 s to build, 70k cycles/s, against
-# 87 s and 128k cycles/s flattened at -O3). The WebAssembly Yosys also runs out of memory on tens of MB.
+# flat C++ at -O3 take minutes on two cores, more than a user's run saves: those are simulated as Amaranth
+# wrote them, compiled without optimisation (measured on the bundled model: 18 s to build and 34k cycles/s;
+# at -O1 36 s and 70k cycles/s; flattened at -O3 87 s and 128k cycles/s). The WebAssembly Yosys also runs
+# out of memory on tens of MB.
 FLATTEN = ("read_verilog -sv in.v; hierarchy -top undense_top; proc; flatten; opt -full; wreduce; peepopt; opt -full; "
            "opt_clean -purge; write_verilog -noattr out.v")
 FLATTEN_LIMIT_BYTES = 1_000_000
-LARGE_DESIGN_OPT = "-O1"
+LARGE_DESIGN_OPT = "-O0"
 
 
 def flatten(verilog: Path, cache: Path, progress=lambda step: None) -> Path:
