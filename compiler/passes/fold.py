@@ -22,7 +22,9 @@ from undense.compiler.resources import LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
 from undense.errors import DoesNotFit, UndenseError
 
-OUTPUT_PORT_BITS = 64  # the widest output transfer: the output layer's groups x its code bits
+# The widest output transfer (the output layer's groups x its code bits; one code always fits): 64 bits on ECP5,
+# one code on the UP5K, whose 48-pin package has no pins to spare
+OUTPUT_PORT_BITS = {"ecp5": 64, "ice40": 0}
 RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "spram": "SPRAMs", "lut": "LUTs"}
 
 
@@ -83,7 +85,8 @@ class Folding:
             node = self.dense[name]
             if groups[name] > node.out_features:
                 return None
-            if node.output == self.graph.output and groups[name] * output_bits(self.graph, node) > OUTPUT_PORT_BITS:
+            limit = OUTPUT_PORT_BITS[self.target.family]
+            if node.output == self.graph.output and groups[name] * output_bits(self.graph, node) > limit:
                 return None
         return groups
 
