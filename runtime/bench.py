@@ -33,7 +33,6 @@ BUNDLED_MODEL = Path("models/digits/generator.onnx")
 SYNTHETIC_WIDTHS = (16, 1024, 1024, 1024, 64)
 SYNTHETIC_DENSITY = 0.1
 SYNTHETIC_BITS = 4
-SYNTHETIC_RATE = 100_000  # images/s it is folded for: a modest grid, a Verilator build of minutes
 BIT_EXACT_IMAGES = 100_000  # random latents the bundled model runs on the RTL, compared with golden
 
 
@@ -221,7 +220,7 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
                                              **simulation_figures(bundled, BIT_EXACT_IMAGES)}}
         progress("simulating the synthetic 1024-wide model (its Verilator build takes minutes)")
         synthetic = compile(synthetic_model(), Path(scratch) / "synthetic", calibration=synthetic_calibration(),
-                            bits=SYNTHETIC_BITS, target_name="ecp5-85k", images_per_second=SYNTHETIC_RATE)
+                            bits=SYNTHETIC_BITS, target_name="ecp5-85k")
         figures["simulation"]["synthetic_1024"] = {"model": SYNTHETIC_LABEL, **simulation_figures(synthetic, 40)}
         for target_name in ("ecp5-85k", "ecp5-25k", "ice40-up5k"):
             progress(f"synthesizing the bundled model for {target_name} (minutes), then its energy per image")
