@@ -4,6 +4,7 @@ from pathlib import Path
 from undense.compiler import builddir
 from undense.compiler.resources import design_cost
 from undense.compiler.targets import target
+from undense.errors import UndenseError
 from undense.hw.emit import emit_verilog
 from undense.hw.synth import synthesize as place_and_route
 from undense.runtime.compiled import Compiled
@@ -14,6 +15,10 @@ SYNTH_REPORT = "synth.json"
 def synthesize(compiled: Compiled, target_name: str | None = None, progress=lambda step: None) -> dict:
     """Synthesize the compiled accelerator for `target_name` (by default the target it was folded for)."""
     chosen = target(target_name or compiled.target.name)
+    if chosen.family != compiled.target.family:
+        raise UndenseError(f"{compiled.directory} was compiled for {compiled.target.name}: its memories are placed "
+                           f"for {compiled.target.family.upper()}, not {chosen.family.upper()}; compile it again "
+                           f"with --target {chosen.name}")
     progress("writing Verilog")
     folder = compiled.directory / "synth" / chosen.name
     verilog = emit_verilog(compiled.graph, folder, family=chosen.family)  # memories pinned for this family
