@@ -118,10 +118,12 @@ class LayerCost:
 
 
 def memory(name: str, depth: int, width: int, family: str, rom: bool = False, weights: bool = False,
-           style: str | None = None) -> MemoryUse:
+           style: str | None = None, stored: int | None = None) -> MemoryUse:
+    """A memory placed; of a ROM whose words share constant bits, synthesis stores only the `stored` others."""
     style = style or memory_style(depth, width, family, rom, weights)
-    return MemoryUse(name, depth, width, style, bram_blocks(depth, width, family) if style == "block" else 0,
-                     spram_blocks(depth, width, family) if style == "huge" else 0, rom)
+    kept = width if stored is None else stored
+    return MemoryUse(name, depth, width, style, bram_blocks(depth, kept, family) if style == "block" else 0,
+                     spram_blocks(depth, kept, family) if style == "huge" else 0, rom)
 
 
 def event_queue_depth(family: str | None) -> int:
@@ -159,15 +161,35 @@ def row_bits(node: QDense) -> int:
     return node.acc_bits + MULTIPLIER_BITS + 1 + requant_shift_bits(node)
 
 
+def row_constants(graph: QGraph, node: QDense) -> list[tuple[int, int, int]]:
+    """Every row's (bias, multiplier, stored shift) as the unit stores them: the bias as the unit adds it, of the
+    shift only what differs from the layer's common part (stored_shift)."""
+    offset = graph.edges[node.input].offset if node.input in graph.edges else 0
+    bias = dense_unit.hardware_bias(node.bias, node.dense_codes(), offset, node.acc_bits)
+    if node.multiplier is None:
+        return [(int(b), 0, 0) for b in bias]
+    base = requant_shift_base(node)
+    return [(int(b), int(m), stored_shift(int(s), base)) for b, m, s in zip(bias, node.multiplier, node.shift,
+                                                                           strict=True)]
+
+
+def stored_shift(shift: int, base: int) -> int:
+    """Of a row's shift s only s - 1 - base is stored: rshift_round shifts right by s - 1 first, and the layer's
+    common part `base` (requant_shift_base) is a constant shift."""
+    return max(shift - 1 - base, 0)
+
+
 def dense_memories(graph: QGraph, node: QDense, lanes: int, groups: int, family: str) -> list[MemoryUse]:
     """Every memory of the layer's unit, as its description lists them (hw/dense_unit.py), placed. A PE's column
     table is read in the cycle it is addressed, so it is always logic."""
     table_bits = code_bits(graph, node.output, node.acc_bits)
-    listed = dense_unit.memories(node.dense_codes(), lanes, groups, node.weight_bits, value_bits(graph, node.input),
-                                 node.acc_bits, row_bits(node), value_bits(graph, node.output, node.acc_bits),
+    codes = node.dense_codes()
+    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1)
+    listed = dense_unit.memories(codes, lanes, groups, node.weight_bits, value_bits(graph, node.input),
+                                 node.acc_bits, row_bits(node), rows, value_bits(graph, node.output, node.acc_bits),
                                  0 if node.table is None else len(node.table), table_bits, event_queue_depth(family))
     return [memory(f"{node.name}.{use.name}", use.depth, use.width, family, use.rom, use.weights,
-                   "logic" if use.name.endswith(".columns") else None) for use in listed]
+                   "logic" if use.name.endswith(".columns") else None, use.stored) for use in listed]
 
 
 def placement(graph: QGraph, node: QDense, family: str) -> dict[str, str]:

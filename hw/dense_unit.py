@@ -156,12 +156,48 @@ class Memory:
     width: int
     rom: bool
     weights: bool = False  # a PE's weight memory (the one that may be loaded at run time)
+    stored: int | None = None  # bits synthesis keeps of a ROM's words: those that vary (None: all of them)
+
+
+def wrapped(values: np.ndarray, bits: int) -> np.ndarray:
+    """Integers as two's complement `bits`-bit values."""
+    half = 1 << (bits - 1)
+    return (values + half) % (2 * half) - half
+
+
+def hardware_bias(bias: np.ndarray, codes: np.ndarray, offset: int, acc_bits: int) -> np.ndarray:
+    """The bias the unit adds: a PE adds w x (code - offset), so the bias takes back what the offset removed;
+    sums wrap at acc_bits, exact since the result fits."""
+    return wrapped(bias + codes.sum(axis=1) * offset, acc_bits)
+
+
+def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int,
+              multiplier_bits: int) -> list[list[int]]:
+    """Each group's row-constant memory as words, its rows' (bias, multiplier, stored shift) packed low to high
+    (hw/requantizer.RequantParams.row_layout), padded with zero words to the drain's steps."""
+    steps = drain_cycles(len(constants), groups)
+    words = []
+    for group in range(groups):
+        packed = [(bias % (1 << acc_bits)) | multiplier << acc_bits | shift << (acc_bits + multiplier_bits)
+                  for bias, multiplier, shift in constants[group::groups]]
+        words.append(packed + [0] * (steps - len(packed)))
+    return words
+
+
+def varying_bits(words: list[int]) -> int:
+    """Bits of a ROM that differ between its words: synthesis stores only those (the rest are constants)."""
+    differ = 0
+    for word in words:
+        differ |= word ^ words[0]
+    return bin(differ).count("1")
 
 
 def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value_bits: int, acc_bits: int,
-             row_bits: int, out_value_bits: int, table_entries: int, table_bits: int, fifo_depth: int) -> list[Memory]:
+             row_bits: int, rows: list[list[int]], out_value_bits: int, table_entries: int, table_bits: int,
+             fifo_depth: int) -> list[Memory]:
     """Every memory of the unit, as hw/event_dense.py builds it: per PE its event queue, weights, column table
-    and two banks of accumulators; per group its row constants, table and output queue."""
+    and two banks of accumulators; per group its row constants (`row_bits` wide; `rows`, their row_words, say
+    which bits synthesis keeps), table and output queue."""
     n_out, n_in = codes.shape
     steps = drain_cycles(n_out, groups)
     found = []
@@ -177,7 +213,7 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
                       Memory(f"{pe}.columns", columns, column_bits(part), rom=True),
                       *(Memory(f"{pe}.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
     for group in range(groups):
-        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True))
+        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True, stored=varying_bits(rows[group])))
         if table_entries:
             found.append(Memory(f"g{group}_requantizer.table", table_entries, table_bits, rom=True))
         found.append(Memory(f"g{group}_fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,

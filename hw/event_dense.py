@@ -32,7 +32,7 @@ EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "dr
 
 @dataclass(frozen=True)
 class GroupRows:
-    """Requantization constants of a group's rows, by position: (bias, multiplier, shift) each."""
+    """Requantization constants of a group's rows, by position: (bias, multiplier, stored shift) each."""
     rows: tuple[tuple[int, int, int], ...]
 
 
@@ -192,7 +192,7 @@ class EventDense(wiring.Component):
     def group_constants(self, m: Module, group: int, step, issue):
         """The group's row constants at `step`, out of their memory and registered to meet the PEs' sums."""
         p = self.params
-        stored = [{"bias": bias, "multiplier": multiplier, "shift": p.requant.stored_shift(shift)}
+        stored = [{"bias": bias, "multiplier": multiplier, "shift": shift}
                   for bias, multiplier, shift in p.rows[group].rows]
         stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (p.steps - len(stored))
         m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=p.steps, init=stored,

@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from undense.compiler.resources import LUT_SLICE_BITS, yosys_attrs
+from undense.compiler.resources import LUT_SLICE_BITS, stored_shift, yosys_attrs
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RequantParams:
                                   "shift": unsigned(self.shift_bits)})
 
     def stored_shift(self, shift: int) -> int:
-        return max(shift - 1 - self.shift_base, 0)
+        return stored_shift(shift, self.shift_base)
 
 
 def shift_add(part, multiplier):

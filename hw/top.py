@@ -7,7 +7,6 @@ Each layer's unit is named after its ONNX layer, so the names survive into the V
 """
 import re
 
-import numpy as np
 from amaranth import Cat, Module, Shape, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -19,6 +18,7 @@ from undense.compiler.resources import (
     product_slice_bits,
     requant_shift_base,
     requant_shift_bits,
+    row_constants,
     skip_fifos,
 )
 from undense.hw.dense_unit import block, positions
@@ -65,8 +65,6 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> Dens
     lanes, groups = fold.lanes, fold.groups
     styles = {} if family is None else node.fold.placement
     raw = node.multiplier is None
-    in_offset = graph.edges[node.input].offset
-    bias = wrapped(node.bias + codes.sum(axis=1) * in_offset, node.acc_bits)
     in_shape = value_shape(graph, node.input)
     positions_in = -(-codes.shape[1] // lanes)
     pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
@@ -74,9 +72,8 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> Dens
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")
                           for memory in ("weights", "columns", "acc0", "acc1")})
                 for lane in range(lanes) for group in range(groups))
-    rows = tuple(GroupRows(tuple((int(bias[row]), 0 if raw else int(node.multiplier[row]),
-                                  0 if raw else int(node.shift[row]))
-                                 for row in range(group, node.out_features, groups))) for group in range(groups))
+    constants = row_constants(graph, node)
+    rows = tuple(GroupRows(tuple(constants[group::groups])) for group in range(groups))
     out = graph.edges[node.output]
     table_style = next((style for name, style in styles.items() if name.endswith("requantizer.table")), None)
     requant = RequantParams(
@@ -89,12 +86,6 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> Dens
     return DenseParams(lanes, groups, codes.shape[1], node.out_features, pes, rows, requant, in_shape,
                        value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
                        event_queue_depth(family), styles)
-
-
-def wrapped(values: np.ndarray, bits: int) -> np.ndarray:
-    """Integers as two's complement `bits`-bit values."""
-    half = 1 << (bits - 1)
-    return (values + half) % (2 * half) - half
 
 
 def add_params(graph: QGraph, node: QAdd) -> AddParams:
