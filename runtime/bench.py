@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from undense.errors import DoesNotFit
+from undense.errors import DoesNotFit, UndenseError
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
 from undense.runtime.power import power_report
@@ -180,7 +180,11 @@ def target_figures(model_path: Path, directory: Path, target_name: str, images: 
         except DoesNotFit as error:
             refusals[bits] = str(error)
             continue
-        report = synthesize(compiled, target_name)
+        try:
+            report = synthesize(compiled, target_name)
+        except UndenseError as error:  # the tools failed: the figure is that they did, and why
+            return {"bits": bits, "total_pe": compiled.report["total_pe"], "synthesis_failed": str(error)[:2000],
+                    "estimate": compiled.report["estimate"]}, {}
         write_synth_report(directory, report)
         write_sim_report(directory, compiled.simulate(compiled.random_inputs(images, seed=1)).report)
         keys = ("lut", "ff", "dsp", "bram", "spram", "lutram", "fmax_mhz", "clock_mhz", "timing_met", "estimate",
@@ -237,6 +241,8 @@ def headline(figures: dict) -> dict:
     """The bundled model on the ECP5-85F against the same model on this CPU: images/s from the measured cycles
     per image at the clock the placed design meets (the target's, or its Fmax if lower), and energy."""
     synthesis, simulation = figures["synthesis"]["ecp5-85k"], figures["simulation"]["bundled"]
+    if "fmax_mhz" not in synthesis:
+        return {"target": "ecp5-85k", "synthesis_failed": synthesis.get("synthesis_failed", "does not fit")}
     clock_mhz = min(synthesis["clock_mhz"], synthesis["fmax_mhz"])
     rate = clock_mhz * 1e6 / simulation["cycles_per_image"]
     cpu = figures["cpu_baseline"]

@@ -427,11 +427,12 @@ def bench(output, repeats):
     click.echo(f"undense compile, rtl and sim -n 64 from an empty cache: "
                f"{figures['simulation']['bundled']['fresh_compile_rtl_and_sim_64_wall_s']:.0f} s")
     top = figures["headline"]
-    click.echo(f"{top['target']} at {top['clock_mhz']:g} MHz: {top['images_per_second']:,.0f} images/s, "
-               f"{top['over_cpu']:.2f}x onnxruntime's best on this CPU ({top['cpu_images_per_second']:,.0f} at "
-               f"batch {top['cpu_batch']:,})")
+    if "images_per_second" in top:
+        click.echo(f"{top['target']} at {top['clock_mhz']:g} MHz: {top['images_per_second']:,.0f} images/s, "
+                   f"{top['over_cpu']:.2f}x onnxruntime's best on this CPU ({top['cpu_images_per_second']:,.0f} at "
+                   f"batch {top['cpu_batch']:,})")
     for target_name, figure in figures["energy"].items():
-        click.echo(f"energy on {target_name}: {figure.get('sentence', 'does not fit')}")
+        click.echo(f"energy on {target_name}: {figure.get('sentence', 'no figure: see its synthesis in the JSON')}")
     click.echo(f"-> {output}")
 
 
