@@ -34,14 +34,13 @@ def presence(graph: QGraph, values: dict[str, np.ndarray], lanes: dict[str, int]
     return found
 
 
-def layer_cycles(graph: QGraph, node: QDense | QAdd, present: dict[str, np.ndarray], lanes: dict[str, int],
-                 counts: np.ndarray | None = None) -> np.ndarray:
-    """The layer's cycles on each image; `counts` the Dense layer's column counts on its grid, if known."""
+def layer_cycles(graph: QGraph, node: QDense | QAdd, present: dict[str, np.ndarray],
+                 lanes: dict[str, int]) -> np.ndarray:
+    """The layer's cycles on each image."""
     if isinstance(node, QAdd):
         return add_unit.image_cycles(present[node.inputs[0]], present[node.inputs[1]], lanes[node.output],
                                      not graph.edges[node.output].sparse)
-    if counts is None:
-        counts = dense_unit.column_counts(node.dense_codes(), lanes[node.input], lanes[node.output])
+    counts = dense_unit.column_counts(node.dense_codes(), lanes[node.input], lanes[node.output])
     return dense_unit.image_cycles(present[node.input], counts, lanes[node.input], node.out_features)
 
 

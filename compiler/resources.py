@@ -279,7 +279,7 @@ def skip_fifos(graph: QGraph, node: QAdd) -> dict[str, int]:
     depth = layer_depths(graph)
     longest = max(depth[tensor] for tensor in node.inputs)
     lanes = graph.edges[node.output].lanes if node.output in graph.edges else 1
-    return {tensor: skip_fifo_depth(longest - depth[tensor], -(-node.features // lanes))
+    return {tensor: skip_fifo_depth(longest - depth[tensor], dense_unit.lane_positions(node.features, lanes))
             for tensor in node.inputs if depth[tensor] < longest}
 
 
@@ -288,7 +288,7 @@ def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCos
     and clamp; and the FIFO on its shorter input."""
     bits = [value_bits(graph, name) for name in node.inputs]
     out_bits = node.requant.bits
-    position = index_bits(-(-node.features // lanes))
+    position = index_bits(dense_unit.lane_positions(node.features, lanes))
     total = max(bits) + MULTIPLIER_BITS + 4
     dsp = lanes * sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
     memories = tuple(memory(f"{node.name}_skip{lane}.storage", depth - 1, value_bits(graph, tensor) + position + 1,

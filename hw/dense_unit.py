@@ -68,10 +68,6 @@ class Block:
     counts: tuple[int, ...]
     rows: int
 
-    @property
-    def nonzeros(self) -> int:
-        return sum(value != 0 for value, _ in self.entries)
-
 
 def block(codes: np.ndarray, lanes: int, groups: int, lane: int, group: int) -> Block:
     """PE (lane, group)'s share of the weight codes (out, in)."""
@@ -115,8 +111,13 @@ def pe_work(present: np.ndarray, counts: np.ndarray, lanes: int) -> np.ndarray:
     return work
 
 
+def lane_positions(count: int, lanes: int) -> int:
+    """Positions on the widest of `lanes` lanes carrying `count` indices: lane 0's."""
+    return ceil(count / lanes)
+
+
 def drain_cycles(out_features: int, groups: int) -> int:
-    return ceil(out_features / groups)
+    return lane_positions(out_features, groups)
 
 
 def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_features: int) -> np.ndarray:
@@ -141,12 +142,6 @@ def events(codes: np.ndarray, present: np.ndarray, sent: np.ndarray, lanes: int,
             "acc_updates": int(per_column @ counts.sum(axis=1)), "drain_reads": images * out_features * lanes,
             "requantized": images * out_features, "table_reads": images * out_features if table else 0,
             "stream_out": int(sent.sum())}
-
-
-def output_events(codes_out: np.ndarray, offset: int, groups: int, sparse: bool) -> np.ndarray:
-    """Which outputs each group sends, per image ([images, out] booleans): all on a dense edge; on a sparse one
-    those whose code is not the zero (`offset`), and each group's last row."""
-    return input_events(codes_out - offset, groups, sparse)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from undense.hw.dense_unit import lane_positions
+from undense.hw.event_dense import EVENT_BITS
 from undense.hw.pe import event_layout
 
-EVENT_BITS = 48
 EVENTS = ("adds", "stream_in", "stream_out")  # counted with count_events, for the power model
 
 
@@ -37,7 +38,7 @@ class AddParams:
     sparse_out: bool
 
     def layout(self, value_shape):
-        return event_layout(-(-self.features // self.lanes), value_shape)
+        return event_layout(lane_positions(self.features, self.lanes), value_shape)
 
 
 class ElementwiseAdd(wiring.Component):

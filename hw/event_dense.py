@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import yosys_attrs
-from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, positions
+from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, ProcessingElement, event_layout
@@ -57,7 +57,7 @@ class DenseParams:
         return drain_cycles(self.out_features, self.groups)
 
     def in_layout(self):
-        return event_layout(-(-self.in_features // self.lanes), self.in_value_shape)
+        return event_layout(lane_positions(self.in_features, self.lanes), self.in_value_shape)
 
     def out_layout(self):
         return event_layout(self.steps, self.out_value_shape)

@@ -21,7 +21,7 @@ from undense.compiler.resources import (
     row_constants,
     skip_fifos,
 )
-from undense.hw.dense_unit import block, positions
+from undense.hw.dense_unit import block, lane_positions, positions
 from undense.hw.edges import Indexer, Packer
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import AddParams, ElementwiseAdd
@@ -66,7 +66,7 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> Dens
     styles = {} if family is None else node.fold.placement
     raw = node.multiplier is None
     in_shape = value_shape(graph, node.input)
-    positions_in = -(-codes.shape[1] // lanes)
+    positions_in = lane_positions(codes.shape[1], lanes)
     pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
                          positions_in, in_shape, node.weight_bits, node.acc_bits,
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")

@@ -125,7 +125,7 @@ def event_pj(event: str, layer: dict, family: str, table: dict) -> float:
         return multiply_pj(layer["weight_bits"], layer["input_bits"] + 1, family, table)
     if event == "pipeline":  # a weight entry's trip through the PE's registers
         bits = dense_unit.pipeline_bits(layer["weight_bits"], layer["input_bits"] + 1, layer["acc_bits"],
-                                        -(-layer["shape"][0] // layer["groups"]))
+                                        dense_unit.lane_positions(layer["shape"][0], layer["groups"]))
         return bits * value(table["toggle_rate"]) * logic
     bits = {"stream_in": layer["input_bits"], "stream_out": layer["act_bits"], "adds": layer["act_bits"] + 1}[event]
     return bits * logic  # a register and its routing per bit
