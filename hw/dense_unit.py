@@ -50,8 +50,9 @@ def role(memory_name: str) -> str:
 
 def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, rows_per_group: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
-    (value, row), the event's value at two stages, and the product."""
-    return weight_bits + index_bits(rows_per_group) + 2 * value_bits + acc_bits
+    (value, row), the event's value at two stages, the product, and the sum written with its row (kept a cycle
+    for the next entry's read-modify-write)."""
+    return weight_bits + 2 * index_bits(rows_per_group) + 2 * value_bits + 2 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:

@@ -3,7 +3,8 @@
 `Indexer`: the input stream of codes, one a cycle, as events on one lane (every position, the last one marked).
 `Packer`: the output layer's lanes (a dense edge: each group sends every row) as one stream of `lanes` codes a
 transfer, in index order: transfer k holds rows k * lanes ... k * lanes + lanes - 1 (group g owns rows
-i % lanes == g), the last transfer's missing rows zero.
+i % lanes == g), the last transfer's missing rows zero. Each lane comes in through a register stage: the
+groups that send them are spread over the chip, and the packer's `ready` goes back to all of them.
 """
 from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
@@ -11,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.hw.dense_unit import drain_cycles, positions
 from undense.hw.pe import event_layout
+from undense.hw.stream_register import StreamRegister
 
 
 class Indexer(wiring.Component):
@@ -38,18 +40,23 @@ class Packer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        lanes = []
+        for index, lane in enumerate(self.i):
+            m.submodules[f"lane{index}"] = register = StreamRegister(lane.payload.shape())
+            wiring.connect(m, wiring.flipped(lane), register.i)
+            lanes.append(register.o)
         steps = drain_cycles(self.features, self.lanes)
         step = Signal(range(steps))
         needed = [step < positions(self.features, self.lanes, lane) for lane in range(self.lanes)]
-        present = Cat(lane.valid | ~need for lane, need in zip(self.i, needed, strict=True)).all()
+        present = Cat(lane.valid | ~need for lane, need in zip(lanes, needed, strict=True)).all()
         take = Signal()
         m.d.comb += take.eq(present & (self.o.ready | ~self.o.valid))
-        for lane, need in zip(self.i, needed, strict=True):
+        for lane, need in zip(lanes, needed, strict=True):
             m.d.comb += lane.ready.eq(take & need)
         with m.If(self.o.ready | ~self.o.valid):
             m.d.sync += [self.o.valid.eq(present),
                          self.o.payload.eq(Cat(Mux(need, lane.payload.value, 0)[:self.code_bits]
-                                               for lane, need in zip(self.i, needed, strict=True)))]
+                                               for lane, need in zip(lanes, needed, strict=True)))]
         with m.If(take):
             m.d.sync += step.eq(Mux(step == steps - 1, 0, step + 1))
         return m

@@ -22,6 +22,7 @@ from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, ProcessingElement, event_layout
 from undense.hw.requantizer import Requantizer, RequantParams
+from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
 PE_DRAIN_LATENCY = 3  # an issued read: the unit's command register, the PE's, the accumulator's read
@@ -104,14 +105,17 @@ class EventDense(wiring.Component):
         return m
 
     def distribute(self, m: Module, pes: list[ProcessingElement]):
-        """Each lane to its PEs, through a fork where it has several, and a queue in front of each PE."""
+        """Each lane to its PEs, through a register stage and a fork where it has several (the fork's `ready`
+        gathers the queues of PEs spread over the chip), and a queue in front of each PE."""
         p = self.params
         for lane in range(p.lanes):
             if p.groups == 1:
                 taps = [self.i[lane]]
             else:
                 m.submodules[f"fork{lane}"] = fork = StreamFork(p.in_layout(), p.groups)
-                wiring.connect(m, wiring.flipped(self.i[lane]), fork.i)
+                m.submodules[f"lane{lane}"] = register = StreamRegister(p.in_layout())
+                wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
+                wiring.connect(m, register.o, fork.i)
                 taps = [getattr(fork, f"o{group}") for group in range(p.groups)]
             for group, tap in enumerate(taps):
                 index = lane * p.groups + group

@@ -3,8 +3,8 @@
 For each input event (position c on its lane, value x) it looks up where column c's weights start and how many
 there are (its column table), then issues them one a cycle: read (w, row), multiply, and add w * x into the
 accumulator of that row, read-modify-write. The read of one entry and the write of the one before it meet in
-the same cycle; the accumulator's read port is transparent for its write port, so a row met twice in a row
-reads the value just written: no hazard, no stall.
+the same cycle; the read's data is still the old value there, so a row met twice in a row takes the sum just
+written from a register instead: no hazard, no stall.
 
 The accumulators have two banks: the image after the last event of an image goes into the other bank while
 the unit drains this one (reading each row, and clearing it a cycle later). `full[b]` says bank b holds a
@@ -153,17 +153,29 @@ class ProcessingElement(wiring.Component):
         clear, clear_bank = Signal(), Signal()
         clear_addr = Signal(self.drain_addr.shape(), name="clear_addr")
         m.d.sync += [clear.eq(drain), clear_addr.eq(drain_addr), clear_bank.eq(drain_bank)]
+        # the read data is registered at the memory (nothing but the memory between the address and a register);
+        # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
+        # is forwarded instead
+        written, written_row, written_bank = Signal(signed(p.acc_bits), name="written"), Signal.like(row3), Signal()
+        just_written = Signal()
+        m.d.sync += just_written.eq(valid3)
+        with m.If(valid3):
+            m.d.sync += [written_row.eq(row3), written_bank.eq(bank3)]
+        forward = just_written & (written_row == row3) & (written_bank == bank3)
         data_out = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
                                                        attrs=p.style(f"acc{index}"))
             write = acc.write_port()
-            read = acc.read_port(transparent_for=[write])
+            read = acc.read_port()
             draining, clearing = drain & (drain_bank == index), clear & (clear_bank == index)
+            accumulating = valid3 & (bank3 == index)
+            total = Mux(forward, written, read.data) + product3
             m.d.comb += [read.addr.eq(Mux(draining, drain_addr, entry2.row)), read.en.eq(1),
-                         write.addr.eq(Mux(clearing, clear_addr, row3)),
-                         write.data.eq(Mux(clearing, 0, read.data + product3)),
-                         write.en.eq(clearing | (valid3 & (bank3 == index)))]
+                         write.addr.eq(Mux(clearing, clear_addr, row3)), write.data.eq(Mux(clearing, 0, total)),
+                         write.en.eq(clearing | accumulating)]
+            with m.If(accumulating):
+                m.d.sync += written.eq(total)
             data_out.append(read.data)
         m.d.comb += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))
         for index in range(2):
