@@ -170,6 +170,10 @@ class QDense:
     def out_features(self) -> int:
         return len(self.bias)
 
+    @property
+    def in_features(self) -> int:
+        return self.weight.in_features if isinstance(self.weight, SparseRows) else self.weight.shape[1]
+
     def dense_codes(self) -> np.ndarray:
         return self.weight.to_dense() if isinstance(self.weight, SparseRows) else self.weight
 

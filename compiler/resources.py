@@ -2,8 +2,9 @@
 
 The memories are the ones the unit's description lists (hw/dense_unit.py), and the hardware marks each with
 the placement chosen here (`memory_style`, decided once: `placement`), so Yosys puts it where this estimate
-says: DSP and block-RAM counts are exact, not guessed. LUTs and FFs come from a per-component model,
-calibrated against Yosys on the bundled model.
+says: DSP and block-RAM counts are exact, not guessed. LUTs and FFs of a unit's logic come from its
+description (hw/dense_unit.py, hw/add_unit.py), calibrated against Yosys on the bundled model; what a memory
+costs beyond its blocks (read multiplexers, flip-flops) from where this family places it.
 """
 from dataclasses import dataclass
 from math import ceil
@@ -12,7 +13,7 @@ import numpy as np
 
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
-from undense.hw import dense_unit
+from undense.hw import add_unit, dense_unit
 
 # Block RAM shapes (depth, width) with one write and one read port: ECP5 DP16KD, iCE40 SB_RAM40_4K.
 BRAM_SHAPES = {
@@ -208,41 +209,20 @@ def read_mux_luts(use: MemoryUse) -> int:
 
 
 def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str) -> LayerCost:
-    """The layer's unit (hw/event_dense.py) on a grid of lanes x groups PEs.
-
-    LUT and FF model, per component, counting registers bit by bit and logic by the operator it maps to:
-    an adder or comparator of n bits is about n LUT4s, a 2:1 multiplexer of n bits n/2. Memories that go to
-    flip-flops (iCE40's small RAMs) count as FFs and their read mux; ROMs in logic as LUTs.
-    """
+    """The layer's unit (hw/event_dense.py) on a grid of lanes x groups PEs: its logic as its description counts
+    it (hw/dense_unit.py), its memories placed for the family, and what they cost beyond their blocks: read
+    multiplexers, flip-flops (iCE40's small RAMs), a share of the weight loader."""
     memories = dense_memories(graph, node, lanes, groups, family)
     in_bits = value_bits(graph, node.input)
     out_bits = value_bits(graph, node.output, node.acc_bits)
-    w, acc = node.weight_bits, node.acc_bits
+    lut, ff = dense_unit.logic_cost(memories, lanes, groups, node.in_features, node.out_features, in_bits, out_bits,
+                                    node.weight_bits, node.acc_bits, row_bits(node), event_queue_depth(family))
     raw = node.multiplier is None
-    shift_bits = requant_shift_bits(node)
-    steps = dense_unit.drain_cycles(node.out_features, groups)
-    lut = ff = 0
-    for use in memories:
-        if use.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
-            entry_bits, column = index_bits(use.depth), use.width - w
-            lut += 3 * entry_bits + 2 * acc + column + in_bits + 20
-            ff += 3 * entry_bits + 2 * in_bits + use.width + acc + column + 2 * index_bits(column + 1) + 16
-            lut += 12 + in_bits + index_bits(use.depth)  # its event queue's pointers and the fork's share
-            ff += 2 * index_bits(event_queue_depth(family)) + in_bits + index_bits(use.depth) + 4
-    lut += groups * (lanes - 1) * acc + 3 * index_bits(steps) + 30  # adder trees, drain counters
-    ff += groups * (2 * lanes - 1) * acc + groups * row_bits(node) + 2 * index_bits(steps) + 10
-    lut += groups * (40 + 2 * out_bits)  # output queues and the nonzero test
-    ff += groups * (2 * out_bits + index_bits(steps) + 12)
     if not raw:
-        product = acc + MULTIPLIER_BITS + 2
-        splits = acc > product_slice_bits(family)
-        shifted = product - requant_shift_base(node)  # the constant part of the shift is wiring
-        per_group = shifted * (shift_bits + 3) + product * splits + 2 * out_bits + shifted + product // 3
-        top = acc % product_slice_bits(family)
-        if splits and 0 < top <= LUT_SLICE_BITS:  # the top slice's shifted adds
-            per_group += top * (MULTIPLIER_BITS + 1 + top)
-        lut += groups * per_group
-        ff += groups * (acc + row_bits(node) + 2 * product + out_bits + 9)
+        per_lut, per_ff = dense_unit.requantizer_cost(node.acc_bits, row_bits(node), out_bits, requant_shift_bits(node),
+                                                      requant_shift_base(node), product_slice_bits(family),
+                                                      LUT_SLICE_BITS)
+        lut, ff = lut + groups * per_lut, ff + groups * per_ff
     for use in memories:
         lut += read_mux_luts(use)
         if loaded_at_run_time(use.style):  # the address shared by loading and reading; a share of the loader
@@ -251,11 +231,11 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
         if use.style == "logic" and not use.rom:
             ff += use.depth * use.width
     pe = lanes * groups
-    dsp = pe * dsp_blocks(w, in_bits, family)
+    dsp = pe * dsp_blocks(node.weight_bits, in_bits, family)
     if dsp == 0:  # the MACs' multipliers are in logic
-        lut += pe * w * in_bits
+        lut += pe * node.weight_bits * in_bits
     if not raw:
-        dsp += groups * requantizer_dsps(acc, family)
+        dsp += groups * requantizer_dsps(node.acc_bits, family)
     return LayerCost(node.name, int(lut), int(ff), dsp, sum(use.blocks for use in memories), tuple(memories))
 
 
@@ -284,20 +264,18 @@ def skip_fifos(graph: QGraph, node: QAdd) -> dict[str, int]:
 
 
 def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCost:
-    """An elementwise Add (hw/elementwise.py), per lane: the merge, two rescaling multipliers, the sum, rounding
-    and clamp; and the FIFO on its shorter input."""
+    """An elementwise Add (hw/elementwise.py): its logic as its description counts it (hw/add_unit.py), its two
+    rescaling multipliers per lane, and the FIFO on its shorter input."""
     bits = [value_bits(graph, name) for name in node.inputs]
-    out_bits = node.requant.bits
-    position = index_bits(dense_unit.lane_positions(node.features, lanes))
-    total = max(bits) + MULTIPLIER_BITS + 4
+    positions = dense_unit.lane_positions(node.features, lanes)
     dsp = lanes * sum(dsp_blocks(b + 1, MULTIPLIER_BITS + 2, family) for b in bits)
-    memories = tuple(memory(f"{node.name}_skip{lane}.storage", depth - 1, value_bits(graph, tensor) + position + 1,
-                            family)
+    memories = tuple(memory(f"{node.name}_skip{lane}.storage", depth - 1,
+                            value_bits(graph, tensor) + index_bits(positions) + 1, family)
                      for tensor, depth in skip_fifos(graph, node).items() for lane in range(lanes))
-    lut = lanes * (3 * total + 3 * out_bits + 2 * position + 8 + node.shift // 3)
+    lut, ff = add_unit.logic_cost(lanes, positions, bits, node.requant.bits, node.shift)
     lut += sum(read_mux_luts(use) + 30 for use in memories)
-    ff = lanes * (out_bits + position + 4) + sum(
-        use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width for use in memories)
+    ff += sum(use.width + 3 * index_bits(use.depth) + (use.style == "logic") * use.depth * use.width
+              for use in memories)
     return LayerCost(node.name, lut=lut, ff=ff, dsp=dsp, bram=sum(use.blocks for use in memories), memories=memories)
 
 

@@ -1,9 +1,12 @@
-"""The event-driven Add unit (hw/elementwise.py) described in plain Python: cycles and events per image.
+"""The event-driven Add unit (hw/elementwise.py) described in plain Python: its logic, cycles and events per
+image.
 
 Each lane merges the positions its two inputs sent, one a cycle; the unit stores nothing but the FIFO on its
 shorter input (compiler/resources.skip_fifos).
 """
 import numpy as np
+
+from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
 
 OVERHEAD = 2  # its output register and the cycle a lane's first events wait for each other
 
@@ -25,3 +28,12 @@ def events(present_a: np.ndarray, present_b: np.ndarray, sent: np.ndarray, dense
     added = sent if dense_out else merged(present_a, present_b)
     return {"adds": int(added.sum()), "stream_in": int(present_a.sum() + present_b.sum()),
             "stream_out": int(sent.sum())}
+
+
+def logic_cost(lanes: int, positions: int, in_bits: list[int], out_bits: int, shift: int) -> tuple[int, int]:
+    """LUT4s and flip-flops per the unit's logic (its skip FIFO aside): per lane the merge of `positions`
+    positions, two rescaling products (DSPs), their sum, the rounding shift and the clamp."""
+    total = max(in_bits) + MULTIPLIER_BITS + 4
+    position = index_bits(positions)
+    return (lanes * (3 * total + 3 * out_bits + 2 * position + 8 + shift // 3),
+            lanes * (out_bits + position + 4))

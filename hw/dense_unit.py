@@ -1,5 +1,5 @@
-"""The event-driven Dense unit (hw/event_dense.py) described in plain Python: what it stores, what it costs,
-how many cycles an image takes and which events it counts. The compiler's fold, its resource estimate, the
+"""The event-driven Dense unit (hw/event_dense.py) described in plain Python: what it stores, what its logic
+costs, how many cycles an image takes and which events it counts. The compiler's fold, its resource estimate, the
 golden event prediction, the Verilog and the energy model all read this, so a fact about the unit is
 written down once.
 
@@ -18,7 +18,7 @@ from math import ceil
 
 import numpy as np
 
-from undense.compiler.numbers import index_bits
+from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
 
 EVENT_FIFO_DEPTH = {"ecp5": 16, "ice40": 4}  # each PE's queue of input events
 OUTPUT_FIFO_DEPTH = 32  # each group's queue of output events: room for the drain's pipeline of about 15
@@ -50,9 +50,9 @@ def role(memory_name: str) -> str:
 
 def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, rows_per_group: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
-    (value, row), the event's value at two stages, the product, and the sum written with its row (kept a cycle
-    for the next entry's read-modify-write)."""
-    return weight_bits + 2 * index_bits(rows_per_group) + 2 * value_bits + 2 * acc_bits
+    (value, row), the event's value at two stages, the product, and the sum written (kept a cycle for the next
+    entry's read-modify-write)."""
+    return weight_bits + index_bits(rows_per_group) + 2 * value_bits + 2 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:
@@ -215,6 +215,49 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
         found.append(Memory(f"g{group}_fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,
                             rom=False))
     return found
+
+
+def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_features: int, in_bits: int,
+               out_bits: int, weight_bits: int, acc_bits: int, row_bits: int, queue_depth: int) -> tuple[int, int]:
+    """LUT4s and flip-flops of the unit's logic, given its memories (each with name, depth and width): its
+    requantizers aside (requantizer_cost) and the memories' own logic too (read multiplexers, flip-flops where a
+    memory is built from them), which depends on where the family places them (compiler/resources.py).
+
+    Counted register by register and operator by operator: an adder or comparator of n bits is about n LUT4s, a
+    2:1 multiplexer of n bits n/2; calibrated against Yosys on the bundled model.
+    """
+    steps = drain_cycles(out_features, groups)
+    event_bits = index_bits(lane_positions(in_features, lanes)) + in_bits + 1
+    lut = ff = 0
+    for memory in memories:
+        if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
+            entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
+            lut += 3 * entry_bits + 2 * acc_bits + row + in_bits + 20 + acc_bits // 2  # and the forwarding mux
+            ff += 3 * entry_bits + 2 * in_bits + memory.width + 2 * acc_bits + row + 2 * index_bits(row + 1) + 17
+            lut += 12 + in_bits + entry_bits  # its event queue's pointers and the fork's share
+            ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
+    if groups > 1:  # the register stage in front of each lane's fork
+        lut += lanes * (event_bits + 2)
+        ff += lanes * (2 * event_bits + 2)
+    lut += groups * (lanes - 1) * acc_bits + 3 * index_bits(steps) + 30  # adder trees, drain counters
+    ff += groups * (2 * lanes - 1) * acc_bits + groups * row_bits + 2 * index_bits(steps) + 10
+    lut += groups * (40 + 2 * out_bits)  # output queues and the nonzero test
+    ff += groups * (2 * out_bits + index_bits(steps) + 12)
+    return lut, ff
+
+
+def requantizer_cost(acc_bits: int, row_bits: int, out_bits: int, shift_bits: int, shift_base: int, slice_bits: int,
+                     logic_slice_bits: int) -> tuple[int, int]:
+    """LUT4s and flip-flops of one group's requantizer (hw/requantizer.py): the product in slices of
+    `slice_bits` (a top slice of at most `logic_slice_bits` in shifted adds), the barrel shift, rounding, clamp."""
+    product = acc_bits + MULTIPLIER_BITS + 2
+    splits = acc_bits > slice_bits
+    shifted = product - shift_base  # the constant part of the shift is wiring
+    lut = shifted * (shift_bits + 3) + product * splits + 2 * out_bits + shifted + product // 3
+    top = acc_bits % slice_bits
+    if splits and 0 < top <= logic_slice_bits:
+        lut += top * (MULTIPLIER_BITS + 1 + top)
+    return lut, acc_bits + row_bits + 2 * product + out_bits + 9
 
 
 def column_bits(part: Block) -> int:

@@ -12,19 +12,20 @@ WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
 WEIGHTS_FILE = "weights.bin"
 
 
-def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = False, family: str | None = None) -> Path:
-    """Write DIR/undense_top.v (or, counting events for simulation, DIR/undense_top_events.v) and the
-    lint waivers beside it (waivers.vlt); returns the Verilog's path.
+def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = True, family: str | None = None) -> Path:
+    """Write DIR/undense_top.v and the lint waivers beside it (waivers.vlt); returns the Verilog's path.
 
     The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload,
-    and with `count_events` one ev_<layer>_<event> counter per layer and event (hw.top.event_ports).
+    and with `count_events` one ev_<layer>_<event> counter per layer and event (hw.top.event_ports): the build
+    dir's Verilog has them, so that `undense rtl`, `sim` and the cocotb benches share one Verilog; synthesis
+    builds its own without them.
     For an FPGA `family` the memories carry the placement the compiler's resource estimate chose; where that
     is SPRAM there is also a byte stream w__valid/ready/payload for the weights, and DIR/weights.bin holds the
     bytes it must take before the first image (hw/weight_loader.py), as a flash would hold them.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
+    path = directory / f"{TOP_NAME}.v"
     accelerator = Accelerator(graph, count_events, family)
     path.write_text(verilog.convert(accelerator, name=TOP_NAME, emit_src=False))
     shutil.copyfile(WAIVERS, directory / WAIVERS.name)
@@ -41,12 +42,12 @@ def weights_file(verilog: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def current_verilog(graph: QGraph, build_dir: Path, count_events: bool = False, family: str | None = None) -> Path:
-    """The build dir's Verilog (DIR/rtl/...) for `family`, written if missing or older than the build dir's
-    manifest."""
-    verilog = build_dir / "rtl" / (f"{TOP_NAME}_events.v" if count_events else f"{TOP_NAME}.v")
+def current_verilog(graph: QGraph, build_dir: Path, family: str | None = None) -> Path:
+    """The build dir's Verilog (DIR/rtl/undense_top.v, event counters included) for `family`, written if missing
+    or older than the build dir's manifest."""
+    verilog = build_dir / "rtl" / f"{TOP_NAME}.v"
     manifest = build_dir / "manifest.json"
     stale = manifest.is_file() and verilog.is_file() and manifest.stat().st_mtime > verilog.stat().st_mtime
     if not verilog.is_file() or stale:
-        emit_verilog(graph, verilog.parent, count_events, family)
+        emit_verilog(graph, verilog.parent, family=family)
     return verilog

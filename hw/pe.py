@@ -155,13 +155,9 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [clear.eq(drain), clear_addr.eq(drain_addr), clear_bank.eq(drain_bank)]
         # the read data is registered at the memory (nothing but the memory between the address and a register);
         # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
-        # is forwarded instead
-        written, written_row, written_bank = Signal(signed(p.acc_bits), name="written"), Signal.like(row3), Signal()
-        just_written = Signal()
-        m.d.sync += just_written.eq(valid3)
-        with m.If(valid3):
-            m.d.sync += [written_row.eq(row3), written_bank.eq(bank3)]
-        forward = just_written & (written_row == row3) & (written_bank == bank3)
+        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 3 and 2)
+        written, forward = Signal(signed(p.acc_bits), name="written"), Signal(name="forward")
+        m.d.sync += forward.eq(valid3 & (row3 == entry2.row) & (bank3 == bank2))
         data_out = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],

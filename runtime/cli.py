@@ -209,8 +209,9 @@ def run_command(build_dir, input_path, output, backend):
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def rtl(build_dir):
-    """Write the accelerator's Verilog into DIR/rtl/ (with its lint waivers), built for the target's family;
-    where weights sit in SPRAM, also the bytes its weight port must load first (weights.bin)."""
+    """Write the accelerator's Verilog into DIR/rtl/ (with its lint waivers), built for the target's family, with
+    event counters on ev_* ports for simulation (`synth` leaves them out); where weights sit in SPRAM, also the
+    bytes its weight port must load first (weights.bin)."""
     from undense.hw.emit import WEIGHTS_FILE, emit_verilog
     from undense.runtime.compiled import load
 

