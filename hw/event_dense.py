@@ -10,13 +10,14 @@ lockstep, one row position a cycle, while the PEs fill the other bank with the n
 """
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import yosys_attrs
+from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
@@ -161,33 +162,22 @@ class EventDense(wiring.Component):
             m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr), pe.drain_bank.eq(command_bank),
                          pe.release.eq(release)]
 
-        # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group adds its lanes' in a
-        # registered tree
-        rows = []
+        # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group's go through an adder tree,
+        # with the row's constants beside them, into the group's requantizer
         valid = issue
         for stage in range(PE_DRAIN_LATENCY):
             valid = delayed(m, valid, f"drain_valid{stage}")
+        rows = []
         for group in range(p.groups):
-            sums = [pes[lane * p.groups + group].drain_data for lane in range(p.lanes)]
-            constants = self.group_constants(m, group, step, issue)
-            at = valid
-            while True:
-                level = [Signal(signed(p.requant.acc_bits), name=f"g{group}_sum{len(sums)}_{k}")
-                         for k in range((len(sums) + 1) // 2)]
-                for k, total in enumerate(level):
-                    pair = sums[2 * k:2 * k + 2]
-                    m.d.sync += total.eq(pair[0] + pair[1] if len(pair) == 2 else pair[0])
-                later = Signal(name=f"g{group}_valid{len(sums)}")
-                m.d.sync += later.eq(at)
-                at, sums = later, level
-                constants = delayed(m, constants, f"g{group}_row{len(sums)}")
-                if len(sums) == 1:
-                    break
+            m.submodules[f"g{group}_sum"] = tree = AdderTree(p.lanes, p.requant.acc_bits, p.requant.row_layout())
+            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, step, issue))]
+            m.d.comb += [tree.i.payload.sums[lane].eq(pes[lane * p.groups + group].drain_data)
+                         for lane in range(p.lanes)]
             m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
-            m.d.comb += [requantizer.valid.eq(at), requantizer.acc.eq(sums[0]), requantizer.row.eq(constants)]
-            rows.append(self.send(m, group, requantizer, queues[group]))
+            wiring.connect(m, tree.o, requantizer.i)
+            rows.append(self.send(m, group, requantizer.o, queues[group]))
             if group == 0:
-                m.d.comb += arrived.eq(requantizer.o_valid)
+                m.d.comb += arrived.eq(requantizer.o.valid)
         for group, queue in enumerate(queues):
             m.submodules[f"g{group}_fifo"] = queue
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
@@ -208,20 +198,21 @@ class EventDense(wiring.Component):
             constants = delayed(m, constants, f"g{group}_constants{stage}")
         return constants
 
-    def send(self, m: Module, group: int, requantizer: Requantizer, queue: StreamFIFO):
-        """The group's code at each position as an event: its value relative to the edge's offset; dropped where
-        the edge is sparse and the value zero, unless it is the group's last row. Returns the strobe of a row
-        requantized (a group with fewer rows than steps has none at its last)."""
+    def send(self, m: Module, group: int, codes, queue: StreamFIFO):
+        """The group's codes (a stream without back-pressure: the drain leaves room for it), each as an event: its
+        value relative to the edge's offset; dropped where the edge is sparse and the value zero, unless it is the
+        group's last row. Returns the strobe of a row requantized (a group with fewer rows than steps has none at
+        its last)."""
         p = self.params
         rows = positions(p.out_features, p.groups, group)
         position = Signal(range(p.steps), name=f"g{group}_position")
-        with m.If(requantizer.o_valid):
+        with m.If(codes.valid):
             m.d.sync += position.eq(Mux(position == p.steps - 1, 0, position + 1))
         value = Signal(p.out_value_shape, name=f"g{group}_value")
         last = position == rows - 1
-        m.d.comb += value.eq(requantizer.o_code - p.out_offset)
+        m.d.comb += value.eq(codes.payload - p.out_offset)
         row = Signal(name=f"g{group}_row")
-        m.d.comb += row.eq(requantizer.o_valid & (position < rows))
+        m.d.comb += row.eq(codes.valid & (position < rows))
         keep = row & ((value != 0) | last) if p.sparse_out else row
         m.d.comb += [queue.i.valid.eq(keep), queue.i.payload.index.eq(position),
                      queue.i.payload.value.eq(value), queue.i.payload.last.eq(last)]

@@ -3,13 +3,14 @@ defines the bits:
 
     code = clamp(zero_point + rshift_round((acc + bias) * M, s)),   then table[code - qmin] if there is a table
 
-In raw mode (a pre-quantized model's integer output) the code is acc + bias. A fixed-latency pipeline with no
-back-pressure: whoever feeds it counts what is in flight and leaves room downstream for it.
+In raw mode (a pre-quantized model's integer output) the code is acc + bias. A fixed-latency pipeline between
+two streams without back-pressure (always ready): whoever feeds it counts what is in flight and leaves room
+downstream for it.
 """
 from dataclasses import dataclass
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -39,6 +40,10 @@ class RequantParams:
         return data.StructLayout({"bias": signed(self.acc_bits), "multiplier": unsigned(16),
                                   "shift": unsigned(self.shift_bits)})
 
+    def input_layout(self) -> data.StructLayout:
+        """A sum and the constants of the row it belongs to."""
+        return data.StructLayout({"acc": signed(self.acc_bits), "row": self.row_layout()})
+
     def stored_shift(self, shift: int) -> int:
         return stored_shift(shift, self.shift_base)
 
@@ -52,23 +57,18 @@ def shift_add(part, multiplier):
 class Requantizer(wiring.Component):
     def __init__(self, params: RequantParams):
         self.params = params
-        super().__init__({
-            "valid": In(1),
-            "acc": In(signed(params.acc_bits)),
-            "row": In(params.row_layout()),   # the constants of the row `acc` belongs to
-            "o_valid": Out(1),
-            "o_code": Out(params.out_shape),
-        })
+        super().__init__({"i": In(stream.Signature(params.input_layout(), always_ready=True)),
+                          "o": Out(stream.Signature(params.out_shape, always_ready=True))})
 
     def elaborate(self, platform):
         p = self.params
         m = Module()
         valid1, sum1, row1 = Signal(), Signal(signed(p.acc_bits)), Signal(p.row_layout())
-        m.d.sync += valid1.eq(self.valid)
-        with m.If(self.valid):  # registers load only with a value: fewer toggles
-            m.d.sync += [sum1.eq(self.acc + self.row.bias), row1.eq(self.row)]
+        m.d.sync += valid1.eq(self.i.valid)
+        with m.If(self.i.valid):  # registers load only with a value: fewer toggles
+            m.d.sync += [sum1.eq(self.i.payload.acc + self.i.payload.row.bias), row1.eq(self.i.payload.row)]
         if p.raw:
-            m.d.comb += [self.o_valid.eq(valid1), self.o_code.eq(sum1)]
+            m.d.comb += [self.o.valid.eq(valid1), self.o.payload.eq(sum1)]
             return m
 
         # the product in slices of the sum that each fit one DSP multiplier, registered apart and added a
@@ -109,7 +109,7 @@ class Requantizer(wiring.Component):
         with m.If(valid4b):
             m.d.sync += code.eq(Mux(rounded < low, low, Mux(rounded > high, high, rounded)))
         if p.table is None:
-            m.d.comb += [self.o_valid.eq(valid5), self.o_code.eq(code)]
+            m.d.comb += [self.o.valid.eq(valid5), self.o.payload.eq(code)]
             return m
 
         m.submodules.table = table = Memory(shape=p.out_shape, depth=len(p.table), init=list(p.table),
@@ -118,5 +118,5 @@ class Requantizer(wiring.Component):
         valid6 = Signal()
         m.d.comb += [table_rd.addr.eq(code - p.table_offset), table_rd.en.eq(valid5)]
         m.d.sync += valid6.eq(valid5)
-        m.d.comb += [self.o_valid.eq(valid6), self.o_code.eq(table_rd.data)]
+        m.d.comb += [self.o.valid.eq(valid6), self.o.payload.eq(table_rd.data)]
         return m

@@ -35,14 +35,14 @@ def test_requantizer_rounds_half_to_even():
     async def bench(ctx):
         for index in range(count + 8):
             feeding = index < count
-            ctx.set(requantizer.valid, feeding)
+            ctx.set(requantizer.i.valid, feeding)
             if feeding:
-                ctx.set(requantizer.acc, int(acc[index]))
-                ctx.set(requantizer.row, {"bias": int(bias[index]), "multiplier": int(multiplier[index]),
-                                          "shift": params.stored_shift(int(shift[index]))})
+                ctx.set(requantizer.i.payload, {
+                    "acc": int(acc[index]), "row": {"bias": int(bias[index]), "multiplier": int(multiplier[index]),
+                                                    "shift": params.stored_shift(int(shift[index]))}})
             await ctx.tick()
-            if ctx.get(requantizer.o_valid):
-                codes.append(ctx.get(requantizer.o_code))
+            if ctx.get(requantizer.o.valid):
+                codes.append(ctx.get(requantizer.o.payload))
 
     simulate(requantizer, bench)
     np.testing.assert_array_equal(codes, expected)
