@@ -146,9 +146,10 @@ class EventDense(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(draining & room)
         m.d.sync += in_flight.eq(in_flight + issue - arrived)
-        release = Signal(2)
+        release, starting = Signal(2), Signal()
         m.d.sync += release.eq(0)
-        with m.If(~draining & Mux(bank, ready_banks[1], ready_banks[0])):
+        m.d.comb += starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0]))
+        with m.If(starting):
             m.d.sync += [draining.eq(1), step.eq(0)]
         with m.Elif(issue):
             m.d.sync += step.eq(step + 1)
@@ -170,7 +171,7 @@ class EventDense(wiring.Component):
         rows = []
         for group in range(p.groups):
             m.submodules[f"g{group}_sum"] = tree = AdderTree(p.lanes, p.requant.acc_bits, p.requant.row_layout())
-            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, step, issue))]
+            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, starting, issue))]
             m.d.comb += [tree.i.payload.sums[lane].eq(pes[lane * p.groups + group].drain_data)
                          for lane in range(p.lanes)]
             m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
@@ -183,9 +184,16 @@ class EventDense(wiring.Component):
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
         return issue, rows
 
-    def group_constants(self, m: Module, group: int, step, issue):
-        """The group's row constants at `step`, out of their memory and registered to meet the PEs' sums."""
+    def group_constants(self, m: Module, group: int, starting, issue):
+        """The group's row constants at each issued step, out of their memory and registered to meet the PEs'
+        sums. Each group counts the steps itself, beside its memory: one counter's bits would have to reach the
+        read logic of every group's memory, spread over the chip, in the cycle."""
         p = self.params
+        step = Signal(range(p.steps), name=f"g{group}_step")
+        with m.If(starting):
+            m.d.sync += step.eq(0)
+        with m.Elif(issue):
+            m.d.sync += step.eq(Mux(step == p.steps - 1, 0, step + 1))
         stored = [{"bias": bias, "multiplier": multiplier, "shift": shift}
                   for bias, multiplier, shift in p.rows[group].rows]
         stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (p.steps - len(stored))
