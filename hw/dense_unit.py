@@ -50,9 +50,9 @@ def role(memory_name: str) -> str:
 
 def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, rows_per_group: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
-    (value, row), the event's value at two stages, the product, and the sum written (kept a cycle for the next
-    entry's read-modify-write)."""
-    return weight_bits + index_bits(rows_per_group) + 2 * value_bits + 2 * acc_bits
+    (value, row), its bank's read and write address, the event's value at two stages, the product, and the sum
+    written (kept a cycle for the next entry's read-modify-write)."""
+    return weight_bits + 3 * index_bits(rows_per_group) + 2 * value_bits + 2 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:
@@ -233,7 +233,7 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
         if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
             entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
             lut += 3 * entry_bits + 2 * acc_bits + row + in_bits + 20 + acc_bits // 2  # and the forwarding mux
-            ff += 3 * entry_bits + 2 * in_bits + memory.width + 2 * acc_bits + row + 2 * index_bits(row + 1) + 17
+            ff += 3 * entry_bits + 2 * in_bits + memory.width + 2 * acc_bits + 5 * row + 2 * index_bits(row + 1) + 21
             lut += 12 + in_bits + entry_bits  # its event queue's pointers and the fork's share
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
     if groups > 1:  # the register stage in front of each lane's fork

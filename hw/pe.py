@@ -146,13 +146,12 @@ class ProcessingElement(wiring.Component):
                      end3.eq(valid2 & end2)]
 
         # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later). The
-        # drain's read arrives through a register of the PE's own: it comes from one place to every PE
+        # drain's command comes from one place to every PE, so the PE registers it before it reads
         drain, drain_bank = Signal(name="drain"), Signal(name="drain_bank_q")
         drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q")
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
-        clear, clear_bank = Signal(), Signal()
-        clear_addr = Signal(self.drain_addr.shape(), name="clear_addr")
-        m.d.sync += [clear.eq(drain), clear_addr.eq(drain_addr), clear_bank.eq(drain_bank)]
+        clear_bank = Signal()
+        m.d.sync += clear_bank.eq(drain_bank)
         # the read data is registered at the memory (nothing but the memory between the address and a register);
         # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
         # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 3 and 2)
@@ -162,14 +161,20 @@ class ProcessingElement(wiring.Component):
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
                                                        attrs=p.style(f"acc{index}"))
-            write = acc.write_port()
-            read = acc.read_port()
-            draining, clearing = drain & (drain_bank == index), clear & (clear_bank == index)
-            accumulating = valid3 & (bank3 == index)
+            write, read = acc.write_port(), acc.read_port()
+            # each bank's read and write address, and what it writes, chosen a cycle ahead into registers: the
+            # memory's ports see only flip-flops
+            read_addr = Signal.like(read.addr, name=f"acc{index}_read_addr")
+            write_addr = Signal.like(write.addr, name=f"acc{index}_write_addr")
+            clearing, accumulating = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_accumulating")
+            draining_next = self.drain_en & (self.drain_bank == index)
+            clearing_next = drain & (drain_bank == index)
+            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, weight_rd.data.row)),
+                         write_addr.eq(Mux(clearing_next, drain_addr, entry2.row)), clearing.eq(clearing_next),
+                         accumulating.eq(valid2 & (bank2 == index))]
             total = Mux(forward, written, read.data) + product3
-            m.d.comb += [read.addr.eq(Mux(draining, drain_addr, entry2.row)), read.en.eq(1),
-                         write.addr.eq(Mux(clearing, clear_addr, row3)), write.data.eq(Mux(clearing, 0, total)),
-                         write.en.eq(clearing | accumulating)]
+            m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
+                         write.data.eq(Mux(clearing, 0, total)), write.en.eq(clearing | accumulating)]
             with m.If(accumulating):
                 m.d.sync += written.eq(total)
             data_out.append(read.data)
