@@ -249,7 +249,8 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
 def requantizer_cost(acc_bits: int, row_bits: int, out_bits: int, shift_bits: int, shift_base: int, slice_bits: int,
                      logic_slice_bits: int) -> tuple[int, int]:
     """LUT4s and flip-flops of one group's requantizer (hw/requantizer.py): the product in slices of
-    `slice_bits` (a top slice of at most `logic_slice_bits` in shifted adds), the barrel shift, rounding, clamp."""
+    `slice_bits` (a top slice of at most `logic_slice_bits` in shifted adds) between registers of their own, the
+    barrel shift, rounding, clamp."""
     product = acc_bits + MULTIPLIER_BITS + 2
     splits = acc_bits > slice_bits
     shifted = product - shift_base  # the constant part of the shift is wiring
@@ -257,7 +258,7 @@ def requantizer_cost(acc_bits: int, row_bits: int, out_bits: int, shift_bits: in
     top = acc_bits % slice_bits
     if splits and 0 < top <= logic_slice_bits:
         lut += top * (MULTIPLIER_BITS + 1 + top)
-    return lut, acc_bits + row_bits + 2 * product + out_bits + 9
+    return lut, 2 * acc_bits + row_bits + MULTIPLIER_BITS + shift_bits + 2 * product + out_bits + 10
 
 
 def column_bits(part: Block) -> int:

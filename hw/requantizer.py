@@ -71,25 +71,32 @@ class Requantizer(wiring.Component):
             m.d.comb += [self.o.valid.eq(valid1), self.o.payload.eq(sum1)]
             return m
 
-        # the product in slices of the sum that each fit one DSP multiplier, registered apart and added a
-        # cycle later: a product wider than one DSP would otherwise add its slices in the multiplier's cycle
+        # the product in slices of the sum that each fit one DSP multiplier, added a cycle later: a product wider
+        # than one DSP would otherwise add its slices in the multiplier's cycle. Each multiplier has a cycle of its
+        # own, between registers that feed only it and take only its product, so that they sit beside its DSP block
         slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
-        valid2, shift2 = Signal(), Signal(p.shift_bits)
-        partials = [Signal(signed(len(part) + 18), name=f"partial{low}") for low, part in slices]
+        valid2, shift2, multiplier2 = Signal(), Signal(p.shift_bits), Signal.like(row1.multiplier, name="multiplier2")
+        operands = [Signal.like(part, name=f"operand{low}") for low, part in slices]
         m.d.sync += valid2.eq(valid1)
         with m.If(valid1):
-            m.d.sync += shift2.eq(row1.shift)
-            for (low, part), partial in zip(slices, partials, strict=True):
-                top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
-                if top and low > 0 and len(part) <= LUT_SLICE_BITS:
-                    m.d.sync += partial.eq(shift_add(part, row1.multiplier))
-                else:
-                    m.d.sync += partial.eq((part.as_signed() if top else part) * row1.multiplier)
-        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
-        m.d.sync += valid3.eq(valid2)
+            m.d.sync += [shift2.eq(row1.shift), multiplier2.eq(row1.multiplier),
+                         *(operand.eq(part) for (_, part), operand in zip(slices, operands, strict=True))]
+        valid2b, shift2b = Signal(), Signal(p.shift_bits)
+        partials = [Signal(signed(len(part) + 18), name=f"partial{low}") for low, part in slices]
+        m.d.sync += valid2b.eq(valid2)
         with m.If(valid2):
+            m.d.sync += shift2b.eq(shift2)
+            for (low, _), operand, partial in zip(slices, operands, partials, strict=True):
+                top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
+                if top and low > 0 and len(operand) <= LUT_SLICE_BITS:
+                    m.d.sync += partial.eq(shift_add(operand, multiplier2))
+                else:
+                    m.d.sync += partial.eq((operand.as_signed() if top else operand) * multiplier2)
+        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
+        m.d.sync += valid3.eq(valid2b)
+        with m.If(valid2b):
             m.d.sync += [scaled.eq(sum(partial << low for (low, _), partial in zip(slices, partials, strict=True))),
-                         shift3.eq(shift2)]
+                         shift3.eq(shift2b)]
         # rshift_round(v, s), half to even: h = v >> (s - 1) holds the quotient and the half bit h[0]; round up
         # when the half bit is set and either a bit below it (sticky) or the quotient's lowest bit h[1] is. The
         # barrel shift (with the sticky bit beside it), the rounding add and the clamp each get a cycle
