@@ -167,14 +167,15 @@ class ProcessingElement(wiring.Component):
             read_addr = Signal.like(read.addr, name=f"acc{index}_read_addr")
             write_addr = Signal.like(write.addr, name=f"acc{index}_write_addr")
             clearing, accumulating = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_accumulating")
+            writing = Signal(name=f"acc{index}_writing")
             draining_next = self.drain_en & (self.drain_bank == index)
-            clearing_next = drain & (drain_bank == index)
+            clearing_next, accumulating_next = drain & (drain_bank == index), valid2 & (bank2 == index)
             m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, weight_rd.data.row)),
                          write_addr.eq(Mux(clearing_next, drain_addr, entry2.row)), clearing.eq(clearing_next),
-                         accumulating.eq(valid2 & (bank2 == index))]
+                         accumulating.eq(accumulating_next), writing.eq(clearing_next | accumulating_next)]
             total = Mux(forward, written, read.data) + product3
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
-                         write.data.eq(Mux(clearing, 0, total)), write.en.eq(clearing | accumulating)]
+                         write.data.eq(Mux(clearing, 0, total)), write.en.eq(writing)]
             with m.If(accumulating):
                 m.d.sync += written.eq(total)
             data_out.append(read.data)
