@@ -132,20 +132,27 @@ class ProcessingElement(wiring.Component):
         else:
             m.d.comb += [weight_rd.addr.eq(address), weight_rd.en.eq(1)]
 
-        # 1: the entry is out of memory; 2: registered (a block RAM's output is slow), accumulator read issued;
-        # 3: product and accumulator meet, the sum is written back
+        # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); 3: the multiplier's operands,
+        # in registers that feed only it, accumulator read issued; 4: product and accumulator meet, the sum is
+        # written back. The multiplier has a cycle to itself between registers of its own, so that they can sit
+        # beside its DSP block wherever that is
         valid1, value1, bank1, end1 = Signal(), Signal(p.value_shape), Signal(), Signal()
         m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & ~left.any())]
         m.d.comb += self.weight_read.eq(valid1)
         valid2, entry2, value2, bank2, end2 = Signal(), Signal(entry_layout), Signal(p.value_shape), Signal(), Signal()
         m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
         m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
-        valid3, product3, bank3, end3 = Signal(), Signal(signed(p.acc_bits)), Signal(), Signal()
+        valid3, bank3, end3 = Signal(), Signal(), Signal()
+        weight3, value3 = Signal.like(entry2.value, name="weight3"), Signal(p.value_shape, name="value3")
         row3 = Signal(entry2.row.shape(), name="row3")
-        m.d.sync += [valid3.eq(valid2), product3.eq(entry2.value * value2), row3.eq(entry2.row), bank3.eq(bank2),
-                     end3.eq(valid2 & end2)]
+        m.d.sync += [valid3.eq(valid2), weight3.eq(entry2.value), value3.eq(value2), row3.eq(entry2.row),
+                     bank3.eq(bank2), end3.eq(valid2 & end2)]
+        valid4, product4, bank4, end4 = Signal(), Signal(signed(p.acc_bits)), Signal(), Signal()
+        row4 = Signal(entry2.row.shape(), name="row4")
+        m.d.sync += [valid4.eq(valid3), product4.eq(weight3 * value3), row4.eq(row3), bank4.eq(bank3),
+                     end4.eq(valid3 & end3)]
 
-        # the banks: accumulated into at stage 3 (read at 2), or drained (read, then cleared a cycle later). The
+        # the banks: accumulated into at stage 4 (read at 3), or drained (read, then cleared a cycle later). The
         # drain's command comes from one place to every PE, so the PE registers it before it reads
         drain, drain_bank = Signal(name="drain"), Signal(name="drain_bank_q")
         drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q")
@@ -154,9 +161,9 @@ class ProcessingElement(wiring.Component):
         m.d.sync += clear_bank.eq(drain_bank)
         # the read data is registered at the memory (nothing but the memory between the address and a register);
         # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
-        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 3 and 2)
+        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 4 and 3)
         written, forward = Signal(signed(p.acc_bits), name="written"), Signal(name="forward")
-        m.d.sync += forward.eq(valid3 & (row3 == entry2.row) & (bank3 == bank2))
+        m.d.sync += forward.eq(valid4 & (row4 == row3) & (bank4 == bank3))
         data_out = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
@@ -169,11 +176,11 @@ class ProcessingElement(wiring.Component):
             clearing, accumulating = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_accumulating")
             writing = Signal(name=f"acc{index}_writing")
             draining_next = self.drain_en & (self.drain_bank == index)
-            clearing_next, accumulating_next = drain & (drain_bank == index), valid2 & (bank2 == index)
-            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, weight_rd.data.row)),
-                         write_addr.eq(Mux(clearing_next, drain_addr, entry2.row)), clearing.eq(clearing_next),
+            clearing_next, accumulating_next = drain & (drain_bank == index), valid3 & (bank3 == index)
+            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, entry2.row)),
+                         write_addr.eq(Mux(clearing_next, drain_addr, row3)), clearing.eq(clearing_next),
                          accumulating.eq(accumulating_next), writing.eq(clearing_next | accumulating_next)]
-            total = Mux(forward, written, read.data) + product3
+            total = Mux(forward, written, read.data) + product4
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                          write.data.eq(Mux(clearing, 0, total)), write.en.eq(writing)]
             with m.If(accumulating):
@@ -183,5 +190,5 @@ class ProcessingElement(wiring.Component):
         for index in range(2):
             with m.If(self.release[index]):
                 m.d.sync += full[index].eq(0)
-            with m.Elif(valid3 & end3 & (bank3 == index)):
+            with m.Elif(valid4 & end4 & (bank4 == index)):
                 m.d.sync += full[index].eq(1)

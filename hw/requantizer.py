@@ -73,7 +73,8 @@ class Requantizer(wiring.Component):
 
         # the product in slices of the sum that each fit one DSP multiplier, added a cycle later: a product wider
         # than one DSP would otherwise add its slices in the multiplier's cycle. Each multiplier has a cycle of its
-        # own, between registers that feed only it and take only its product, so that they sit beside its DSP block
+        # own, between registers that feed only it and take only its product, and one more register stage on each
+        # side, so that the registers can sit beside its DSP block wherever the DSP block is
         slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
         valid2, shift2, multiplier2 = Signal(), Signal(p.shift_bits), Signal.like(row1.multiplier, name="multiplier2")
         operands = [Signal.like(part, name=f"operand{low}") for low, part in slices]
@@ -92,11 +93,18 @@ class Requantizer(wiring.Component):
                     m.d.sync += partial.eq(shift_add(operand, multiplier2))
                 else:
                     m.d.sync += partial.eq((operand.as_signed() if top else operand) * multiplier2)
-        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
-        m.d.sync += valid3.eq(valid2b)
+        valid2c, shift2c = Signal(), Signal(p.shift_bits)
+        products = [Signal.like(partial, name=f"product{low}") for (low, _), partial in zip(slices, partials,
+                                                                                               strict=True)]
+        m.d.sync += valid2c.eq(valid2b)
         with m.If(valid2b):
-            m.d.sync += [scaled.eq(sum(partial << low for (low, _), partial in zip(slices, partials, strict=True))),
-                         shift3.eq(shift2b)]
+            m.d.sync += [shift2c.eq(shift2b), *(product.eq(partial) for product, partial in zip(products, partials,
+                                                                                                 strict=True))]
+        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
+        m.d.sync += valid3.eq(valid2c)
+        with m.If(valid2c):
+            m.d.sync += [scaled.eq(sum(product << low for (low, _), product in zip(slices, products, strict=True))),
+                         shift3.eq(shift2c)]
         # rshift_round(v, s), half to even: h = v >> (s - 1) holds the quotient and the half bit h[0]; round up
         # when the half bit is set and either a bit below it (sticky) or the quotient's lowest bit h[1] is. The
         # barrel shift (with the sticky bit beside it), the rounding add and the clamp each get a cycle
