@@ -48,12 +48,12 @@ def role(memory_name: str) -> str:
     return "acc" if name in ("acc0", "acc1") else name
 
 
-def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, rows_per_group: int) -> int:
+def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, row_bits: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
     (value, row), the multiplier's operands and the row beside them, its bank's read and write address, the
     event's value at two stages, the product, and the sum written (kept a cycle for the next entry's
     read-modify-write)."""
-    return 2 * weight_bits + 4 * index_bits(rows_per_group) + 3 * value_bits + 2 * acc_bits
+    return 2 * weight_bits + 4 * row_bits + 3 * value_bits + 2 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:
@@ -234,8 +234,8 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
         if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
             entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
             lut += 3 * entry_bits + 2 * acc_bits + row + in_bits + 20 + acc_bits // 2  # and the forwarding mux
-            ff += 3 * entry_bits + 3 * in_bits + memory.width + weight_bits + 2 * acc_bits + 6 * row + 2 * index_bits(
-                row + 1) + 23
+            ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 3 * row + 2 * index_bits(
+                row + 1) + 23  # and the issue counters, the event's registers, the drain's
             lut += 12 + in_bits + entry_bits  # its event queue's pointers and the fork's share
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
     if groups > 1:  # the register stage in front of each lane's fork

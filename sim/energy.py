@@ -25,6 +25,7 @@ from functools import cache
 from math import ceil
 from pathlib import Path
 
+from undense.compiler.numbers import index_bits
 from undense.compiler.resources import DSP_WIDTH, dsp_blocks, requantizer_dsps
 from undense.compiler.targets import Target, by_size, targets
 from undense.hw import add_unit, dense_unit
@@ -125,7 +126,7 @@ def event_pj(event: str, layer: dict, family: str, table: dict) -> float:
         return multiply_pj(layer["weight_bits"], layer["input_bits"] + 1, family, table)
     if event == "pipeline":  # a weight entry's trip through the PE's registers
         bits = dense_unit.pipeline_bits(layer["weight_bits"], layer["input_bits"] + 1, layer["acc_bits"],
-                                        dense_unit.lane_positions(layer["shape"][0], layer["groups"]))
+                                        index_bits(dense_unit.lane_positions(layer["shape"][0], layer["groups"])))
         return bits * value(table["toggle_rate"]) * logic
     bits = {"stream_in": layer["input_bits"], "stream_out": layer["act_bits"], "adds": layer["act_bits"] + 1}[event]
     return bits * logic  # a register and its routing per bit
