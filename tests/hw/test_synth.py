@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import undense
-from undense.hw.synth import FAMILIES, count_cells, owner_of
+from undense.hw.synth import FAMILIES, count_cells, owner_of, pin_constraints
 from undense.runtime.synthetic import mlp
 
 SYNTH_KEYS = {"target", "lut", "ff", "dsp", "bram", "fmax_mhz", "timing_met", "wall_seconds", "tools", "placement",
@@ -24,6 +24,14 @@ def test_cells_are_counted_by_resource_and_owner():
     assert where == {"bram (DP16KD)": {"fc2.pe3.weights": 2}, "dsp (MULT18X18D)": {"fc2.requantizer": 1}}
     assert owner_of("fc1.pe0.outputs.0.5_DI_CCU2C") == "fc1.pe0.outputs.0.5_DI_CCU2C"
     assert owner_of("fc1.rows.1.0") == "fc1.rows"
+
+
+def test_clock_and_stream_ports_are_pinned_nearest_first_while_pins_last():
+    ports = {"i__payload": {"bits": [2, 3]}, "clk": {"bits": [4]}, "o__valid": {"bits": [5]}}
+    lpf = pin_constraints(ports, ("G2", "F2", "G1"))
+    assert [line for line in lpf.splitlines() if line.startswith("LOCATE")] == [
+        'LOCATE COMP "clk" SITE "G2";', 'LOCATE COMP "i__payload[0]" SITE "F2";',
+        'LOCATE COMP "i__payload[1]" SITE "G1";']  # o__valid: no pin left, nextpnr chooses
 
 
 def synthesize(build_dir, target):
