@@ -12,7 +12,8 @@ WAIVERS = Path(__file__).parent / "data" / "waivers.vlt"
 WEIGHTS_FILE = "weights.bin"
 
 
-def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = True, family: str | None = None) -> Path:
+def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = True, family: str | None = None,
+                 primitives: bool = False) -> Path:
     """Write DIR/undense_top.v and the lint waivers beside it (waivers.vlt); returns the Verilog's path.
 
     The ports are the top level's signature: clk, rst, i__valid/ready/payload, o__valid/ready/payload,
@@ -21,12 +22,13 @@ def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = True
     builds its own without them.
     For an FPGA `family` the memories carry the placement the compiler's resource estimate chose; where that
     is SPRAM there is also a byte stream w__valid/ready/payload for the weights, and DIR/weights.bin holds the
-    bytes it must take before the first image (hw/weight_loader.py), as a flash would hold them.
+    bytes it must take before the first image (hw/weight_loader.py), as a flash would hold them. With
+    `primitives` (synthesis) the multipliers are the family's DSP blocks with their registers (hw/multiplier.py).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{TOP_NAME}.v"
-    accelerator = Accelerator(graph, count_events, family)
+    accelerator = Accelerator(graph, count_events, family, primitives)
     path.write_text(verilog.convert(accelerator, name=TOP_NAME, emit_src=False))
     shutil.copyfile(WAIVERS, directory / WAIVERS.name)
     weights = accelerator.weight_bytes()

@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 from undense.hw.dense_unit import Block
+from undense.hw.multiplier import Multiplier
 
 
 def event_layout(positions: int, value_shape) -> data.StructLayout:
@@ -39,6 +40,7 @@ class PEParams:
     weight_bits: int
     acc_bits: int
     styles: dict[str, str] | None = None  # placement of "weights", "columns", "acc0", "acc1" (compiler/resources)
+    multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
 
     @property
     def loaded_weights(self) -> bool:
@@ -142,15 +144,15 @@ class ProcessingElement(wiring.Component):
         valid2, entry2, value2, bank2, end2 = Signal(), Signal(entry_layout), Signal(p.value_shape), Signal(), Signal()
         m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
         m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
+        m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
+                                                          p.multiplier)
+        m.d.comb += [multiplier.a.eq(entry2.value), multiplier.b.eq(value2)]
         valid3, bank3, end3 = Signal(), Signal(), Signal()
-        weight3, value3 = Signal.like(entry2.value, name="weight3"), Signal(p.value_shape, name="value3")
         row3 = Signal(entry2.row.shape(), name="row3")
-        m.d.sync += [valid3.eq(valid2), weight3.eq(entry2.value), value3.eq(value2), row3.eq(entry2.row),
-                     bank3.eq(bank2), end3.eq(valid2 & end2)]
-        valid4, product4, bank4, end4 = Signal(), Signal(signed(p.acc_bits)), Signal(), Signal()
+        m.d.sync += [valid3.eq(valid2), row3.eq(entry2.row), bank3.eq(bank2), end3.eq(valid2 & end2)]
+        valid4, product4, bank4, end4 = Signal(), multiplier.p, Signal(), Signal()
         row4 = Signal(entry2.row.shape(), name="row4")
-        m.d.sync += [valid4.eq(valid3), product4.eq(weight3 * value3), row4.eq(row3), bank4.eq(bank3),
-                     end4.eq(valid3 & end3)]
+        m.d.sync += [valid4.eq(valid3), row4.eq(row3), bank4.eq(bank3), end4.eq(valid3 & end3)]
 
         # the banks: accumulated into at stage 4 (read at 3), or drained (read, then cleared a cycle later). The
         # drain's command comes from one place to every PE, so the PE registers it before it reads

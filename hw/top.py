@@ -57,10 +57,11 @@ def value_shape(graph: QGraph, tensor: str, acc_bits: int = 0):
     return Shape.cast(range(params.qmin - offset, params.qmax - offset + 1))
 
 
-def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> DenseParams:
+def dense_params(graph: QGraph, node: QDense, family: str | None = None, primitives: bool = False) -> DenseParams:
     """Every number the unit of one Dense layer needs. The unit adds w x (value - offset) over the events, so the
     bias takes back what the input's offset removed; sums wrap at acc_bits, exact since the result fits. For an
-    FPGA `family`, each memory is pinned where the compiler's resource estimate puts it."""
+    FPGA `family`, each memory is pinned where the compiler's resource estimate puts it, and with `primitives`
+    the multipliers are the family's DSP blocks with their own registers (hw/multiplier.py)."""
     fold, codes = node.fold, node.dense_codes()
     lanes, groups = fold.lanes, fold.groups
     styles = {} if family is None else node.fold.placement
@@ -70,7 +71,8 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None) -> Dens
     pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
                          positions_in, in_shape, node.weight_bits, node.acc_bits,
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")
-                          for memory in ("weights", "columns", "acc0", "acc1")})
+                          for memory in ("weights", "columns", "acc0", "acc1")},
+                         family if primitives else None)
                 for lane in range(lanes) for group in range(groups))
     constants = row_constants(graph, node)
     rows = tuple(GroupRows(tuple(constants[group::groups])) for group in range(groups))
@@ -117,13 +119,16 @@ class Accelerator(wiring.Component):
     short side of every residual Add, deep enough for the long side's latency. The input takes one code a
     cycle; the output gives `output_lanes` codes a transfer, in index order."""
 
-    def __init__(self, graph: QGraph, count_events: bool = False, family: str | None = None):
+    def __init__(self, graph: QGraph, count_events: bool = False, family: str | None = None,
+                 primitives: bool = False):
         """With `count_events`, every layer counts its activity onto top-level ports (event_ports); for an
-        FPGA `family`, memories are pinned where the compiler's resource estimate puts them."""
+        FPGA `family`, memories are pinned where the compiler's resource estimate puts them, and with
+        `primitives` the multipliers are its DSP blocks, registers included (for synthesis: no simulator
+        models them)."""
         self.family = family
         self.graph = graph
         self.count_events = count_events
-        self.units = {node.name: EventDense(dense_params(graph, node, family), count_events)
+        self.units = {node.name: EventDense(dense_params(graph, node, family, primitives), count_events)
                       if isinstance(node, QDense) else ElementwiseAdd(add_params(graph, node), count_events)
                       for node in graph.nodes}
         last = graph.nodes[-1]

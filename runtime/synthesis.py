@@ -21,8 +21,8 @@ def synthesize(compiled: Compiled, target_name: str | None = None, progress=lamb
                            f"with --target {chosen.name}")
     progress("writing Verilog")
     folder = compiled.directory / "synth" / chosen.name
-    # memories pinned for this family, and no event counters: those are for simulation
-    verilog = emit_verilog(compiled.graph, folder, count_events=False, family=chosen.family)
+    # memories pinned for this family, its DSP blocks' registers, and no event counters: those are for simulation
+    verilog = emit_verilog(compiled.graph, folder, count_events=False, family=chosen.family, primitives=True)
     report = place_and_route(verilog, chosen, folder / "tools", progress)
     return {**report, "estimate": design_cost(compiled.graph, chosen.family), "compiled_for": compiled.target.name}
 
