@@ -26,6 +26,7 @@ from undense.hw.requantizer import Requantizer, RequantParams
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
+KEEP = {"keep": 1}  # a register that copies another's value, kept apart from it by synthesis (hw/synth.py)
 PE_DRAIN_LATENCY = 3  # an issued read: the unit's command register, the PE's, the accumulator's read
 # What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
 EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
@@ -136,8 +137,12 @@ class EventDense(wiring.Component):
         step = Signal(range(p.steps), name="step")
         # every decision from registers: the PEs are many and spread over the chip, so whether they are full and
         # whether the output queues have room are registered, a cycle late (and room counted one short for it)
-        ready_banks = [Signal(name=f"bank{b}_ready") for b in range(2)]
-        m.d.sync += [ready.eq(Cat(pe.full[b] for pe in pes).all()) for b, ready in enumerate(ready_banks)]
+        # (each lane's PEs first, then the lanes: an AND over every PE would gather the whole layer in a cycle)
+        lanes_ready = [[Signal(name=f"lane{lane}_bank{b}_ready") for b in range(2)] for lane in range(p.lanes)]
+        for lane, ready in enumerate(lanes_ready):
+            lane_pes = pes[lane * p.groups:(lane + 1) * p.groups]
+            m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in lane_pes).all()) for b in range(2)]
+        ready_banks = [Cat(ready[b] for ready in lanes_ready).all() for b in range(2)]
         queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}_fifo.storage"))
                   for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
@@ -146,22 +151,28 @@ class EventDense(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(draining & room)
         m.d.sync += in_flight.eq(in_flight + issue - arrived)
-        release, starting = Signal(2), Signal()
-        m.d.sync += release.eq(0)
-        m.d.comb += starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0]))
+        starting, finishing = Signal(), Signal()
+        m.d.comb += [starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0])),
+                     finishing.eq(issue & (step == p.steps - 1))]
         with m.If(starting):
             m.d.sync += [draining.eq(1), step.eq(0)]
         with m.Elif(issue):
             m.d.sync += step.eq(step + 1)
-            with m.If(step == p.steps - 1):
-                m.d.sync += [draining.eq(0), bank.eq(~bank), release.eq(Cat(~bank, bank))]
-        # the PEs take the read a cycle later, through a register (they register it again themselves)
-        command_en, command_bank = Signal(name="command_en"), Signal(name="command_bank")
-        command_addr = Signal(range(p.steps), name="command_addr")
-        m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank)]
-        for pe in pes:
-            m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr), pe.drain_bank.eq(command_bank),
-                         pe.release.eq(release)]
+            with m.If(finishing):
+                m.d.sync += [draining.eq(0), bank.eq(~bank)]
+        # the PEs take the read and the release a cycle later, through registers (they register the read again
+        # themselves): a copy for each lane, near its PEs, so that no one flip-flop drives every PE of the layer
+        # across the chip. Synthesis would merge copies of one value back into one, so they are kept (hw/synth.py)
+        for lane in range(p.lanes):
+            command_en, command_bank = Signal(name=f"lane{lane}_command_en", attrs=KEEP), \
+                Signal(name=f"lane{lane}_command_bank", attrs=KEEP)
+            command_addr = Signal(range(p.steps), name=f"lane{lane}_command_addr", attrs=KEEP)
+            release = Signal(2, name=f"lane{lane}_release", attrs=KEEP)
+            m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank),
+                         release.eq(Mux(finishing, Cat(~bank, bank), 0))]
+            for pe in pes[lane * p.groups:(lane + 1) * p.groups]:
+                m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr),
+                             pe.drain_bank.eq(command_bank), pe.release.eq(release)]
 
         # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group's go through an adder tree,
         # with the row's constants beside them, into the group's requantizer

@@ -15,6 +15,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from undense.compiler.resources import LUT_SLICE_BITS, stored_shift, yosys_attrs
+from undense.hw.multiplier import Multiplier
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class RequantParams:
     table_offset: int = 0                 # qmin of the requantized code (the table's first entry)
     table_style: str | None = None        # the table's placement (compiler/resources)
     slice_bits: int = 17                  # the product is taken in slices of the sum this wide, one DSP each
+    multiplier: str | None = None         # the vendor's DSP block to build them from (hw/multiplier.py)
 
     @property
     def raw(self) -> bool:
@@ -77,22 +79,29 @@ class Requantizer(wiring.Component):
         # side, so that the registers can sit beside its DSP block wherever the DSP block is
         slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
         valid2, shift2, multiplier2 = Signal(), Signal(p.shift_bits), Signal.like(row1.multiplier, name="multiplier2")
-        operands = [Signal.like(part, name=f"operand{low}") for low, part in slices]
         m.d.sync += valid2.eq(valid1)
         with m.If(valid1):
-            m.d.sync += [shift2.eq(row1.shift), multiplier2.eq(row1.multiplier),
-                         *(operand.eq(part) for (_, part), operand in zip(slices, operands, strict=True))]
+            m.d.sync += [shift2.eq(row1.shift), multiplier2.eq(row1.multiplier)]
         valid2b, shift2b = Signal(), Signal(p.shift_bits)
-        partials = [Signal(signed(len(part) + 18), name=f"partial{low}") for low, part in slices]
+        partials = []
         m.d.sync += valid2b.eq(valid2)
         with m.If(valid2):
             m.d.sync += shift2b.eq(shift2)
-            for (low, _), operand, partial in zip(slices, operands, partials, strict=True):
-                top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
-                if top and low > 0 and len(operand) <= LUT_SLICE_BITS:
+        for low, part in slices:
+            top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
+            operand_shape = signed(len(part)) if top else unsigned(len(part))
+            partial = Signal(signed(len(part) + 18), name=f"partial{low}")
+            if top and low > 0 and len(part) <= LUT_SLICE_BITS:
+                operand = Signal(operand_shape, name=f"operand{low}")
+                with m.If(valid1):
+                    m.d.sync += operand.eq(part)
+                with m.If(valid2):
                     m.d.sync += partial.eq(shift_add(operand, multiplier2))
-                else:
-                    m.d.sync += partial.eq((operand.as_signed() if top else operand) * multiplier2)
+            else:  # the multiplier's own registers take the operands and the product
+                m.submodules[f"multiplier{low}"] = multiplier = Multiplier(operand_shape, row1.multiplier.shape(),
+                                                                           partial.shape(), p.multiplier)
+                m.d.comb += [multiplier.a.eq(part), multiplier.b.eq(row1.multiplier), partial.eq(multiplier.p)]
+            partials.append(partial)
         valid2c, shift2c = Signal(), Signal(p.shift_bits)
         products = [Signal.like(partial, name=f"product{low}") for (low, _), partial in zip(slices, partials,
                                                                                                strict=True)]

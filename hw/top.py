@@ -84,7 +84,7 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
         zero_point=0 if raw else node.requant.zero_point, clamp=None if raw else node.clamp,
         table=None if node.table is None else tuple(int(v) for v in node.table),
         table_offset=0 if raw else node.requant.qmin, table_style=table_style,
-        slice_bits=product_slice_bits(family))
+        slice_bits=product_slice_bits(family), multiplier=family if primitives else None)
     return DenseParams(lanes, groups, codes.shape[1], node.out_features, pes, rows, requant, in_shape,
                        value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
                        event_queue_depth(family), styles)
