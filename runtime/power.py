@@ -1,9 +1,11 @@
 """`undense power`: joules per image on the FPGA (sim/energy.py) next to a GPU (sim/gpu.py, runtime/baseline.py),
 from the reports of the build dir, into DIR/power.json, a plot of the breakdown and one sentence to quote."""
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from undense.compiler import builddir
+from undense.compiler.targets import Target
 from undense.errors import UndenseError
 from undense.runtime import baseline
 from undense.runtime.compiled import Compiled
@@ -57,10 +59,18 @@ def steady_simulation(directory: Path) -> dict:
     return sim
 
 
+def clocked(target: Target, used: dict) -> Target:
+    """The target at the clock its placed design meets: its own clock, or the Fmax nextpnr reached where that is
+    lower (static power is paid per second, so a slower clock costs more per image). Unplaced: its own clock."""
+    if "fmax_mhz" not in used or used["fmax_mhz"] >= target.clock_mhz:
+        return target
+    return replace(target, clock_mhz=used["fmax_mhz"])
+
+
 def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
     sim = steady_simulation(compiled.directory)
     used, resources_from = resources(compiled)
-    fpga = energy.fpga_energy(compiled.report, sim, used, compiled.target)
+    fpga = energy.fpga_energy(compiled.report, sim, used, clocked(compiled.target, used))
     fpga["resources_from"] = resources_from
     floor = energy.asic_floor(compiled.report, sim)
     reference = gpu_baseline(compiled, gpu_name)

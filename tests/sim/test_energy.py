@@ -11,6 +11,7 @@ import pytest
 import undense
 from undense.compiler import activity, golden
 from undense.compiler.targets import by_size, target, targets
+from undense.runtime.power import clocked
 from undense.sim import energy
 
 
@@ -84,6 +85,16 @@ def test_fpga_energy_by_hand(table):
     assert report["images_per_joule"] == pytest.approx(1 / total)
     assert report["by_layer_dynamic_j"] == {"fc": pytest.approx(sum(PER_IMAGE.values()) * 1e-12)}
     assert report["coefficients"]["static_w"]["value"] == pytest.approx(STATIC_W)
+
+
+def test_a_placed_design_that_misses_its_clock_is_priced_at_its_fmax(table):
+    """Static power is paid per second: at a met 12 MHz instead of 24 an image takes twice as long."""
+    up5k = target("ice40-up5k")
+    assert clocked(up5k, {"fmax_mhz": 30.0}) == up5k and clocked(up5k, RESOURCES) == up5k
+    slow = clocked(up5k, {**RESOURCES, "fmax_mhz": 12.0})
+    report = energy.fpga_energy({"layers": [LAYER]}, SIM, RESOURCES, slow)
+    assert report["clock_mhz"] == 12.0 and report["images_per_second"] == pytest.approx(12_000)
+    assert report["breakdown_j"]["static"] == pytest.approx(STATIC_W * 1000 / 12e6)
 
 
 def test_the_range_takes_every_coefficient_to_its_low_and_its_high_end_together(table):
