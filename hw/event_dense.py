@@ -21,13 +21,12 @@ from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
-from undense.hw.pe import PEParams, ProcessingElement, event_layout
+from undense.hw.pe import KEEP, PEParams, ProcessingElement, event_layout
 from undense.hw.requantizer import Requantizer, RequantParams
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
-KEEP = {"keep": 1}  # a register that copies another's value, kept apart from it by synthesis (hw/synth.py)
-PE_DRAIN_LATENCY = 3  # an issued read: the unit's command register, the PE's, the accumulator's read
+PE_DRAIN_LATENCY = 4  # an issued read: the lane's command register, the PE's, the accumulator's read, the PE's output
 # What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
 EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
           "table_reads", "stream_out")

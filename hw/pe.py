@@ -23,6 +23,10 @@ from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 from undense.hw.dense_unit import Block
 from undense.hw.multiplier import Multiplier
 
+# A register that copies another's value so that each copy drives only a share of its load, kept apart from the
+# others by synthesis (hw/synth.py moves the attribute onto the flip-flop, where Yosys's opt_merge looks for it)
+KEEP = {"keep": 1}
+
 
 def event_layout(positions: int, value_shape) -> data.StructLayout:
     """An event on a lane: a position there, a value (a code less its edge's offset), and end of image."""
@@ -82,7 +86,7 @@ class ProcessingElement(wiring.Component):
             "drain_bank": In(1),
             "drain_addr": In(index_bits(p.block.rows)),
             "drain_en": In(1),
-            "drain_data": Out(signed(p.acc_bits)),  # the row asked for two cycles before
+            "drain_data": Out(signed(p.acc_bits)),  # the row asked for three cycles before
             # one-cycle strobes of the events the power model counts
             "weight_read": Out(1),
             "mac": Out(1),
@@ -155,11 +159,12 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [valid4.eq(valid3), row4.eq(row3), bank4.eq(bank3), end4.eq(valid3 & end3)]
 
         # the banks: accumulated into at stage 4 (read at 3), or drained (read, then cleared a cycle later). The
-        # drain's command comes from one place to every PE, so the PE registers it before it reads
-        drain, drain_bank = Signal(name="drain"), Signal(name="drain_bank_q")
-        drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q")
+        # drain's command comes to many PEs at once, so each PE registers it before it writes or sends, in
+        # registers of its own (kept: synthesis would otherwise share one between every PE, and its load with them)
+        drain, drain_bank = Signal(name="drain", attrs=KEEP), Signal(name="drain_bank_q", attrs=KEEP)
+        drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q", attrs=KEEP)
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
-        clear_bank = Signal()
+        clear_bank = Signal(name="clear_bank", attrs=KEEP)
         m.d.sync += clear_bank.eq(drain_bank)
         # the read data is registered at the memory (nothing but the memory between the address and a register);
         # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
@@ -188,7 +193,7 @@ class ProcessingElement(wiring.Component):
             with m.If(accumulating):
                 m.d.sync += written.eq(total)
             data_out.append(read.data)
-        m.d.comb += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))
+        m.d.sync += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))  # from a register to the adders
         for index in range(2):
             with m.If(self.release[index]):
                 m.d.sync += full[index].eq(0)
