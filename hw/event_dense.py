@@ -181,7 +181,7 @@ class EventDense(wiring.Component):
         rows = []
         for group in range(p.groups):
             m.submodules[f"g{group}_sum"] = tree = AdderTree(p.lanes, p.requant.acc_bits, p.requant.row_layout())
-            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, starting, issue))]
+            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, issue))]
             m.d.comb += [tree.i.payload.sums[lane].eq(pes[lane * p.groups + group].drain_data)
                          for lane in range(p.lanes)]
             m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
@@ -194,15 +194,16 @@ class EventDense(wiring.Component):
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
         return issue, rows
 
-    def group_constants(self, m: Module, group: int, starting, issue):
+    def group_constants(self, m: Module, group: int, issue):
         """The group's row constants at each issued step, out of their memory and registered to meet the PEs'
-        sums. Each group counts the steps itself, beside its memory: one counter's bits would have to reach the
+        sums. Each group takes the issue through a register copy of its own and counts the steps itself, beside
+        its memory (wrapping after the last, where every image ends): one counter's bits would have to reach the
         read logic of every group's memory, spread over the chip, in the cycle."""
         p = self.params
+        issued = Signal(name=f"g{group}_issue", attrs=KEEP)
+        m.d.sync += issued.eq(issue)
         step = Signal(range(p.steps), name=f"g{group}_step")
-        with m.If(starting):
-            m.d.sync += step.eq(0)
-        with m.Elif(issue):
+        with m.If(issued):
             m.d.sync += step.eq(Mux(step == p.steps - 1, 0, step + 1))
         stored = [{"bias": bias, "multiplier": multiplier, "shift": shift}
                   for bias, multiplier, shift in p.rows[group].rows]
@@ -210,9 +211,9 @@ class EventDense(wiring.Component):
         m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=p.steps, init=stored,
                                                        attrs=p.style(f"g{group}_rows"))
         read = rows.read_port()
-        m.d.comb += [read.addr.eq(step), read.en.eq(issue)]
+        m.d.comb += [read.addr.eq(step), read.en.eq(issued)]
         constants = read.data
-        for stage in range(PE_DRAIN_LATENCY - 1):
+        for stage in range(PE_DRAIN_LATENCY - 2):
             constants = delayed(m, constants, f"g{group}_constants{stage}")
         return constants
 
