@@ -137,10 +137,10 @@ class EventDense(wiring.Component):
         # every decision from registers: the PEs are many and spread over the chip, so whether they are full and
         # whether the output queues have room are registered, a cycle late (and room counted one short for it)
         # (each lane's PEs first, then the lanes: an AND over every PE would gather the whole layer in a cycle)
+        lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
         lanes_ready = [[Signal(name=f"lane{lane}_bank{b}_ready") for b in range(2)] for lane in range(p.lanes)]
-        for lane, ready in enumerate(lanes_ready):
-            lane_pes = pes[lane * p.groups:(lane + 1) * p.groups]
-            m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in lane_pes).all()) for b in range(2)]
+        for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
+            m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in its_pes).all()) for b in range(2)]
         ready_banks = [Cat(ready[b] for ready in lanes_ready).all() for b in range(2)]
         queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}_fifo.storage"))
                   for g in range(p.groups)]
@@ -169,7 +169,7 @@ class EventDense(wiring.Component):
             release = Signal(2, name=f"lane{lane}_release", attrs=KEEP)
             m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank),
                          release.eq(Mux(finishing, Cat(~bank, bank), 0))]
-            for pe in pes[lane * p.groups:(lane + 1) * p.groups]:
+            for pe in lane_pes[lane]:
                 m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr),
                              pe.drain_bank.eq(command_bank), pe.release.eq(release)]
 

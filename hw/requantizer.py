@@ -78,10 +78,10 @@ class Requantizer(wiring.Component):
         # own, between registers that feed only it and take only its product, and one more register stage on each
         # side, so that the registers can sit beside its DSP block wherever the DSP block is
         slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
-        valid2, shift2, multiplier2 = Signal(), Signal(p.shift_bits), Signal.like(row1.multiplier, name="multiplier2")
+        valid2, shift2 = Signal(), Signal(p.shift_bits)
         m.d.sync += valid2.eq(valid1)
         with m.If(valid1):
-            m.d.sync += [shift2.eq(row1.shift), multiplier2.eq(row1.multiplier)]
+            m.d.sync += shift2.eq(row1.shift)
         valid2b, shift2b = Signal(), Signal(p.shift_bits)
         partials = []
         m.d.sync += valid2b.eq(valid2)
@@ -93,8 +93,9 @@ class Requantizer(wiring.Component):
             partial = Signal(signed(len(part) + 18), name=f"partial{low}")
             if top and low > 0 and len(part) <= LUT_SLICE_BITS:
                 operand = Signal(operand_shape, name=f"operand{low}")
+                multiplier2 = Signal.like(row1.multiplier, name="multiplier2")
                 with m.If(valid1):
-                    m.d.sync += operand.eq(part)
+                    m.d.sync += [operand.eq(part), multiplier2.eq(row1.multiplier)]
                 with m.If(valid2):
                     m.d.sync += partial.eq(shift_add(operand, multiplier2))
             else:  # the multiplier's own registers take the operands and the product
