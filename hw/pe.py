@@ -171,28 +171,28 @@ class ProcessingElement(wiring.Component):
         # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 4 and 3)
         written, forward = Signal(signed(p.acc_bits), name="written"), Signal(name="forward")
         m.d.sync += forward.eq(valid4 & (row4 == row3) & (bank4 == bank3))
-        data_out = []
+        banks = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
                                                        attrs=p.style(f"acc{index}"))
-            write, read = acc.write_port(), acc.read_port()
-            # each bank's read and write address, and what it writes, chosen a cycle ahead into registers: the
-            # memory's ports see only flip-flops
+            banks.append((acc.write_port(), acc.read_port()))
+        # one adder for both banks: only the bank of the entry at stage 4 accumulates (the other drains)
+        data_out = [read.data for _, read in banks]
+        total = Mux(forward, written, Mux(bank4, data_out[1], data_out[0])) + product4
+        with m.If(valid4):
+            m.d.sync += written.eq(total)
+        for index, (write, read) in enumerate(banks):
+            # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
             read_addr = Signal.like(read.addr, name=f"acc{index}_read_addr")
             write_addr = Signal.like(write.addr, name=f"acc{index}_write_addr")
-            clearing, accumulating = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_accumulating")
-            writing = Signal(name=f"acc{index}_writing")
+            clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
             draining_next = self.drain_en & (self.drain_bank == index)
             clearing_next, accumulating_next = drain & (drain_bank == index), valid3 & (bank3 == index)
             m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, entry2.row)),
                          write_addr.eq(Mux(clearing_next, drain_addr, row3)), clearing.eq(clearing_next),
-                         accumulating.eq(accumulating_next), writing.eq(clearing_next | accumulating_next)]
-            total = Mux(forward, written, read.data) + product4
+                         writing.eq(clearing_next | accumulating_next)]
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                          write.data.eq(Mux(clearing, 0, total)), write.en.eq(writing)]
-            with m.If(accumulating):
-                m.d.sync += written.eq(total)
-            data_out.append(read.data)
         m.d.sync += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))  # from a register to the adders
         for index in range(2):
             with m.If(self.release[index]):
