@@ -5,6 +5,8 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from undense.hw.registers import data_register
+
 
 def adder_tree_latency(lanes: int) -> int:
     """Cycles from a group's partial sums to their total: one a level of the tree, at least one."""
@@ -25,11 +27,11 @@ class AdderTree(wiring.Component):
         m = Module()
         sums, valid, row = [self.i.payload.sums[lane] for lane in range(self.lanes)], self.i.valid, self.i.payload.row
         for _ in range(adder_tree_latency(self.lanes)):
-            level = [Signal(signed(self.acc_bits), name=f"sum{len(sums)}_{k}") for k in range((len(sums) + 1) // 2)]
+            level = [data_register(signed(self.acc_bits), f"sum{len(sums)}_{k}") for k in range((len(sums) + 1) // 2)]
             for total, k in zip(level, range(0, len(sums), 2), strict=True):
                 pair = sums[k:k + 2]
                 m.d.sync += total.eq(pair[0] + pair[1] if len(pair) == 2 else pair[0])
-            later_valid, later_row = Signal(name=f"valid{len(sums)}"), Signal.like(row, name=f"row{len(sums)}")
+            later_valid, later_row = Signal(name=f"valid{len(sums)}"), data_register(row.shape(), f"row{len(sums)}")
             m.d.sync += [later_valid.eq(valid), later_row.eq(row)]
             sums, valid, row = level, later_valid, later_row
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.acc.eq(sums[0]), self.o.payload.row.eq(row)]

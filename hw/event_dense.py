@@ -21,7 +21,8 @@ from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
 from undense.hw.fork import StreamFork
-from undense.hw.pe import KEEP, PEParams, ProcessingElement, event_layout
+from undense.hw.pe import PEParams, ProcessingElement, event_layout
+from undense.hw.registers import KEEP, data_register
 from undense.hw.requantizer import Requantizer, RequantParams
 from undense.hw.stream_register import StreamRegister
 
@@ -163,9 +164,9 @@ class EventDense(wiring.Component):
         # themselves): a copy for each lane, near its PEs, so that no one flip-flop drives every PE of the layer
         # across the chip. Synthesis would merge copies of one value back into one, so they are kept (hw/synth.py)
         for lane in range(p.lanes):
-            command_en, command_bank = Signal(name=f"lane{lane}_command_en", attrs=KEEP), \
-                Signal(name=f"lane{lane}_command_bank", attrs=KEEP)
-            command_addr = Signal(range(p.steps), name=f"lane{lane}_command_addr", attrs=KEEP)
+            command_en = Signal(name=f"lane{lane}_command_en", attrs=KEEP)
+            command_bank = data_register(1, f"lane{lane}_command_bank", KEEP)
+            command_addr = data_register(range(p.steps), f"lane{lane}_command_addr", KEEP)
             release = Signal(2, name=f"lane{lane}_release", attrs=KEEP)
             m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank),
                          release.eq(Mux(finishing, Cat(~bank, bank), 0))]
@@ -214,7 +215,7 @@ class EventDense(wiring.Component):
         m.d.comb += [read.addr.eq(step), read.en.eq(issued)]
         constants = read.data
         for stage in range(PE_DRAIN_LATENCY - 2):
-            constants = delayed(m, constants, f"g{group}_constants{stage}")
+            constants = delayed(m, constants, f"g{group}_constants{stage}", data=True)
         return constants
 
     def send(self, m: Module, group: int, codes, queue: StreamFIFO):
@@ -261,8 +262,8 @@ class EventDense(wiring.Component):
             m.d.sync += counter.eq(counter + increment)
 
 
-def delayed(m: Module, signal, name: str):
-    """`signal` a cycle later."""
-    later = Signal.like(signal, name=name)
+def delayed(m: Module, signal, name: str, data: bool = False):
+    """`signal` a cycle later; in a register without reset where it is `data` (hw/registers.py)."""
+    later = data_register(signal.shape(), name) if data else Signal.like(signal, name=name)
     m.d.sync += later.eq(signal)
     return later

@@ -8,11 +8,14 @@ three registers are the MULT18X18D block's own input and output registers instea
 Yosys's own ECP5 mapping of a multiply, techlibs/lattice/dsp_map_18x18.v, with REG_INPUTA/B and REG_OUTPUT on
 CLK0): the same function and latency, and nextpnr times the block's pins as registers. Yosys has no simulation
 model of MULT18X18D, so simulation builds the default; only synthesis asks for the primitive. Other families
-build the default (Yosys folds the registers into an iCE40 SB_MAC16 itself).
+build the default (Yosys folds the registers into an iCE40 SB_MAC16 itself). The registers have no reset
+(hw/registers.py).
 """
-from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth import ClockSignal, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from undense.hw.registers import data_register
 
 DSP_OPERAND_BITS = 18
 DSP_PRODUCT_BITS = 36
@@ -28,8 +31,10 @@ class Multiplier(wiring.Component):
         if self.primitive == "ecp5":
             self.ecp5_block(m)
         else:
-            a, b = Signal.like(self.a, name="a_q"), Signal.like(self.b, name="b_q")
-            m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(a * b)]
+            a, b = data_register(self.a.shape(), "a_q"), data_register(self.b.shape(), "b_q")
+            product = data_register((a * b).shape(), "p_q")
+            m.d.sync += [a.eq(self.a), b.eq(self.b), product.eq(a * b)]
+            m.d.comb += self.p.eq(product)
         return m
 
     def ecp5_block(self, m: Module):
@@ -45,6 +50,6 @@ class Multiplier(wiring.Component):
         m.submodules.dsp = Instance(
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0", p_GSR="DISABLED",
-            p_RESETMODE="SYNC", i_CLK0=ClockSignal(), i_CE0=1, i_RST0=ResetSignal(),
+            p_RESETMODE="SYNC", i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
             i_SIGNEDA=int(self.a.shape().signed), i_SIGNEDB=int(self.b.shape().signed), i_SOURCEA=0, i_SOURCEB=0,
             **ports)

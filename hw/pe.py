@@ -22,10 +22,10 @@ from undense.compiler.numbers import index_bits
 from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 from undense.hw.dense_unit import Block
 from undense.hw.multiplier import Multiplier
+from undense.hw.registers import KEEP, data_register
 
-# A register that copies another's value so that each copy drives only a share of its load, kept apart from the
-# others by synthesis (hw/synth.py moves the attribute onto the flip-flop, where Yosys's opt_merge looks for it)
-KEEP = {"keep": 1}
+# Register stages from the multiplier's operands to the product beside the row (hw/multiplier.py's two among them)
+MULTIPLIER_STAGES = 4
 
 
 def event_layout(positions: int, value_shape) -> data.StructLayout:
@@ -111,9 +111,11 @@ class ProcessingElement(wiring.Component):
                                                 attrs=p.style("weights"))
         column = columns.read_port(domain="comb")
         bank, full = Signal(), self.full
-        valid, value, entry_bank, image_end = Signal(), Signal(p.value_shape), Signal(), Signal()
-        address = Signal(column.data.start.shape(), name="address")
-        left = Signal(column.data.extra.shape(), name="left")  # entries of the column after this one
+        valid = Signal()
+        value, entry_bank = data_register(p.value_shape, "value"), data_register(1, "entry_bank")
+        image_end = data_register(1, "image_end")
+        address = data_register(column.data.start.shape(), "address")
+        left = data_register(column.data.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
         m.d.comb += [column.addr.eq(self.i.payload.index),
                      self.i.ready.eq(free & ~Mux(bank, full[1], full[0])),
@@ -138,64 +140,80 @@ class ProcessingElement(wiring.Component):
         else:
             m.d.comb += [weight_rd.addr.eq(address), weight_rd.en.eq(1)]
 
-        # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); 3: the multiplier's operands,
-        # in registers that feed only it, accumulator read issued; 4: product and accumulator meet, the sum is
-        # written back. The multiplier has a cycle to itself between registers of its own, so that they can sit
-        # beside its DSP block wherever that is
-        valid1, value1, bank1, end1 = Signal(), Signal(p.value_shape), Signal(), Signal()
+        # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); then the multiplier's
+        # operands, in registers that feed only it, and its product, in a register that only it feeds, on either
+        # side of its own (MULTIPLIER_STAGES in all): a design that uses most of the device's DSP blocks has some
+        # of them far from their PE's logic, and each long route then runs from register to register with a
+        # register free to sit halfway. The accumulator's read is issued two stages before the product arrives;
+        # at the product's stage (P) the product and the row's sum meet and the new sum is written back
+        valid1, value1 = Signal(), data_register(p.value_shape, "value1")
+        bank1, end1 = data_register(1, "bank1"), data_register(1, "end1")
         m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & ~left.any())]
         m.d.comb += self.weight_read.eq(valid1)
-        valid2, entry2, value2, bank2, end2 = Signal(), Signal(entry_layout), Signal(p.value_shape), Signal(), Signal()
+        valid2, entry2, value2 = Signal(), data_register(entry_layout, "entry2"), data_register(p.value_shape, "value2")
+        bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
         m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
         m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
         m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
                                                           p.multiplier)
-        m.d.comb += [multiplier.a.eq(entry2.value), multiplier.b.eq(value2)]
-        valid3, bank3, end3 = Signal(), Signal(), Signal()
-        row3 = Signal(entry2.row.shape(), name="row3")
-        m.d.sync += [valid3.eq(valid2), row3.eq(entry2.row), bank3.eq(bank2), end3.eq(valid2 & end2)]
-        valid4, product4, bank4, end4 = Signal(), multiplier.p, Signal(), Signal()
-        row4 = Signal(entry2.row.shape(), name="row4")
-        m.d.sync += [valid4.eq(valid3), row4.eq(row3), bank4.eq(bank3), end4.eq(valid3 & end3)]
+        weight_q = data_register(entry2.value.shape(), "weight_q")
+        value_q = data_register(value2.shape(), "value_q")
+        product = data_register(signed(p.acc_bits), "product")
+        m.d.sync += [weight_q.eq(entry2.value), value_q.eq(value2), product.eq(multiplier.p)]
+        m.d.comb += [multiplier.a.eq(weight_q), multiplier.b.eq(value_q)]
+        # what travels beside the product: stage 2 + k at index k
+        stages = [(valid2, entry2.row, bank2, end2)]
+        for stage in range(3, 3 + MULTIPLIER_STAGES):
+            before = stages[-1]
+            later = (Signal(name=f"valid{stage}"), data_register(entry2.row.shape(), f"row{stage}"),
+                     data_register(1, f"bank{stage}"), data_register(1, f"end{stage}"))
+            m.d.sync += [later[0].eq(before[0]), later[1].eq(before[1]), later[2].eq(before[2]),
+                         later[3].eq(before[0] & before[3])]
+            stages.append(later)
+        valid_p, row_p, bank_p, end_p = stages[-1]   # P: the product's stage
+        valid_w, row_w, bank_w, _ = stages[-2]       # P - 1: its read data arrive next cycle
+        row_r = stages[-3][1]                        # P - 2: its read address goes into a register
 
-        # the banks: accumulated into at stage 4 (read at 3), or drained (read, then cleared a cycle later). The
+        # the banks: accumulated into at stage P (read at P - 1), or drained (read, then cleared a cycle later). The
         # drain's command comes to many PEs at once, so each PE registers it before it writes or sends, in
         # registers of its own (kept: synthesis would otherwise share one between every PE, and its load with them)
-        drain, drain_bank = Signal(name="drain", attrs=KEEP), Signal(name="drain_bank_q", attrs=KEEP)
-        drain_addr = Signal(self.drain_addr.shape(), name="drain_addr_q", attrs=KEEP)
+        drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
+        drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
-        clear_bank = Signal(name="clear_bank", attrs=KEEP)
+        clear_bank = data_register(1, "clear_bank", KEEP)
         m.d.sync += clear_bank.eq(drain_bank)
         # the read data is registered at the memory (nothing but the memory between the address and a register);
         # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
-        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages 4 and 3)
-        written, forward = Signal(signed(p.acc_bits), name="written"), Signal(name="forward")
-        m.d.sync += forward.eq(valid4 & (row4 == row3) & (bank4 == bank3))
+        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages P and P - 1)
+        written, forward = data_register(signed(p.acc_bits), "written"), Signal(name="forward")
+        m.d.sync += forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w))
         banks = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
                                                        attrs=p.style(f"acc{index}"))
             banks.append((acc.write_port(), acc.read_port()))
-        # one adder for both banks: only the bank of the entry at stage 4 accumulates (the other drains)
+        # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = [read.data for _, read in banks]
-        total = Mux(forward, written, Mux(bank4, data_out[1], data_out[0])) + product4
-        with m.If(valid4):
+        total = Mux(forward, written, Mux(bank_p, data_out[1], data_out[0])) + product
+        with m.If(valid_p):
             m.d.sync += written.eq(total)
         for index, (write, read) in enumerate(banks):
             # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
-            read_addr = Signal.like(read.addr, name=f"acc{index}_read_addr")
-            write_addr = Signal.like(write.addr, name=f"acc{index}_write_addr")
+            read_addr = data_register(read.addr.shape(), f"acc{index}_read_addr")
+            write_addr = data_register(write.addr.shape(), f"acc{index}_write_addr")
             clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
             draining_next = self.drain_en & (self.drain_bank == index)
-            clearing_next, accumulating_next = drain & (drain_bank == index), valid3 & (bank3 == index)
-            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, entry2.row)),
-                         write_addr.eq(Mux(clearing_next, drain_addr, row3)), clearing.eq(clearing_next),
+            clearing_next, accumulating_next = drain & (drain_bank == index), valid_w & (bank_w == index)
+            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, row_r)),
+                         write_addr.eq(Mux(clearing_next, drain_addr, row_w)), clearing.eq(clearing_next),
                          writing.eq(clearing_next | accumulating_next)]
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                          write.data.eq(Mux(clearing, 0, total)), write.en.eq(writing)]
-        m.d.sync += self.drain_data.eq(Mux(clear_bank, data_out[1], data_out[0]))  # from a register to the adders
+        drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
+        m.d.sync += drained.eq(Mux(clear_bank, data_out[1], data_out[0]))
+        m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
             with m.If(self.release[index]):
                 m.d.sync += full[index].eq(0)
-            with m.Elif(valid4 & end4 & (bank4 == index)):
+            with m.Elif(valid_p & end_p & (bank_p == index)):
                 m.d.sync += full[index].eq(1)

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.resources import LUT_SLICE_BITS, stored_shift, yosys_attrs
 from undense.hw.multiplier import Multiplier
+from undense.hw.registers import data_register
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         p = self.params
         m = Module()
-        valid1, sum1, row1 = Signal(), Signal(signed(p.acc_bits)), Signal(p.row_layout())
+        valid1, sum1, row1 = Signal(), data_register(signed(p.acc_bits), "sum1"), data_register(p.row_layout(), "row1")
         m.d.sync += valid1.eq(self.i.valid)
         with m.If(self.i.valid):  # registers load only with a value: fewer toggles
             m.d.sync += [sum1.eq(self.i.payload.acc + self.i.payload.row.bias), row1.eq(self.i.payload.row)]
@@ -78,11 +79,11 @@ class Requantizer(wiring.Component):
         # own, between registers that feed only it and take only its product, and one more register stage on each
         # side, so that the registers can sit beside its DSP block wherever the DSP block is
         slices = [(low, sum1[low:min(low + p.slice_bits, p.acc_bits)]) for low in range(0, p.acc_bits, p.slice_bits)]
-        valid2, shift2 = Signal(), Signal(p.shift_bits)
+        valid2, shift2 = Signal(), data_register(p.shift_bits, "shift2")
         m.d.sync += valid2.eq(valid1)
         with m.If(valid1):
             m.d.sync += shift2.eq(row1.shift)
-        valid2b, shift2b = Signal(), Signal(p.shift_bits)
+        valid2b, shift2b = Signal(), data_register(p.shift_bits, "shift2b")
         partials = []
         m.d.sync += valid2b.eq(valid2)
         with m.If(valid2):
@@ -90,10 +91,10 @@ class Requantizer(wiring.Component):
         for low, part in slices:
             top = low + p.slice_bits >= p.acc_bits  # the top slice carries the sign
             operand_shape = signed(len(part)) if top else unsigned(len(part))
-            partial = Signal(signed(len(part) + 18), name=f"partial{low}")
+            partial = data_register(signed(len(part) + 18), f"partial{low}")
             if top and low > 0 and len(part) <= LUT_SLICE_BITS:
-                operand = Signal(operand_shape, name=f"operand{low}")
-                multiplier2 = Signal.like(row1.multiplier, name="multiplier2")
+                operand = data_register(operand_shape, f"operand{low}")
+                multiplier2 = data_register(row1.multiplier.shape(), "multiplier2")
                 with m.If(valid1):
                     m.d.sync += [operand.eq(part), multiplier2.eq(row1.multiplier)]
                 with m.If(valid2):
@@ -103,14 +104,15 @@ class Requantizer(wiring.Component):
                                                                            partial.shape(), p.multiplier)
                 m.d.comb += [multiplier.a.eq(part), multiplier.b.eq(row1.multiplier), partial.eq(multiplier.p)]
             partials.append(partial)
-        valid2c, shift2c = Signal(), Signal(p.shift_bits)
-        products = [Signal.like(partial, name=f"product{low}") for (low, _), partial in zip(slices, partials,
+        valid2c, shift2c = Signal(), data_register(p.shift_bits, "shift2c")
+        products = [data_register(partial.shape(), f"product{low}") for (low, _), partial in zip(slices, partials,
                                                                                                strict=True)]
         m.d.sync += valid2c.eq(valid2b)
         with m.If(valid2b):
             m.d.sync += [shift2c.eq(shift2b), *(product.eq(partial) for product, partial in zip(products, partials,
                                                                                                  strict=True))]
-        valid3, scaled, shift3 = Signal(), Signal(signed(p.acc_bits + 17)), Signal(p.shift_bits)
+        valid3, scaled = Signal(), data_register(signed(p.acc_bits + 17), "scaled")
+        shift3 = data_register(p.shift_bits, "shift3")
         m.d.sync += valid3.eq(valid2c)
         with m.If(valid2c):
             m.d.sync += [scaled.eq(sum(product << low for (low, _), product in zip(slices, products, strict=True))),
@@ -118,18 +120,19 @@ class Requantizer(wiring.Component):
         # rshift_round(v, s), half to even: h = v >> (s - 1) holds the quotient and the half bit h[0]; round up
         # when the half bit is set and either a bit below it (sticky) or the quotient's lowest bit h[1] is. The
         # barrel shift (with the sticky bit beside it), the rounding add and the clamp each get a cycle
-        valid4, shifted, sticky = Signal(), Signal(signed(max(p.acc_bits + 17 - p.shift_base, 2))), Signal()
+        valid4, sticky = Signal(), data_register(1, "sticky")
+        shifted = data_register(signed(max(p.acc_bits + 17 - p.shift_base, 2)), "shifted")
         below = Signal(len(scaled) - 1)  # bit i: i lies below the half bit, i < s - 1 = shift_base + shift3
         m.d.comb += below.eq(Cat(shift3 + p.shift_base > i for i in range(len(below))))
         m.d.sync += valid4.eq(valid3)
         with m.If(valid3):
             m.d.sync += [shifted.eq((scaled >> p.shift_base) >> shift3), sticky.eq((scaled[:-1] & below).any())]
-        valid4b, rounded = Signal(), Signal(signed(len(shifted) + 1))
+        valid4b, rounded = Signal(), data_register(signed(len(shifted) + 1), "rounded")
         m.d.sync += valid4b.eq(valid4)
         with m.If(valid4):
             m.d.sync += rounded.eq((shifted >> 1) + (shifted[0] & (sticky | shifted[1])) + p.zero_point)
         low, high = p.clamp
-        valid5, code = Signal(), Signal(signed(max(len(Const(low)), len(Const(high))) + 1))
+        valid5, code = Signal(), data_register(signed(max(len(Const(low)), len(Const(high))) + 1), "code")
         m.d.sync += valid5.eq(valid4b)
         with m.If(valid4b):
             m.d.sync += code.eq(Mux(rounded < low, low, Mux(rounded > high, high, rounded)))

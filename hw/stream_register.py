@@ -12,6 +12,8 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from undense.hw.registers import data_register
+
 
 class StreamRegister(wiring.Component):
     def __init__(self, shape):
@@ -19,7 +21,7 @@ class StreamRegister(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload, name="skid")
+        skid = data_register(self.i.payload.shape(), "skid")
         skid_valid = Signal()
         m.d.comb += self.i.ready.eq(~skid_valid)
         with m.If(self.o.ready | ~self.o.valid):
