@@ -50,10 +50,11 @@ def role(memory_name: str) -> str:
 
 def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, row_bits: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
-    (value, row), the multiplier's operands twice (the PE's registers and the DSP block's) and the row beside
-    them, its bank's read and write address, the event's value at two stages, the product twice (the block's
-    register and the PE's), and the sum written (kept a cycle for the next entry's read-modify-write)."""
-    return 3 * weight_bits + 6 * row_bits + 4 * value_bits + 3 * acc_bits
+    (value, row), the multiplier's operands twice (the PE's registers and the DSP block's), the row at each of
+    the four stages to the product, its bank's read and write address, the event's value at two stages, the
+    product twice (the block's register and the PE's), and the sum written (kept a cycle for the next entry's
+    read-modify-write)."""
+    return 3 * weight_bits + 7 * row_bits + 4 * value_bits + 3 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:
