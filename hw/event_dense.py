@@ -175,14 +175,19 @@ class EventDense(wiring.Component):
                              pe.drain_bank.eq(command_bank), pe.release.eq(release)]
 
         # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group's go through an adder tree,
-        # with the row's constants beside them, into the group's requantizer
-        valid = issue
-        for stage in range(PE_DRAIN_LATENCY):
-            valid = delayed(m, valid, f"drain_valid{stage}")
+        # with the row's constants beside them, into the group's requantizer. Each group takes the issue through a
+        # register copy of its own, and times its sums, constants, tree and requantizer from that copy: from one
+        # register, the valid bits (identical in every group, so merged by synthesis into one chain) would be the
+        # clock enables of every group's registers, spread over the chip
         rows = []
         for group in range(p.groups):
+            issued = Signal(name=f"g{group}_issue", attrs=KEEP)
+            m.d.sync += issued.eq(issue)
+            valid = issued
+            for stage in range(PE_DRAIN_LATENCY - 1):
+                valid = delayed(m, valid, f"g{group}_drain_valid{stage}")
             m.submodules[f"g{group}_sum"] = tree = AdderTree(p.lanes, p.requant.acc_bits, p.requant.row_layout())
-            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, issue))]
+            m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, issued))]
             m.d.comb += [tree.i.payload.sums[lane].eq(pes[lane * p.groups + group].drain_data)
                          for lane in range(p.lanes)]
             m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
@@ -195,14 +200,12 @@ class EventDense(wiring.Component):
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
         return issue, rows
 
-    def group_constants(self, m: Module, group: int, issue):
-        """The group's row constants at each issued step, out of their memory and registered to meet the PEs'
-        sums. Each group takes the issue through a register copy of its own and counts the steps itself, beside
+    def group_constants(self, m: Module, group: int, issued):
+        """The group's row constants at each issued step (`issued`: the group's copy of the issue, a cycle
+        late), out of their memory and registered to meet the PEs' sums. Each group counts the steps itself, beside
         its memory (wrapping after the last, where every image ends): one counter's bits would have to reach the
         read logic of every group's memory, spread over the chip, in the cycle."""
         p = self.params
-        issued = Signal(name=f"g{group}_issue", attrs=KEEP)
-        m.d.sync += issued.eq(issue)
         step = Signal(range(p.steps), name=f"g{group}_step")
         with m.If(issued):
             m.d.sync += step.eq(Mux(step == p.steps - 1, 0, step + 1))
