@@ -35,7 +35,7 @@ class Family:
 # initial contents made undefined first. The weight port fills them (hw/weight_loader.py).
 UNDEFINED_SPRAM_INIT = "memory_collect; setparam -set INIT 1'x a:ram_style=huge"
 # A register that copies another's value to spread a signal's load over the chip (its wire marked `keep`:
-# hw/pe.KEEP) would be merged back into the original by Yosys's opt_merge, which leaves alone only
+# hw/registers.KEEP) would be merged back into the original by Yosys's opt_merge, which leaves alone only
 # flip-flop cells that carry `keep` themselves: the attribute goes from the wire to the cell that drives it.
 KEEP_COPIES = "hierarchy -top undense_top; proc; setattr -set keep 1 a:keep %ci1 t:$dff %i"
 # A carry cell on ECP5 (CCU2C) is two LUT4s; an iCE40 SB_CARRY rides on the logic cell of its LUT.
