@@ -43,8 +43,8 @@ EVENTS = {
 
 def role(memory_name: str) -> str:
     """A memory's role in the unit: its name less the PE, queue or group it belongs to and its bank
-    (pe3.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows)."""
-    name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.|g\d+_)", "", memory_name))
+    (pe3.logic.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows)."""
+    name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.(logic\.)?|g\d+_)", "", memory_name))
     return "acc" if name in ("acc0", "acc1") else name
 
 
@@ -209,7 +209,7 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
                       Memory(f"{pe}.weights", len(part.entries), weight_bits + index_bits(part.rows), rom=True,
                              weights=True),
                       Memory(f"{pe}.columns", columns, column_bits(part), rom=True),
-                      *(Memory(f"{pe}.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
+                      *(Memory(f"{pe}.logic.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
     for group in range(groups):
         found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True, stored=varying_bits(rows[group])))
         if table_entries:

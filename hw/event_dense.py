@@ -24,6 +24,7 @@ from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, ProcessingElement, event_layout
 from undense.hw.registers import KEEP, data_register
 from undense.hw.requantizer import Requantizer, RequantParams
+from undense.hw.shared import build_shared
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
@@ -100,13 +101,13 @@ class EventDense(wiring.Component):
         for enable, pe in enumerate(pe for pe in pes if pe.params.loaded_weights):
             m.d.comb += [pe.load_addr.eq(self.load_addr), pe.load_data.eq(self.load_data),
                          pe.load_en.eq(self.load_en[enable])]
-        self.distribute(m, pes)
-        issue, rows = self.drain(m, pes)
+        self.distribute(m, platform, pes)
+        issue, rows = self.drain(m, platform, pes)
         if self.count_events:
             self.count(m, pes, issue, rows)
         return m
 
-    def distribute(self, m: Module, pes: list[ProcessingElement]):
+    def distribute(self, m: Module, platform, pes: list[ProcessingElement]):
         """Each lane to its PEs, through a register stage and a fork where it has several (the fork's `ready`
         gathers the queues of PEs spread over the chip), and a queue in front of each PE."""
         p = self.params
@@ -114,22 +115,22 @@ class EventDense(wiring.Component):
             if p.groups == 1:
                 taps = [self.i[lane]]
             else:
-                m.submodules[f"fork{lane}"] = fork = StreamFork(p.in_layout(), p.groups)
-                m.submodules[f"lane{lane}"] = register = StreamRegister(p.in_layout())
+                fork = build_shared(m, platform, f"fork{lane}", StreamFork, p.in_layout(), p.groups)
+                register = build_shared(m, platform, f"lane{lane}", StreamRegister, p.in_layout())
                 wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
                 wiring.connect(m, register.o, fork.i)
                 taps = [getattr(fork, f"o{group}") for group in range(p.groups)]
             for group, tap in enumerate(taps):
                 index = lane * p.groups + group
-                queue = StreamFIFO(p.in_layout(), p.queue_depth, (p.styles or {}).get(f"queue{index}.storage"))
-                m.submodules[f"queue{index}"] = queue
+                queue = build_shared(m, platform, f"queue{index}", StreamFIFO, p.in_layout(), p.queue_depth,
+                                     (p.styles or {}).get(f"queue{index}.storage"))
                 if p.groups == 1:
                     wiring.connect(m, wiring.flipped(tap), queue.i)
                 else:
                     wiring.connect(m, tap, queue.i)
                 wiring.connect(m, queue.o, pes[index].i)
 
-    def drain(self, m: Module, pes: list[ProcessingElement]):
+    def drain(self, m: Module, platform, pes: list[ProcessingElement]):
         """Once every PE holds the image in a bank: row positions in order, every group at once, each group's
         lanes summed, requantized, and sent when nonzero. Returns the strobes the counters need."""
         p = self.params
@@ -143,8 +144,8 @@ class EventDense(wiring.Component):
         for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
             m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in its_pes).all()) for b in range(2)]
         ready_banks = [Cat(ready[b] for ready in lanes_ready).all() for b in range(2)]
-        queues = [StreamFIFO(p.out_layout(), OUTPUT_FIFO_DEPTH, (p.styles or {}).get(f"g{g}_fifo.storage"))
-                  for g in range(p.groups)]
+        queues = [build_shared(m, platform, f"g{g}_fifo", StreamFIFO, p.out_layout(), OUTPUT_FIFO_DEPTH,
+                               (p.styles or {}).get(f"g{g}_fifo.storage")) for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
         arrived, room = Signal(), Signal(name="room")
         m.d.sync += room.eq(Cat(queue.level + in_flight + 1 < OUTPUT_FIFO_DEPTH - 1 for queue in queues).all())
@@ -186,17 +187,17 @@ class EventDense(wiring.Component):
             valid = issued
             for stage in range(PE_DRAIN_LATENCY - 1):
                 valid = delayed(m, valid, f"g{group}_drain_valid{stage}")
-            m.submodules[f"g{group}_sum"] = tree = AdderTree(p.lanes, p.requant.acc_bits, p.requant.row_layout())
+            tree = build_shared(m, platform, f"g{group}_sum", AdderTree, p.lanes, p.requant.acc_bits,
+                                p.requant.row_layout())
             m.d.comb += [tree.i.valid.eq(valid), tree.i.payload.row.eq(self.group_constants(m, group, issued))]
             m.d.comb += [tree.i.payload.sums[lane].eq(pes[lane * p.groups + group].drain_data)
                          for lane in range(p.lanes)]
-            m.submodules[f"g{group}_requantizer"] = requantizer = Requantizer(p.requant)
+            requantizer = build_shared(m, platform, f"g{group}_requantizer", Requantizer, p.requant)
             wiring.connect(m, tree.o, requantizer.i)
             rows.append(self.send(m, group, requantizer.o, queues[group]))
             if group == 0:
                 m.d.comb += arrived.eq(requantizer.o.valid)
         for group, queue in enumerate(queues):
-            m.submodules[f"g{group}_fifo"] = queue
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
         return issue, rows
 

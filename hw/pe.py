@@ -8,8 +8,12 @@ written from a register instead: no hazard, no stall.
 
 The accumulators have two banks: the image after the last event of an image goes into the other bank while
 the unit drains this one (reading each row, and clearing it a cycle later). `full[b]` says bank b holds a
-finished image; the unit's `release[b]` empties it. The weight memory is a ROM, except where the compiler
-placed it in SPRAM (the iCE40 UP5K): then its words arrive on the load port before the first image.
+finished image; the unit's `release[b]` empties it.
+
+The column table and the weight memory sit beside the PE's logic (PEMemories), so that the logic depends on its
+shape only and PEs of equal shape share one Verilog module (hw/shared.py). The weight memory is a ROM, except
+where the compiler placed it in SPRAM (the iCE40 UP5K): then its words arrive on the load port before the first
+image.
 """
 from dataclasses import dataclass
 
@@ -23,6 +27,7 @@ from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 from undense.hw.dense_unit import Block
 from undense.hw.multiplier import Multiplier
 from undense.hw.registers import KEEP, data_register
+from undense.hw.shared import build_shared
 
 # Register stages from the multiplier's operands to the product beside the row (hw/multiplier.py's two among them)
 MULTIPLIER_STAGES = 4
@@ -31,6 +36,29 @@ MULTIPLIER_STAGES = 4
 def event_layout(positions: int, value_shape) -> data.StructLayout:
     """An event on a lane: a position there, a value (a code less its edge's offset), and end of image."""
     return data.StructLayout({"index": unsigned(index_bits(positions)), "value": value_shape, "last": 1})
+
+
+@dataclass(frozen=True)
+class PEShape:
+    """What a PE's logic depends on (its weights do not): PEs of equal shape share one Verilog module
+    (hw/shared.py)."""
+
+    entry_bits: int     # an entry's address
+    extra_bits: int     # a column's entry count less one
+    row_bits: int       # a row's address
+    positions: int      # positions of the widest lane: the event's index width
+    value_shape: object  # Amaranth shape of an event's value
+    weight_bits: int
+    acc_bits: int
+    acc_rows: int       # the accumulator banks' depth
+    acc_styles: tuple = (None, None)  # placement of the two banks (compiler/resources)
+    multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
+
+    def entry_layout(self) -> data.StructLayout:
+        return data.StructLayout({"value": signed(self.weight_bits), "row": unsigned(self.row_bits)})
+
+    def column_layout(self) -> data.StructLayout:
+        return data.StructLayout({"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)})
 
 
 @dataclass(frozen=True)
@@ -51,12 +79,14 @@ class PEParams:
         """The weights are written through the load port at run time instead of being a ROM."""
         return loaded_at_run_time((self.styles or {}).get("weights"))
 
-    def entry_layout(self) -> data.StructLayout:
-        return data.StructLayout({"value": signed(self.weight_bits), "row": unsigned(index_bits(self.block.rows))})
+    def shape(self) -> PEShape:
+        return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
+                       index_bits(self.block.rows), self.positions, self.value_shape, self.weight_bits, self.acc_bits,
+                       self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
+                       self.multiplier)
 
-    def column_layout(self) -> data.StructLayout:
-        return data.StructLayout({"start": unsigned(index_bits(len(self.block.entries))),
-                                  "extra": unsigned(index_bits(max(self.block.counts)))})
+    def entry_layout(self) -> data.StructLayout:
+        return self.shape().entry_layout()
 
     def style(self, memory: str) -> dict[str, str]:
         return yosys_attrs((self.styles or {}).get(memory))
@@ -72,26 +102,82 @@ def weight_words(params: PEParams) -> list[int]:
     return [layout.const(entry).as_value().value for entry in weight_entries(params)]
 
 
+def memory_signature(shape: PEShape) -> wiring.Signature:
+    """How a PE's logic reads its tables: an event's column (asynchronously) and an entry (a cycle after its
+    address)."""
+    return wiring.Signature({"column_addr": Out(index_bits(shape.positions)), "column": In(shape.column_layout()),
+                             "entry_addr": Out(shape.entry_bits), "entry": In(shape.entry_layout())})
+
+
 class ProcessingElement(wiring.Component):
+    """A PE: its column table and weights, and its logic (PELogic, with the accumulators), which does not depend on
+    them. Each memory is named as hw/dense_unit.py names it."""
+
     def __init__(self, params: PEParams):
         self.params = params
         p = params
         load = {"load_addr": In(index_bits(len(p.block.entries))), "load_data": In(p.entry_layout()),
                 "load_en": In(1)} if p.loaded_weights else {}
-        super().__init__({
-            **load,
-            "i": In(stream.Signature(event_layout(p.positions, p.value_shape))),
-            "full": Out(2),            # bank b holds a finished image
-            "release": In(2),          # pulse: bank b has been drained
-            "drain_bank": In(1),
-            "drain_addr": In(index_bits(p.block.rows)),
-            "drain_en": In(1),
-            "drain_data": Out(signed(p.acc_bits)),  # the row asked for three cycles before
-            # one-cycle strobes of the events the power model counts
-            "weight_read": Out(1),
-            "mac": Out(1),
-            "taken": Out(1),
-        })
+        super().__init__({**load, **pe_ports(p.shape())})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        logic = build_shared(m, platform, "logic", PELogic, p.shape())
+        inner = {path: value for path, _, value in logic.signature.flatten(logic)}
+        for path, member, value in self.signature.flatten(self):
+            if path in inner:
+                m.d.comb += inner[path].eq(value) if member.flow == In else value.eq(inner[path])
+        self.tables(m, logic.memories)
+        return m
+
+    def tables(self, m: Module, port):
+        """The column table and the weight memory: a ROM each, or the weights in SPRAM, written through the load
+        port."""
+        p = self.params
+        m.submodules.columns = columns = Memory(
+            shape=p.shape().column_layout(), depth=p.columns, attrs=p.style("columns"),
+            init=[{"start": start, "extra": count - 1} for start, count in zip(p.block.starts, p.block.counts,
+                                                                                strict=True)])
+        m.submodules.weights = weights = Memory(shape=p.entry_layout(), depth=len(p.block.entries),
+                                                init=[] if p.loaded_weights else weight_entries(p),
+                                                attrs=p.style("weights"))
+        column, weight_rd = columns.read_port(domain="comb"), weights.read_port()
+        m.d.comb += [column.addr.eq(port.column_addr), port.column.eq(column.data), port.entry.eq(weight_rd.data)]
+        if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
+            weight_wr = weights.write_port()
+            shared = Signal.like(weight_rd.addr, name="shared_addr")
+            m.d.comb += [shared.eq(Mux(self.load_en, self.load_addr, port.entry_addr)), weight_wr.addr.eq(shared),
+                         weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
+                         weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
+        else:
+            m.d.comb += [weight_rd.addr.eq(port.entry_addr), weight_rd.en.eq(1)]
+
+
+def pe_ports(shape: PEShape) -> dict:
+    """A PE's ports towards its layer."""
+    return {
+        "i": In(stream.Signature(event_layout(shape.positions, shape.value_shape))),
+        "full": Out(2),            # bank b holds a finished image
+        "release": In(2),          # pulse: bank b has been drained
+        "drain_bank": In(1),
+        "drain_addr": In(shape.row_bits),
+        "drain_en": In(1),
+        "drain_data": Out(signed(shape.acc_bits)),  # the row asked for three cycles before
+        # one-cycle strobes of the events the power model counts
+        "weight_read": Out(1),
+        "mac": Out(1),
+        "taken": Out(1),
+    }
+
+
+class PELogic(wiring.Component):
+    """A PE's logic and its accumulators, which depend on its shape only; its tables are beside it (joined through
+    `memories`)."""
+
+    def __init__(self, shape: PEShape):
+        self.shape = shape
+        super().__init__({**pe_ports(shape), "memories": Out(memory_signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
@@ -100,28 +186,21 @@ class ProcessingElement(wiring.Component):
 
     def issue(self, m: Module):
         """Take events and issue their weight entries, one a cycle; then multiply and accumulate."""
-        p = self.params
+        p = self.shape
         entry_layout = p.entry_layout()
-        m.submodules.columns = columns = Memory(
-            shape=p.column_layout(), depth=p.columns, attrs=p.style("columns"),
-            init=[{"start": start, "extra": count - 1} for start, count in zip(p.block.starts, p.block.counts,
-                                                                                strict=True)])
-        m.submodules.weights = weights = Memory(shape=entry_layout, depth=len(p.block.entries),
-                                                init=[] if p.loaded_weights else weight_entries(p),
-                                                attrs=p.style("weights"))
-        column = columns.read_port(domain="comb")
+        column = self.memories.column
         bank, full = Signal(), self.full
         valid = Signal()
         value, entry_bank = data_register(p.value_shape, "value"), data_register(1, "entry_bank")
         image_end = data_register(1, "image_end")
-        address = data_register(column.data.start.shape(), "address")
-        left = data_register(column.data.extra.shape(), "left")  # entries of the column after this one
+        address = data_register(column.start.shape(), "address")
+        left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
-        m.d.comb += [column.addr.eq(self.i.payload.index),
+        m.d.comb += [self.memories.column_addr.eq(self.i.payload.index), self.memories.entry_addr.eq(address),
                      self.i.ready.eq(free & ~Mux(bank, full[1], full[0])),
                      self.taken.eq(self.i.valid & self.i.ready)]
         with m.If(self.taken):
-            m.d.sync += [valid.eq(1), address.eq(column.data.start), left.eq(column.data.extra),
+            m.d.sync += [valid.eq(1), address.eq(column.start), left.eq(column.extra),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             with m.If(self.i.payload.last):
                 m.d.sync += bank.eq(~bank)
@@ -129,16 +208,6 @@ class ProcessingElement(wiring.Component):
             m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
         with m.Elif(valid):
             m.d.sync += valid.eq(0)
-
-        weight_rd = weights.read_port()
-        if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
-            weight_wr = weights.write_port()
-            shared = Signal.like(weight_rd.addr, name="shared_addr")
-            m.d.comb += [shared.eq(Mux(self.load_en, self.load_addr, address)), weight_wr.addr.eq(shared),
-                         weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
-                         weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
-        else:
-            m.d.comb += [weight_rd.addr.eq(address), weight_rd.en.eq(1)]
 
         # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); then the multiplier's
         # operands, in registers that feed only it, and its product, in a register that only it feeds, on either
@@ -152,7 +221,8 @@ class ProcessingElement(wiring.Component):
         m.d.comb += self.weight_read.eq(valid1)
         valid2, entry2, value2 = Signal(), data_register(entry_layout, "entry2"), data_register(p.value_shape, "value2")
         bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
-        m.d.sync += [valid2.eq(valid1), entry2.eq(weight_rd.data), value2.eq(value1), bank2.eq(bank1), end2.eq(end1)]
+        m.d.sync += [valid2.eq(valid1), entry2.eq(self.memories.entry), value2.eq(value1), bank2.eq(bank1),
+                     end2.eq(end1)]
         m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
         m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
                                                           p.multiplier)
@@ -189,8 +259,8 @@ class ProcessingElement(wiring.Component):
         m.d.sync += forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w))
         banks = []
         for index in range(2):
-            m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.block.rows, init=[],
-                                                       attrs=p.style(f"acc{index}"))
+            m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.acc_rows, init=[],
+                                                       attrs=yosys_attrs(p.acc_styles[index]))
             banks.append((acc.write_port(), acc.read_port()))
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = [read.data for _, read in banks]

@@ -71,7 +71,7 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
                          positions_in, in_shape, node.weight_bits, node.acc_bits,
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")
-                          for memory in ("weights", "columns", "acc0", "acc1")},
+                          for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
                          family if primitives else None)
                 for lane in range(lanes) for group in range(groups))
     constants = row_constants(graph, node)

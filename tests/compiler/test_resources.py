@@ -8,7 +8,7 @@ import pytest
 import undense
 from undense.compiler.resources import bram_blocks, dsp_blocks, layer_cost, memory_style, spram_blocks
 from undense.errors import UndenseError
-from undense.hw.emit import emit_verilog
+from undense.hw.emit import emit_verilog, instances
 from undense.runtime.synthetic import mlp, residual_block
 
 
@@ -54,13 +54,12 @@ def test_spram_count(depth, width, blocks):
 
 def verilog_memories(verilog: str) -> dict[str, tuple[int, int, str]]:
     """name -> (depth, width, placement) of every pinned memory, names as `layer.pe0.weights`."""
-    found, module = {}, ""
+    found = {}
     pattern = re.compile(r'\(\* ram_style = "(\w+)" \*\)\s*\(\* rom_style = "\w+" \*\)\s*'
                          r'reg \[(\d+):0\] \\?(\w+) +\[(\d+):0\];')  # `table` is a keyword: \table
-    for chunk in re.split(r"^module ", verilog, flags=re.M)[1:]:
-        module = chunk.split(" ", 1)[0].lstrip("\\").removeprefix("undense_top").lstrip(".")
-        for style, high, name, last in pattern.findall(chunk):
-            found[f"{module}.{name}"] = (int(last) + 1, int(high) + 1, style)
+    for path, text in instances(verilog):
+        for style, high, name, last in pattern.findall(text):
+            found[f"{path}.{name}"] = (int(last) + 1, int(high) + 1, style)
     return found
 
 

@@ -41,8 +41,8 @@ LAYER = {"name": "fc", "op": "dense", "shape": [64, 32], "weight_bits": 8, "inpu
              {"name": "fc.queue0.storage", "depth": 3, "width": 13, "placement": "logic"},
              {"name": "fc.pe0.weights", "depth": 100, "width": 14, "placement": "huge"},
              {"name": "fc.pe0.columns", "depth": 32, "width": 12, "placement": "logic"},
-             {"name": "fc.pe0.acc0", "depth": 64, "width": 20, "placement": "block"},
-             {"name": "fc.pe0.acc1", "depth": 64, "width": 20, "placement": "block"},
+             {"name": "fc.pe0.logic.acc0", "depth": 64, "width": 20, "placement": "block"},
+             {"name": "fc.pe0.logic.acc1", "depth": 64, "width": 20, "placement": "block"},
              {"name": "fc.g0_rows", "depth": 64, "width": 40, "placement": "block"},
              {"name": "fc.g0_fifo.storage", "depth": 15, "width": 15, "placement": "logic"}]}
 SIM = {"images": 2, "cycles_per_image": 1000, "first_image_latency_cycles": 3000, "events": {"fc": {
