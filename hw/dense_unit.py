@@ -237,9 +237,9 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
             lut += 3 * entry_bits + 2 * acc_bits + row + in_bits + 20 + acc_bits // 2  # and the forwarding mux
             ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 3 * row + 2 * index_bits(
                 row + 1) + 23 + acc_bits  # and the issue counters, the event's registers, the drain's
-            lut += 12 + in_bits + entry_bits  # its event queue's pointers and the fork's share
+            lut += 12 + in_bits + entry_bits  # its event queue's pointers and its room test
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
-    if groups > 1:  # the register stage in front of each lane's fork
+    if groups > 1:  # the register stage in front of each lane's queues
         lut += lanes * (event_bits + 2)
         ff += lanes * (2 * event_bits + 2)
     lut += groups * (lanes - 1) * acc_bits + 3 * index_bits(steps) + 30  # adder trees, drain counters

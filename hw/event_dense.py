@@ -1,8 +1,8 @@
 """The event-driven Dense unit: one compiled Dense layer in hardware (hw/dense_unit.py describes it).
 
-    lane l ──▶ fork ──▶ queue ──▶ PE (l, 0) ─┐
-                   └──▶ queue ──▶ PE (l, 1) ─┼─▶ drain: group g adds its lanes' partial sums ──▶ requantizer
-                                   ...       ┘          ──▶ nonzero? ──▶ queue ──▶ output lane g
+    lane l ──▶ register ──▶ queue ──▶ PE (l, 0) ─┐
+                       └──▶ queue ──▶ PE (l, 1) ─┼─▶ drain: group g adds its lanes' partial sums ──▶ requantizer
+                                       ...       ┘          ──▶ nonzero? ──▶ queue ──▶ output lane g
 
 Every lane's events go to the PEs of its column of the grid, each through a small queue so that a PE with more
 work on an event does not hold the others up. When every PE has an image in a bank, the groups drain it in
@@ -20,7 +20,6 @@ from undense.compiler.resources import yosys_attrs
 from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
-from undense.hw.fork import StreamFork
 from undense.hw.pe import PEParams, ProcessingElement, event_layout
 from undense.hw.registers import KEEP, data_register
 from undense.hw.requantizer import Requantizer, RequantParams
@@ -108,27 +107,28 @@ class EventDense(wiring.Component):
         return m
 
     def distribute(self, m: Module, platform, pes: list[ProcessingElement]):
-        """Each lane to its PEs, through a register stage and a fork where it has several (the fork's `ready`
-        gathers the queues of PEs spread over the chip), and a queue in front of each PE."""
+        """Each lane to its PEs, each through a queue; where the lane has several PEs, through a register stage
+        that moves when every one of its queues has room."""
         p = self.params
         for lane in range(p.lanes):
+            queues = [build_shared(m, platform, f"queue{index}", StreamFIFO, p.in_layout(), p.queue_depth,
+                                   (p.styles or {}).get(f"queue{index}.storage"))
+                      for index in range(lane * p.groups, (lane + 1) * p.groups)]
+            for queue, pe in zip(queues, pes[lane * p.groups:(lane + 1) * p.groups], strict=True):
+                wiring.connect(m, queue.o, pe.i)
             if p.groups == 1:
-                taps = [self.i[lane]]
-            else:
-                fork = build_shared(m, platform, f"fork{lane}", StreamFork, p.in_layout(), p.groups)
-                register = build_shared(m, platform, f"lane{lane}", StreamRegister, p.in_layout())
-                wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
-                wiring.connect(m, register.o, fork.i)
-                taps = [getattr(fork, f"o{group}") for group in range(p.groups)]
-            for group, tap in enumerate(taps):
-                index = lane * p.groups + group
-                queue = build_shared(m, platform, f"queue{index}", StreamFIFO, p.in_layout(), p.queue_depth,
-                                     (p.styles or {}).get(f"queue{index}.storage"))
-                if p.groups == 1:
-                    wiring.connect(m, wiring.flipped(tap), queue.i)
-                else:
-                    wiring.connect(m, tap, queue.i)
-                wiring.connect(m, queue.o, pes[index].i)
+                wiring.connect(m, wiring.flipped(self.i[lane]), queues[0].i)
+                continue
+            register = build_shared(m, platform, f"lane{lane}", StreamRegister, p.in_layout())
+            wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
+            # whether every queue has room, from a register: a queue that held at most depth - 3 values (output
+            # register included) a cycle ago has room now, whatever arrived since. The queues sit by their PEs,
+            # spread over the chip: their readys gathered in the cycle were the 85F's critical path
+            room = Signal(name=f"lane{lane}_room")
+            m.d.sync += room.eq(Cat(queue.level < p.queue_depth - 2 for queue in queues).all())
+            m.d.comb += register.o.ready.eq(room)
+            for queue in queues:
+                m.d.comb += [queue.i.valid.eq(register.o.valid & room), queue.i.payload.eq(register.o.payload)]
 
     def drain(self, m: Module, platform, pes: list[ProcessingElement]):
         """Once every PE holds the image in a bank: row positions in order, every group at once, each group's
