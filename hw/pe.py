@@ -10,8 +10,9 @@ The accumulators have two banks: the image after the last event of an image goes
 the unit drains this one (reading each row, and clearing it a cycle later). `full[b]` says bank b holds a
 finished image; the unit's `release[b]` empties it.
 
-The column table and the weight memory sit beside the PE's logic (PEMemories), so that the logic depends on its
-shape only and PEs of equal shape share one Verilog module (hw/shared.py). The weight memory is a ROM, except
+The column table and the weight memory sit in the ProcessingElement beside its logic (PELogic, which holds the
+accumulators), so that the logic depends on the PE's shape only and PEs of equal shape share one Verilog module
+(hw/shared.py). The weight memory is a ROM, except
 where the compiler placed it in SPRAM (the iCE40 UP5K): then its words arrive on the load port before the first
 image.
 """
