@@ -51,10 +51,10 @@ def role(memory_name: str) -> str:
 def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, row_bits: int) -> int:
     """Register bits a weight entry moves through on its way down a PE's pipeline (hw/pe.py): the entry
     (value, row), the multiplier's operands twice (the PE's registers and the DSP block's), the row at each of
-    the four stages to the product, its bank's read and write address, the event's value at two stages, the
-    product twice (the block's register and the PE's), and the sum written (kept a cycle for the next entry's
-    read-modify-write)."""
-    return 3 * weight_bits + 7 * row_bits + 4 * value_bits + 3 * acc_bits
+    the four stages to the product and the one after it, its bank's read and write address, the event's value
+    at two stages, the product twice (the block's register and the PE's), and the sum, written a cycle later
+    and kept another for the read-modify-writes of the next two entries."""
+    return 3 * weight_bits + 8 * row_bits + 4 * value_bits + 4 * acc_bits
 
 
 def positions(count: int, ways: int, way: int) -> int:
@@ -234,9 +234,9 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
     for memory in memories:
         if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
             entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
-            lut += 3 * entry_bits + 2 * acc_bits + row + in_bits + 20 + acc_bits // 2  # and the forwarding mux
+            lut += 3 * entry_bits + 3 * acc_bits + 2 * row + in_bits + 20  # and the forwarding muxes
             ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 3 * row + 2 * index_bits(
-                row + 1) + 23 + acc_bits  # and the issue counters, the event's registers, the drain's
+                row + 1) + 26 + acc_bits  # and the issue counters, the event's registers, the drain's
             lut += 12 + in_bits + entry_bits  # its event queue's pointers and its room test
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
     if groups > 1:  # the register stage in front of each lane's queues

@@ -2,9 +2,9 @@
 
 For each input event (position c on its lane, value x) it looks up where column c's weights start and how many
 there are (its column table), then issues them one a cycle: read (w, row), multiply, and add w * x into the
-accumulator of that row, read-modify-write. The read of one entry and the write of the one before it meet in
-the same cycle; the read's data is still the old value there, so a row met twice in a row takes the sum just
-written from a register instead: no hazard, no stall.
+accumulator of that row, read-modify-write. A sum is written back a cycle after it is computed, so the read
+for one entry misses the sums of the two entries before it; a row met again within two entries takes its sum
+from the register that holds it instead: no hazard, no stall.
 
 The accumulators have two banks: the image after the last event of an image goes into the other bank while
 the unit drains this one (reading each row, and clearing it a cycle later). `full[b]` says bank b holds a
@@ -244,20 +244,32 @@ class PELogic(wiring.Component):
         valid_p, row_p, bank_p, end_p = stages[-1]   # P: the product's stage
         valid_w, row_w, bank_w, _ = stages[-2]       # P - 1: its read data arrive next cycle
         row_r = stages[-3][1]                        # P - 2: its read address goes into a register
+        # P + 1: the sum computed at P is written back from a register, so that the adder's loop stays clear of
+        # the memory's write port (a bank built from LUT RAM sits wherever the placer finds RAM slices)
+        valid_a, row_a, bank_a = Signal(name="valid_after"), data_register(row_p.shape(), "row_after"), \
+            data_register(1, "bank_after")
+        m.d.sync += [valid_a.eq(valid_p), row_a.eq(row_p), bank_a.eq(bank_p)]
 
-        # the banks: accumulated into at stage P (read at P - 1), or drained (read, then cleared a cycle later). The
-        # drain's command comes to many PEs at once, so each PE registers it before it writes or sends, in
-        # registers of its own (kept: synthesis would otherwise share one between every PE, and its load with them)
+        # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
+        # a cycle later). The drain's command comes to many PEs at once, so each PE registers it before it writes
+        # or sends, in registers of its own (kept: synthesis would otherwise share one between every PE, and its
+        # load with them)
         drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
         drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
         clear_bank = data_register(1, "clear_bank", KEEP)
         m.d.sync += clear_bank.eq(drain_bank)
-        # the read data is registered at the memory (nothing but the memory between the address and a register);
-        # a row updated in the cycle it is read for the next entry is still old there, so the sum just written
-        # is forwarded instead (whether to is known a cycle ahead, when the two entries are at stages P and P - 1)
+        # the read data is registered at the memory (nothing but the memory between the address and a register).
+        # It misses the sums of the two entries before this one: the one a stage ahead (at P, its sum not yet
+        # written) and the one two ahead (at P + 1, written in the cycle of the read). A row met again that soon
+        # takes its sum from the register that holds it instead; which one is known a cycle ahead, when the
+        # entries are at stages P - 1, P and P + 1
         written, forward = data_register(signed(p.acc_bits), "written"), Signal(name="forward")
-        m.d.sync += forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w))
+        written_before, forward_before = data_register(signed(p.acc_bits), "written_before"), \
+            Signal(name="forward_before")
+        m.d.sync += [forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w)),
+                     forward_before.eq(valid_a & (row_a == row_w) & (bank_a == bank_w)),
+                     written_before.eq(written)]
         banks = []
         for index in range(2):
             m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.acc_rows, init=[],
@@ -265,21 +277,21 @@ class PELogic(wiring.Component):
             banks.append((acc.write_port(), acc.read_port()))
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = [read.data for _, read in banks]
-        total = Mux(forward, written, Mux(bank_p, data_out[1], data_out[0])) + product
+        stored = Mux(forward_before, written_before, Mux(bank_p, data_out[1], data_out[0]))
         with m.If(valid_p):
-            m.d.sync += written.eq(total)
+            m.d.sync += written.eq(Mux(forward, written, stored) + product)
         for index, (write, read) in enumerate(banks):
             # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
             read_addr = data_register(read.addr.shape(), f"acc{index}_read_addr")
             write_addr = data_register(write.addr.shape(), f"acc{index}_write_addr")
             clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
             draining_next = self.drain_en & (self.drain_bank == index)
-            clearing_next, accumulating_next = drain & (drain_bank == index), valid_w & (bank_w == index)
+            clearing_next, accumulating_next = drain & (drain_bank == index), valid_p & (bank_p == index)
             m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, row_r)),
-                         write_addr.eq(Mux(clearing_next, drain_addr, row_w)), clearing.eq(clearing_next),
+                         write_addr.eq(Mux(clearing_next, drain_addr, row_p)), clearing.eq(clearing_next),
                          writing.eq(clearing_next | accumulating_next)]
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
-                         write.data.eq(Mux(clearing, 0, total)), write.en.eq(writing)]
+                         write.data.eq(Mux(clearing, 0, written)), write.en.eq(writing)]
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
         m.d.sync += drained.eq(Mux(clear_bank, data_out[1], data_out[0]))
         m.d.comb += self.drain_data.eq(drained)

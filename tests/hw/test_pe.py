@@ -1,0 +1,70 @@
+"""One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows
+(a row met again one, two or three entries later takes the sum not yet written back), image after image through
+both banks, with the drain stalling the input."""
+import numpy as np
+import pytest
+from amaranth import signed
+from amaranth.sim import Simulator
+
+from undense.hw.dense_unit import block
+from undense.hw.pe import PEParams, ProcessingElement
+
+DRAIN_LATENCY = 3  # drain_data is the row asked for three cycles before (hw/pe.py's pe_ports)
+
+
+def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+    """Run `images` (each a list of (column, value) events) through a PE holding all of `codes` (rows, columns);
+    each image's row sums, as the drain reads them."""
+    part = block(codes, 1, 1, 0, 0)
+    pe = ProcessingElement(PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20))
+    sums = []
+
+    async def feed(ctx):
+        for events in images:
+            for index, (column, value) in enumerate(events):
+                ctx.set(pe.i.payload, {"index": column, "value": value, "last": index == len(events) - 1})
+                ctx.set(pe.i.valid, 1)
+                await ctx.tick().until(pe.i.ready)
+            ctx.set(pe.i.valid, 0)
+
+    async def drain(ctx):
+        for image in range(len(images)):
+            bank = image % 2
+            await ctx.tick().until(pe.full.bit_select(bank, 1))
+            rows = []
+            for row in range(part.rows + DRAIN_LATENCY):
+                ctx.set(pe.drain_en, row < part.rows)
+                ctx.set(pe.drain_bank, bank)
+                ctx.set(pe.drain_addr, min(row, part.rows - 1))
+                await ctx.tick()
+                if row >= DRAIN_LATENCY - 1 and len(rows) < part.rows:
+                    rows.append(ctx.get(pe.drain_data))
+            ctx.set(pe.release, 1 << bank)
+            await ctx.tick()
+            ctx.set(pe.release, 0)
+            sums.append(np.array(rows))
+
+    simulator = Simulator(pe)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(feed, background=True)
+    simulator.add_testbench(drain)
+    simulator.run()
+    return sums
+
+
+def expected_sums(codes: np.ndarray, events: list[tuple[int, int]]) -> np.ndarray:
+    return sum((codes[:, column] * value for column, value in events), np.zeros(codes.shape[0], dtype=np.int64))
+
+
+@pytest.mark.parametrize("rows,seed", [(1, 0), (2, 1), (3, 2), (5, 3)])
+def test_rows_met_again_soon_sum_exactly(rows, seed):
+    """Few rows, so that entries of the same row follow one another at every distance."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-128, 128, size=(rows, 6)) * (rng.random((rows, 6)) < 0.7)
+    codes[:, 0] = 0   # an empty column: one zero entry
+    codes[:, 1] = [-128, *[127] * (rows - 1)]  # both ends of the weights' range
+    images = [[(int(c), int(v)) for c, v in zip(rng.integers(0, 6, size=12), rng.integers(-256, 256, size=12),
+                                                strict=True)] for _ in range(3)]
+    images[0] += [(1, -256), (1, 255), (1, -256)]  # both ends of the values' range, the same column in a row
+    for got, events in zip(pe_sums(codes, images), images, strict=True):
+        assert got.tolist() == expected_sums(codes, events).tolist()
