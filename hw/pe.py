@@ -197,18 +197,25 @@ class PELogic(wiring.Component):
         address = data_register(column.start.shape(), "address")
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
+        # bank b is taken from the last event of an image into it until its release: `full` says so only once
+        # the last entry has been added, several cycles later, and an image shorter than that would come back
+        # to the bank before
+        taken_banks = Signal(2, name="taken_banks")
         m.d.comb += [self.memories.column_addr.eq(self.i.payload.index), self.memories.entry_addr.eq(address),
-                     self.i.ready.eq(free & ~Mux(bank, full[1], full[0])),
+                     self.i.ready.eq(free & ~Mux(bank, taken_banks[1], taken_banks[0])),
                      self.taken.eq(self.i.valid & self.i.ready)]
         with m.If(self.taken):
             m.d.sync += [valid.eq(1), address.eq(column.start), left.eq(column.extra),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             with m.If(self.i.payload.last):
-                m.d.sync += bank.eq(~bank)
+                m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
         with m.Elif(valid & left.any()):
             m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
         with m.Elif(valid):
             m.d.sync += valid.eq(0)
+        for index in range(2):
+            with m.If(self.release[index]):
+                m.d.sync += taken_banks[index].eq(0)
 
         # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); then the multiplier's
         # operands, in registers that feed only it, and its product, in a register that only it feeds, on either

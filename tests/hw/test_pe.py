@@ -1,6 +1,6 @@
 """One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows
 (a row met again one, two or three entries later takes the sum not yet written back), image after image through
-both banks, with the drain stalling the input."""
+both banks, with the drain stalling the input, and after an image shorter than the PE's pipeline."""
 import numpy as np
 import pytest
 from amaranth import signed
@@ -66,5 +66,6 @@ def test_rows_met_again_soon_sum_exactly(rows, seed):
     images = [[(int(c), int(v)) for c, v in zip(rng.integers(0, 6, size=12), rng.integers(-256, 256, size=12),
                                                 strict=True)] for _ in range(3)]
     images[0] += [(1, -256), (1, 255), (1, -256)]  # both ends of the values' range, the same column in a row
+    images.insert(1, [(2, 5)])  # an image shorter than the pipeline: the next comes back to a bank still filling
     for got, events in zip(pe_sums(codes, images), images, strict=True):
         assert got.tolist() == expected_sums(codes, events).tolist()
