@@ -235,8 +235,8 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
         if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
             entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
             lut += 3 * entry_bits + 3 * acc_bits + 2 * row + in_bits + 20  # and the forwarding muxes
-            ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 3 * row + 2 * index_bits(
-                row + 1) + 28 + acc_bits  # and the issue counters, the event's registers, the drain's
+            ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 4 * row + 2 * index_bits(
+                row + 1) + 31 + acc_bits  # and the issue counters, the event's registers, the drain's
             lut += 12 + in_bits + entry_bits  # its event queue's pointers and its room test
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
     if groups > 1:  # the register stage in front of each lane's queues

@@ -27,7 +27,8 @@ from undense.hw.shared import build_shared
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
-PE_DRAIN_LATENCY = 4  # an issued read: the lane's command register, the PE's, the accumulator's read, the PE's output
+PE_DRAIN_LATENCY = 5  # an issued read: the lane's command register, the PE's, its read address, the
+# accumulator's read, the PE's output
 # What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
 EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
           "table_reads", "stream_out")

@@ -164,7 +164,7 @@ def pe_ports(shape: PEShape) -> dict:
         "drain_bank": In(1),
         "drain_addr": In(shape.row_bits),
         "drain_en": In(1),
-        "drain_data": Out(signed(shape.acc_bits)),  # the row asked for three cycles before
+        "drain_data": Out(signed(shape.acc_bits)),  # the row asked for four cycles before
         # one-cycle strobes of the events the power model counts
         "weight_read": Out(1),
         "mac": Out(1),
@@ -258,14 +258,17 @@ class PELogic(wiring.Component):
         m.d.sync += [valid_a.eq(valid_p), row_a.eq(row_p), bank_a.eq(bank_p)]
 
         # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
-        # a cycle later). The drain's command comes to many PEs at once, so each PE registers it before it writes
-        # or sends, in registers of its own (kept: synthesis would otherwise share one between every PE, and its
-        # load with them)
+        # a cycle later). The drain's command comes to many PEs at once, from a register of its lane's that may be
+        # far away, so each PE registers it, in registers of its own (kept: synthesis would otherwise share one
+        # between every PE, and its load with them), before it reads; and again before it clears
         drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
         drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
-        clear_bank = data_register(1, "clear_bank", KEEP)
-        m.d.sync += clear_bank.eq(drain_bank)
+        clear, clear_bank = Signal(name="clear"), data_register(1, "clear_bank")
+        clear_addr = data_register(drain_addr.shape(), "clear_addr")
+        drained_bank = data_register(1, "drained_bank")
+        m.d.sync += [clear.eq(drain), clear_bank.eq(drain_bank), clear_addr.eq(drain_addr),
+                     drained_bank.eq(clear_bank)]
         # the read data is registered at the memory (nothing but the memory between the address and a register).
         # It misses the sums of the two entries before this one: the one a stage ahead (at P, its sum not yet
         # written) and the one two ahead (at P + 1, written in the cycle of the read). A row met again that soon
@@ -292,15 +295,15 @@ class PELogic(wiring.Component):
             read_addr = data_register(read.addr.shape(), f"acc{index}_read_addr")
             write_addr = data_register(write.addr.shape(), f"acc{index}_write_addr")
             clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
-            draining_next = self.drain_en & (self.drain_bank == index)
-            clearing_next, accumulating_next = drain & (drain_bank == index), valid_p & (bank_p == index)
-            m.d.sync += [read_addr.eq(Mux(draining_next, self.drain_addr, row_r)),
-                         write_addr.eq(Mux(clearing_next, drain_addr, row_p)), clearing.eq(clearing_next),
+            draining_next = drain & (drain_bank == index)
+            clearing_next, accumulating_next = clear & (clear_bank == index), valid_p & (bank_p == index)
+            m.d.sync += [read_addr.eq(Mux(draining_next, drain_addr, row_r)),
+                         write_addr.eq(Mux(clearing_next, clear_addr, row_p)), clearing.eq(clearing_next),
                          writing.eq(clearing_next | accumulating_next)]
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                          write.data.eq(Mux(clearing, 0, written)), write.en.eq(writing)]
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
-        m.d.sync += drained.eq(Mux(clear_bank, data_out[1], data_out[0]))
+        m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
         m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
             with m.If(self.release[index]):

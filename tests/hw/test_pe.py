@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from undense.hw.dense_unit import block
 from undense.hw.pe import PEParams, ProcessingElement
 
-DRAIN_LATENCY = 3  # drain_data is the row asked for three cycles before (hw/pe.py's pe_ports)
+DRAIN_LATENCY = 4  # drain_data is the row asked for four cycles before (hw/pe.py's pe_ports)
 
 
 def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]]) -> list[np.ndarray]:
