@@ -22,12 +22,17 @@ class Target:
     spram_blocks: int
     spram_block_bits: int
     clock_mhz: float
+    lut_fill: float  # the share of the LUTs the fold grows a design into (data/targets.json says why)
     source: str
     nextpnr: tuple[str, ...]  # nextpnr's device and package flags
 
     def capacity(self) -> dict[str, int]:
         """What the resource estimate is checked against (compiler/resources.py)."""
         return {"lut": self.lut, "dsp": self.dsp, "bram": self.bram_blocks, "spram": self.spram_blocks}
+
+    def growth_budget(self) -> dict[str, int]:
+        """What the fold grows a design within: the capacity, with only `lut_fill` of the LUTs."""
+        return {**self.capacity(), "lut": int(self.lut * self.lut_fill)}
 
     def size(self) -> tuple[int, int, int]:
         """What "smaller" means between targets: fewer LUTs, then DSPs, then block RAM. Within the ECP5 family

@@ -8,9 +8,12 @@ percentile per layer. Layers form a pipeline: the slowest layer's mean sets the 
 
 Starting from one PE a layer, the fold gives the slowest layer more groups, or its producer more groups (which
 gives it more lanes), whichever helps it most, while the design still fits the target (the resource estimate's
-call: DSPs, block RAM, SPRAM, LUTs). With a target in images per second it stops at the first grid that reaches
-it. The two inputs of an Add (and its output) must have the same lanes, so the layers that make them grow
-together; the output layer's groups are bounded by the output stream's width.
+call: DSPs, block RAM, SPRAM, and the share of the LUTs the target's clock leaves room for: `lut_fill`,
+data/targets.json). With a target in images per second it stops at the first grid that reaches
+it. Every grid is weighed on the graph balanced for it (passes/balance.py: each hidden tensor's neurons ordered so
+that the PEs share the work), and the graph leaves the fold balanced for the grid chosen. The two inputs of an Add
+(and its output) must have the same lanes, so the layers that make them grow together; the output layer's groups
+are bounded by the output stream's width.
 """
 from dataclasses import replace
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from undense.compiler import activity, golden
 from undense.compiler.ir import Edge, Fold, QAdd, QDense, QGraph
+from undense.compiler.passes import balance
 from undense.compiler.resources import LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
 from undense.errors import DoesNotFit, UndenseError
@@ -30,15 +34,18 @@ RESOURCE_NAMES = {"dsp": "DSP multipliers", "bram": "block RAMs", "spram": "SPRA
 
 class Folding:
     """The grid being chosen: groups per Dense layer, the lanes they give every tensor, and the costs and
-    per-image cycles of each layer at the current grid (computed once per grid)."""
+    per-image cycles of each layer at the current grid (computed once per grid), on the graph balanced for it
+    (passes/balance.py)."""
 
     def __init__(self, graph: QGraph, target: Target, values: dict[str, np.ndarray]):
         self.graph, self.target, self.values = graph, target, values
         self.dense = {n.name: n for n in graph.nodes if isinstance(n, QDense)}
         self.clusters = tied_layers(graph)
         self.groups = {name: 1 for name in self.dense}
+        self.arrival = balance.arrivals(graph, values)
         self._cycles: dict[tuple, np.ndarray] = {}
         self._costs: dict[tuple, LayerCost] = {}
+        self._balanced: dict[tuple, tuple[QGraph, dict[str, np.ndarray]]] = {}
 
     def lanes(self, groups: dict[str, int] | None = None) -> dict[str, int]:
         groups = groups or self.groups
@@ -46,6 +53,16 @@ class Folding:
         for node in self.graph.nodes:
             lanes[node.output] = groups[node.name] if isinstance(node, QDense) else lanes[node.inputs[0]]
         return lanes
+
+    def balanced(self, lanes: dict[str, int]) -> tuple[QGraph, dict[str, np.ndarray]]:
+        """The graph with its hidden tensors ordered for these lanes, and golden's values in that order."""
+        key = tuple(sorted(lanes.items()))
+        if key not in self._balanced:
+            self._balanced[key] = balance.balance(self.graph, lanes, self.arrival, self.values)
+        return self._balanced[key]
+
+    def node(self, name: str, lanes: dict[str, int]):
+        return next(n for n in self.balanced(lanes)[0].nodes if n.name == name)
 
     def grid(self, node, lanes: dict[str, int]) -> tuple[int, int]:
         if isinstance(node, QAdd):
@@ -55,16 +72,18 @@ class Folding:
     def cycles(self, node, lanes: dict[str, int]) -> np.ndarray:
         key = (node.name, *self.grid(node, lanes), *(lanes[t] for t in node.inputs))
         if key not in self._cycles:
-            tensors = {t: self.values[t] for t in node.inputs}
-            present = activity.presence(self.graph, tensors, lanes)
-            self._cycles[key] = activity.layer_cycles(self.graph, node, present, lanes)
+            graph, values = self.balanced(lanes)
+            present = activity.presence(graph, {t: values[t] for t in node.inputs}, lanes)
+            self._cycles[key] = activity.layer_cycles(graph, self.node(node.name, lanes), present, lanes)
         return self._cycles[key]
 
     def cost(self, node, lanes: dict[str, int]) -> LayerCost:
         key = (node.name, *self.grid(node, lanes))
         if key not in self._costs:
-            graph = self.graph.replace_edges({t: replace(e, lanes=lanes[t]) for t, e in self.graph.edges.items()})
-            self._costs[key] = layer_cost(graph, node, self.target.family, *self.grid(node, lanes))
+            graph = self.balanced(lanes)[0]
+            graph = graph.replace_edges({t: replace(e, lanes=lanes[t]) for t, e in graph.edges.items()})
+            self._costs[key] = layer_cost(graph, self.node(node.name, lanes), self.target.family,
+                                          *self.grid(node, lanes))
         return self._costs[key]
 
     def means(self, groups: dict[str, int] | None = None) -> dict[str, float]:
@@ -127,9 +146,9 @@ def tied_layers(graph: QGraph) -> dict[str, tuple[str, ...] | None]:
     return {name: None if key == fixed else tuple(names) for key, names in members.items() for name in names}
 
 
-def overflow(costs: list[LayerCost], target: Target) -> list[str]:
-    """The resources the design needs more of than the target has (none when it fits)."""
-    needed, available = total(costs), target.capacity()
+def overflow(costs: list[LayerCost], available: dict[str, int]) -> list[str]:
+    """The resources the design needs more of than `available` (none when it fits)."""
+    needed = total(costs)
     return [resource for resource in RESOURCE_NAMES if needed[resource] > available[resource]]
 
 
@@ -154,7 +173,8 @@ def grow(folding: Folding, cycles_per_image: float | None) -> None:
         best, best_cycles = None, means[slowest]
         for groups in folding.moves(slowest):
             faster = folding.means(groups)
-            if max(faster.values()) < best_cycles and not overflow(folding.costs(groups), folding.target):
+            if max(faster.values()) < best_cycles and not overflow(folding.costs(groups),
+                                                                      folding.target.growth_budget()):
                 best, best_cycles = groups, max(faster.values())
         if best is None:
             return
@@ -177,7 +197,7 @@ def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
     if groups is not None:
         folding.groups.update(groups)
     start = folding.costs()
-    short = overflow(start, target)
+    short = overflow(start, target.capacity())
     if short:
         raise too_big(start, target, short, "it does not fit even with one processing element a layer")
     wanted = None if images_per_second is None else target.clock_mhz * 1e6 / images_per_second
@@ -192,6 +212,7 @@ def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
             f"{target.device}: folded as far as it fits it takes {means[slowest]:,.0f} cycles per image, so at "
             f"most {reached:,.0f} images/s; ask for fewer images per second or choose a bigger target")
     lanes = folding.lanes()
+    graph = folding.balanced(lanes)[0]
     folded = []
     for node in graph.nodes:
         cycles = folding.cycles(node, lanes)
