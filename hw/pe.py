@@ -213,9 +213,6 @@ class PELogic(wiring.Component):
             m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
         with m.Elif(valid):
             m.d.sync += valid.eq(0)
-        for index in range(2):
-            with m.If(self.release[index]):
-                m.d.sync += taken_banks[index].eq(0)
 
         # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); then the multiplier's
         # operands, in registers that feed only it, and its product, in a register that only it feeds, on either
@@ -241,21 +238,19 @@ class PELogic(wiring.Component):
         m.d.comb += [multiplier.a.eq(weight_q), multiplier.b.eq(value_q)]
         # what travels beside the product: stage 2 + k at index k
         stages = [(valid2, entry2.row, bank2, end2)]
-        for stage in range(3, 3 + MULTIPLIER_STAGES):
+        for stage in range(3, 4 + MULTIPLIER_STAGES):  # and P + 1, where the sum is written back
             before = stages[-1]
             later = (Signal(name=f"valid{stage}"), data_register(entry2.row.shape(), f"row{stage}"),
                      data_register(1, f"bank{stage}"), data_register(1, f"end{stage}"))
             m.d.sync += [later[0].eq(before[0]), later[1].eq(before[1]), later[2].eq(before[2]),
                          later[3].eq(before[0] & before[3])]
             stages.append(later)
-        valid_p, row_p, bank_p, end_p = stages[-1]   # P: the product's stage
-        valid_w, row_w, bank_w, _ = stages[-2]       # P - 1: its read data arrive next cycle
-        row_r = stages[-3][1]                        # P - 2: its read address goes into a register
         # P + 1: the sum computed at P is written back from a register, so that the adder's loop stays clear of
         # the memory's write port (a bank built from LUT RAM sits wherever the placer finds RAM slices)
-        valid_a, row_a, bank_a = Signal(name="valid_after"), data_register(row_p.shape(), "row_after"), \
-            data_register(1, "bank_after")
-        m.d.sync += [valid_a.eq(valid_p), row_a.eq(row_p), bank_a.eq(bank_p)]
+        valid_a, row_a, bank_a, _ = stages[-1]       # P + 1
+        valid_p, row_p, bank_p, end_p = stages[-2]   # P: the product's stage
+        valid_w, row_w, bank_w, _ = stages[-3]       # P - 1: its read data arrive next cycle
+        row_r = stages[-4][1]                        # P - 2: its read address goes into a register
 
         # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
         # a cycle later). The drain's command comes to many PEs at once, from a register of its lane's that may be
@@ -307,6 +302,6 @@ class PELogic(wiring.Component):
         m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
             with m.If(self.release[index]):
-                m.d.sync += full[index].eq(0)
+                m.d.sync += [full[index].eq(0), taken_banks[index].eq(0)]
             with m.Elif(valid_p & end_p & (bank_p == index)):
                 m.d.sync += full[index].eq(1)

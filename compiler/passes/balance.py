@@ -56,16 +56,16 @@ def movable(graph: QGraph) -> list[str]:
 
 def orders(graph: QGraph, lanes: dict[str, int], arrival: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The order of every movable tensor whose producer has more than one group (its lanes). A neuron's work
-    per PE: its row's nonzero weights over the producer's input lanes, and its column's in the consumer over
-    the consumer's groups, each weighted by how often its input arrives."""
+    per PE: its row's nonzero weights over the producer's input lanes, and its column's in each consumer over
+    that consumer's groups, each weighted by how often its input arrives."""
     found = {}
-    consumers = {node.input: node for node in graph.nodes if isinstance(node, QDense)}
+    reorderable = movable(graph)
     for node in graph.nodes:
         tensor = node.output
-        if isinstance(node, QDense) and tensor in movable(graph) and lanes[tensor] > 1:
+        if isinstance(node, QDense) and tensor in reorderable and lanes[tensor] > 1:
             rows = (node.dense_codes() != 0) @ arrival[node.input] / lanes[node.input]
-            consumer = consumers[tensor]
-            columns = arrival[tensor] * (consumer.dense_codes() != 0).sum(axis=0) / lanes[consumer.output]
+            columns = sum((arrival[tensor] * (consumer.dense_codes() != 0).sum(axis=0) / lanes[consumer.output]
+                           for consumer in graph.nodes if consumer.inputs == (tensor,)), np.zeros(len(rows)))
             found[tensor] = balanced_order(rows, columns, lanes[tensor])
     return found
 
