@@ -13,9 +13,18 @@ from undense.runtime.images import ACTIVATION_RANGES, Picture, ValueRange, layou
 SHAPE_ONLY = ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze")  # ops that keep the values as they are
 
 
+def reference_options() -> ort.SessionOptions:
+    """onnxruntime as a reference: on x86 processors without VNNI its default uint8 x int8 kernel sums pairs of
+    products in saturating 16-bit lanes, so a quantized model's result would depend on the processor; this asks
+    for its exact (slower) uint8 x uint8 kernel there, and changes nothing elsewhere."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    return options
+
+
 def _session(model_path: Path) -> ort.InferenceSession:
     try:
-        return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(model_path), reference_options(), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several private exception types for a bad file
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UndenseError(f"{model_path}: onnxruntime cannot load it ({first_line}); "
