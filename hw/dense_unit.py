@@ -226,18 +226,21 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
     memory is built from them), which depends on where the family places them (compiler/resources.py).
 
     Counted register by register and operator by operator: an adder or comparator of n bits is about n LUT4s, a
-    2:1 multiplexer of n bits n/2; calibrated against Yosys on the bundled model.
+    2:1 multiplexer of n bits n/2; calibrated against Yosys on the bundled model: synth_ecp5 of single PEs
+    and queues of its 97-PE grid (fc1 318, fc2 356 and 375, fc3 311 LUT4s a PE; 42 a queue), and the 85F's
+    whole designs of 107 and 117 PEs (46,904 and 50,220 LUT4s), which the estimate had 20% low.
     """
     steps = drain_cycles(out_features, groups)
     event_bits = index_bits(lane_positions(in_features, lanes)) + in_bits + 1
     lut = ff = 0
     for memory in memories:
-        if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add
+        if memory.name.endswith(".weights"):  # one PE: issue counters, pipeline registers, accumulator add,
+            # its two forwards and the bank's clear (an acc_bits-wide mux each), the drain's read address
             entry_bits, row = index_bits(memory.depth), memory.width - weight_bits
-            lut += 3 * entry_bits + 3 * acc_bits + 2 * row + in_bits + 20  # and the forwarding muxes
+            lut += 3 * entry_bits + 6 * acc_bits + 2 * row + in_bits + 20
             ff += pipeline_bits(weight_bits, in_bits, acc_bits, row) + 3 * entry_bits + 4 * row + 2 * index_bits(
                 row + 1) + 31 + acc_bits  # and the issue counters, the event's registers, the drain's
-            lut += 12 + in_bits + entry_bits  # its event queue's pointers and its room test
+            lut += 28 + in_bits + entry_bits  # its event queue's pointers, level and room test
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
     if groups > 1:  # the register stage in front of each lane's queues
         lut += lanes * (event_bits + 2)

@@ -122,11 +122,14 @@ class EventDense(wiring.Component):
                 continue
             register = build_shared(m, platform, f"lane{lane}", StreamRegister, p.in_layout())
             wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
-            # whether every queue has room, from a register: a queue that held at most depth - 3 values (output
-            # register included) a cycle ago has room now, whatever arrived since. The queues sit by their PEs,
-            # spread over the chip: their readys gathered in the cycle were the 85F's critical path
+            # whether every queue has room, from registers: a queue that held at most depth - 4 values (output
+            # register included) two cycles ago has room now, whatever arrived since. The queues sit by their PEs,
+            # spread over the chip: their readys gathered in the cycle were the 85F's critical path, so each
+            # queue's test is registered beside it, and the lane's AND of those a cycle later
             room = Signal(name=f"lane{lane}_room")
-            m.d.sync += room.eq(Cat(queue.level < p.queue_depth - 2 for queue in queues).all())
+            queue_room = [Signal(name=f"queue{lane * p.groups + index}_room") for index in range(p.groups)]
+            m.d.sync += [has.eq(queue.level < p.queue_depth - 3) for has, queue in zip(queue_room, queues, strict=True)]
+            m.d.sync += room.eq(Cat(queue_room).all())
             m.d.comb += register.o.ready.eq(room)
             for queue in queues:
                 m.d.comb += [queue.i.valid.eq(register.o.valid & room), queue.i.payload.eq(register.o.payload)]
@@ -138,8 +141,9 @@ class EventDense(wiring.Component):
         bank, draining = Signal(name="drain_bank"), Signal(name="draining")
         step = Signal(range(p.steps), name="step")
         # every decision from registers: the PEs are many and spread over the chip, so whether they are full and
-        # whether the output queues have room are registered, a cycle late (and room counted one short for it)
-        # (each lane's PEs first, then the lanes: an AND over every PE would gather the whole layer in a cycle)
+        # whether the output queues have room are registered in two steps, first beside each lane's PEs or each
+        # group's queue, then for the layer (an AND over every PE, or over every group's sum and comparison, would
+        # gather the whole layer in a cycle); room is two cycles late, so counted two short
         lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
         lanes_ready = [[Signal(name=f"lane{lane}_bank{b}_ready") for b in range(2)] for lane in range(p.lanes)]
         for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
@@ -149,7 +153,10 @@ class EventDense(wiring.Component):
                                (p.styles or {}).get(f"g{g}_fifo.storage")) for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
         arrived, room = Signal(), Signal(name="room")
-        m.d.sync += room.eq(Cat(queue.level + in_flight + 1 < OUTPUT_FIFO_DEPTH - 1 for queue in queues).all())
+        group_room = [Signal(name=f"g{group}_room") for group in range(p.groups)]
+        m.d.sync += [has.eq(queue.level + in_flight + 2 < OUTPUT_FIFO_DEPTH - 1)
+                     for has, queue in zip(group_room, queues, strict=True)]
+        m.d.sync += room.eq(Cat(group_room).all())
         issue = Signal()
         m.d.comb += issue.eq(draining & room)
         m.d.sync += in_flight.eq(in_flight + issue - arrived)
