@@ -126,10 +126,9 @@ class EventDense(wiring.Component):
             # register included) two cycles ago has room now, whatever arrived since. The queues sit by their PEs,
             # spread over the chip: their readys gathered in the cycle were the 85F's critical path, so each
             # queue's test is registered beside it, and the lane's AND of those a cycle later
-            room = Signal(name=f"lane{lane}_room")
-            queue_room = [Signal(name=f"queue{lane * p.groups + index}_room") for index in range(p.groups)]
-            m.d.sync += [has.eq(queue.level < p.queue_depth - 3) for has, queue in zip(queue_room, queues, strict=True)]
-            m.d.sync += room.eq(Cat(queue_room).all())
+            room = all_registered(m, [queue.level < p.queue_depth - 3 for queue in queues],
+                                  [f"queue{lane * p.groups + index}_room" for index in range(p.groups)],
+                                  f"lane{lane}_room")
             m.d.comb += register.o.ready.eq(room)
             for queue in queues:
                 m.d.comb += [queue.i.valid.eq(register.o.valid & room), queue.i.payload.eq(register.o.payload)]
@@ -152,11 +151,9 @@ class EventDense(wiring.Component):
         queues = [build_shared(m, platform, f"g{g}_fifo", StreamFIFO, p.out_layout(), OUTPUT_FIFO_DEPTH,
                                (p.styles or {}).get(f"g{g}_fifo.storage")) for g in range(p.groups)]
         in_flight = Signal(range(OUTPUT_FIFO_DEPTH + 1))  # positions issued and not yet at the queues
-        arrived, room = Signal(), Signal(name="room")
-        group_room = [Signal(name=f"g{group}_room") for group in range(p.groups)]
-        m.d.sync += [has.eq(queue.level + in_flight + 2 < OUTPUT_FIFO_DEPTH - 1)
-                     for has, queue in zip(group_room, queues, strict=True)]
-        m.d.sync += room.eq(Cat(group_room).all())
+        arrived = Signal()
+        room = all_registered(m, [queue.level + in_flight + 2 < OUTPUT_FIFO_DEPTH - 1 for queue in queues],
+                              [f"g{group}_room" for group in range(p.groups)], "room")
         issue = Signal()
         m.d.comb += issue.eq(draining & room)
         m.d.sync += in_flight.eq(in_flight + issue - arrived)
@@ -272,6 +269,16 @@ class EventDense(wiring.Component):
         for name, increment in increments.items():
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + increment)
+
+
+def all_registered(m: Module, tests: list, names: list[str], name: str):
+    """Whether every test held two cycles ago: each in a register of its own (`names`), beside what it tests,
+    and their AND in a register `name` a cycle later, so that no one cycle gathers tests spread over the chip."""
+    held = [Signal(name=test_name) for test_name in names]
+    every = Signal(name=name)
+    m.d.sync += [register.eq(test) for register, test in zip(held, tests, strict=True)]
+    m.d.sync += every.eq(Cat(held).all())
+    return every
 
 
 def delayed(m: Module, signal, name: str, data: bool = False):
