@@ -3,8 +3,12 @@
 Float models map onto `Dense` and `Add`; pre-quantized models (QDQ pairs,
 QLinearMatMul, MatMulInteger) map onto the same nodes with their quantization
 recorded as it is in the file, so the quantize pass takes it over unchanged.
-Every rejection is an UndenseError naming the node, its op, why, and what is
-supported.
+Conv and ConvTranspose are `Dense` layers with a kernel and its geometry; a
+nearest Resize by whole factors becomes the addressing of the Conv it feeds (or,
+feeding anything else, a layer of its own). The shape arithmetic an exporter
+writes for a symbolic batch (Shape, Gather, Concat, ...) is evaluated at import,
+the batch counted as 1. Every rejection is an UndenseError naming the node, its
+op, why, and what is supported.
 """
 import warnings
 from dataclasses import dataclass
@@ -16,18 +20,20 @@ from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
 from undense.compiler.functions import IDENTITY, Function
+from undense.compiler.geometry import Conv2d, conv_output_size, conv_transpose_output_size
 from undense.compiler.ir import Add, Dense, Graph
 from undense.compiler.numbers import QuantParams, signed_bits
 from undense.compiler.validate import check_graph, check_model, where
 from undense.errors import UndenseError
 
 MIN_OPSET = 13
-SUPPORTED = ("Gemm, MatMul (+ Add), Add, Mul by a constant, Relu, LeakyRelu, Sigmoid, Tanh, Clip, "
-             "BatchNormalization, Reshape, Flatten, Identity, QuantizeLinear/DequantizeLinear, "
-             "QLinearMatMul, MatMulInteger")
+SUPPORTED = ("Gemm, MatMul (+ Add), Conv, ConvTranspose, Resize (nearest, whole factors), Add, Mul by a "
+             "constant, Relu, LeakyRelu, Sigmoid, Tanh, Clip, BatchNormalization, Reshape, Flatten, Identity, "
+             "QuantizeLinear/DequantizeLinear, QLinearMatMul, MatMulInteger, and shape arithmetic on Shape")
 ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Clip": "clip"}
 ALIASES = ("Reshape", "Flatten", "Identity")
 NOT_FOLDED = ("QuantizeLinear", "DequantizeLinear")  # kept so the codes they carry are imported as they are
+SHAPE_BATCH = 1  # the batch size Shape reports at import: only per-sample sizes may depend on what it computes
 RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
 
 
@@ -114,7 +120,9 @@ class _Importer:
         self.types = {v.name: v.type.tensor_type for v in
                       [*self.graph.input, *self.graph.value_info, *self.graph.output]}
         self.alias: dict[str, str] = {}
+        self.upsampled: dict[str, tuple] = {}  # Resize output -> (its input, factors, the node)
         self.sizes: dict[str, int] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.nodes: list[Dense | Add] = []
         self.fixed_quant: dict[str, QuantParams | None] = {}
         self.quantized_constants: dict[str, QuantizedConstant] = {}
@@ -139,6 +147,8 @@ class _Importer:
 
     def activation(self, node, index: int = 0) -> str:
         name = node.input[index]
+        if name in self.upsampled and name not in self.sizes:  # an upsampling that feeds no Conv: a layer
+            self.materialize_upsampling(name)
         if name in self.constants:
             raise UndenseError(f"{where(node)}: input '{name}' is a constant where an activation is expected")
         tensor = self.tensor(name)
@@ -166,9 +176,28 @@ class _Importer:
     def per_sample_shape(self, name: str) -> tuple[int, ...]:
         return tuple(d.dim_value for d in self.types[name].shape.dim[1:])
 
+    def map_shape(self, name: str, node) -> tuple[int, int, int]:
+        """The (C, H, W) of a feature map [batch, C, H, W] a convolution reads or writes."""
+        self.per_sample_size(name, node)
+        shape = self.per_sample_shape(name)
+        if len(shape) != 3:
+            hint = {2: "1-D convolutions are not supported: reshape to [N, C, 1, L] and use a 2-D one",
+                    4: "3-D convolutions are not supported: undense compiles 2-D ones"}
+            raise UndenseError(f"{where(node)}: '{name}' is shaped [batch, {', '.join(map(str, shape))}]; "
+                               f"{hint.get(len(shape), 'undense convolves feature maps [batch, C, H, W]')}")
+        return shape
+
     def add_dense(self, node, input_name, weight, bias=None, activation=IDENTITY, **quantized):
         output = node.output[0]
         weight = np.asarray(weight, dtype=np.float64)
+        geometry = quantized.get("geometry")
+        if geometry is not None:  # a bias per output channel: every feature of the channel gets it
+            bias = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+            if bias.size != geometry.out_features:
+                bias = np.repeat(np.broadcast_to(bias, (weight.shape[0],)), geometry.out_features // weight.shape[0])
+            self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
+            self.sizes[output], self.shapes[output] = geometry.out_features, geometry.out_shape
+            return
         if weight.shape[1] != self.sizes[input_name]:
             raise UndenseError(f"{where(node)}: weight has {weight.shape[1]} inputs but '{input_name}' "
                                f"has {self.sizes[input_name]} features")
@@ -178,16 +207,36 @@ class _Importer:
                                "give one bias per output or one for all")
         bias = np.broadcast_to(bias, (weight.shape[0],)).copy()
         self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
-        self.sizes[output] = weight.shape[0]
+        self.sizes[output], self.shapes[output] = weight.shape[0], (weight.shape[0],)
 
     def diagonal(self, node, input_name, scale=1.0, shift=0.0, activation=IDENTITY):
-        size = self.sizes[input_name]
-        scale = np.asarray(scale, dtype=np.float64).reshape(-1)
-        shift = np.asarray(shift, dtype=np.float64).reshape(-1)
-        if scale.size not in (1, size) or shift.size not in (1, size):
-            raise UndenseError(f"{where(node)}: the constant has {max(scale.size, shift.size)} values for "
-                               f"{size} features; only per-tensor or per-feature constants are supported")
-        self.add_dense(node, input_name, np.diag(np.broadcast_to(scale, (size,))), shift, activation)
+        """y = f(scale * x + shift), the constants broadcast over [batch, *x's shape] as ONNX broadcasts them.
+        On a feature map with one scale per channel, a 1x1 kernel per channel rather than a diagonal matrix."""
+        shape = self.input_shape(node, input_name)
+        scale, shift = (self.broadcast(node, value, shape) for value in (scale, shift))
+        if len(shape) == 3:
+            per_channel = scale.reshape(shape[0], -1)
+            if np.all(per_channel == per_channel[:, :1]):
+                kernel = per_channel[:, 0].reshape(-1, 1, 1, 1)
+                self.add_dense(node, input_name, kernel, shift, activation, geometry=Conv2d.channelwise(shape))
+                return
+        self.add_dense(node, input_name, np.diag(scale), shift, activation)
+
+    def input_shape(self, node, tensor: str) -> tuple[int, ...]:
+        """The per-sample shape of a node's first input as the model has it there (after any Reshape)."""
+        name = node.input[0] if node.input[0] not in self.constants else node.input[1]
+        return self.per_sample_shape(name) if name in self.types else self.shapes[tensor]
+
+    @staticmethod
+    def broadcast(node, value, shape: tuple[int, ...]) -> np.ndarray:
+        """A constant broadcast, as ONNX broadcasts it, over one sample [1, *shape]: flat, one per feature."""
+        value = np.asarray(value, dtype=np.float64)
+        try:
+            return np.broadcast_to(value, (1, *shape)).reshape(-1).copy()
+        except ValueError:
+            raise UndenseError(f"{where(node)}: a constant shaped {list(value.shape)} does not broadcast over a "
+                               f"tensor [batch, {', '.join(map(str, shape))}] without growing it; give one value, "
+                               "one per feature or one per channel") from None
 
     # -- ops ---------------------------------------------------------------------------------
     def Gemm(self, node):
@@ -218,29 +267,151 @@ class _Importer:
             raise UndenseError(f"{where(node)}: weight of rank {b.ndim}; only 2-D weights are supported")
         self.add_dense(node, x, b.T)
 
-    def _imported_weight(self, node, weight: "QuantizedConstant", rows_axis: int, alpha: float = 1.0):
-        """Pre-quantized weight codes as (float weight, keyword fields) with rows = output channels.
+    def _imported_weight(self, node, weight: "QuantizedConstant", rows_axis: int, alpha: float = 1.0, rank: int = 2):
+        """Pre-quantized weight codes as (float weight, keyword fields) with rows = output channels (axis 0:
+        a matrix's rows, a kernel's output channels).
 
         The codes are kept as the file has them, less their zero point (which may need one bit more than
         the type: see QuantizedConstant.bits). Scales along the input axis cannot be one requantization
         multiplier per output row, so such a weight is imported as its float values and quantized again.
         """
-        if weight.codes.ndim != 2:
-            raise UndenseError(f"{where(node)}: weight of rank {weight.codes.ndim}; only 2-D weights are supported")
+        if weight.codes.ndim != rank:
+            raise UndenseError(f"{where(node)}: weight of rank {weight.codes.ndim}; only {rank}-D weights are "
+                               "supported here")
         if weight.codes.dtype not in (np.int8, np.uint8):
             raise UndenseError(f"{where(node)}: {weight.codes.dtype} weight codes are not supported; "
                                "quantize weights to int8 or uint8")
         real = weight.values() * alpha
-        real = real if rows_axis == 0 else real.T
+        real = real if rows_axis == 0 else real.swapaxes(0, 1)
         if weight.per_channel and weight.axis != rows_axis:
             return real, {}
         rows = weight.codes.shape[rows_axis]
         codes = weight.codes.astype(np.int64) - weight.broadcast(weight.zero_point)
-        codes = (codes if rows_axis == 0 else codes.T) * int(np.sign(alpha) or 1)
+        codes = (codes if rows_axis == 0 else codes.swapaxes(0, 1)) * int(np.sign(alpha) or 1)
         scales = np.broadcast_to(weight.scale.astype(np.float64).reshape(-1), (rows,)) * abs(alpha)
         bits = max(weight.bits, signed_bits(int(codes.min(initial=0)), int(codes.max(initial=0))))  # -1 * -128
         quantized = {"weight_codes": codes, "weight_scales": scales.copy(), "weight_bits": bits}
         return real, quantized
+
+    # -- convolutions ------------------------------------------------------------------------
+    def Conv(self, node):
+        self.convolution(node, transposed=False)
+
+    def ConvTranspose(self, node):
+        self.convolution(node, transposed=True)
+
+    def convolution(self, node, transposed: bool):
+        attrs = attributes(node)
+        source = node.input[0]
+        upsample = (1, 1)
+        if source in self.upsampled and not transposed:  # nearest upsampling first: the Conv's addressing
+            source, upsample, _ = self.upsampled[source]
+            x = self.tensor(source)
+        else:
+            x = self.activation(node, 0)
+        in_shape, out_shape = self.map_shape(source, node), self.map_shape(node.output[0], node)
+        codes = self.quantized_constants.get(node.input[1])
+        weight = codes.values() if codes is not None else self.constant(node, 1, "weight")
+        if weight.ndim != 4:
+            raise UndenseError(f"{where(node)}: a weight of rank {weight.ndim}; undense compiles 2-D convolutions "
+                               "(weights [out, in, kh, kw])")
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise UndenseError(f"{where(node)}: dilations {list(attrs['dilations'])} are not supported; undense "
+                               "convolves with dilation 1 (a dilated kernel can be written out with zeros between "
+                               "its taps)")
+        groups = attrs.get("group", 1)
+        if transposed and groups != 1:
+            raise UndenseError(f"{where(node)}: a grouped ConvTranspose (group={groups}) is not supported; use "
+                               "group=1, or a grouped Conv after a nearest Upsample")
+        kernel = tuple(weight.shape[2:])
+        stride = tuple(attrs.get("strides", [1, 1]))
+        upsampled_in = (in_shape[1] * upsample[0], in_shape[2] * upsample[1])
+        pads = self.conv_pads(node, attrs, upsampled_in, kernel, stride, transposed)
+        out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
+        if in_shape[0] % groups or weight.shape[0 if transposed else 1] * (1 if transposed else groups) != in_shape[0]:
+            raise UndenseError(f"{where(node)}: a weight shaped {list(weight.shape)} with group={groups} for an "
+                               f"input of {in_shape[0]} channels")
+        geometry = Conv2d(in_shape, out_shape, kernel, stride, pads, groups, transposed, upsample)
+        expected = self.conv_output(attrs, upsampled_in, kernel, stride, pads, transposed)
+        if (out_channels, *expected) != out_shape:
+            raise UndenseError(f"{where(node)}: its output is {list(out_shape)} but its attributes give "
+                               f"{[out_channels, *expected]}; export the model again")
+        bias = self.optional_constant(node, 2, None)
+        rows_axis = 1 if transposed else 0
+        if codes is not None:
+            real, quantized = self._imported_weight(node, codes, rows_axis, rank=4)
+        else:
+            real, quantized = weight.swapaxes(0, 1) if transposed else weight, {}
+        self.add_dense(node, x, real, bias, geometry=geometry, **quantized)
+
+    @staticmethod
+    def conv_pads(node, attrs, size, kernel, stride, transposed) -> tuple[int, int, int, int]:
+        """pads as (top, left, bottom, right), from `pads` or from auto_pad / output_shape as ONNX derives them."""
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if "pads" in attrs or (auto_pad in ("NOTSET", "VALID") and "output_shape" not in attrs):
+            pads = tuple(attrs.get("pads", [0, 0, 0, 0]))
+            if auto_pad == "VALID" and any(pads):
+                raise UndenseError(f"{where(node)}: auto_pad=VALID with pads {list(pads)}; give one or the other")
+            return pads
+        output_padding = attrs.get("output_padding", [0, 0])
+        totals = []
+        for axis in range(2):
+            if transposed:
+                wanted = attrs["output_shape"][-2 + axis] if "output_shape" in attrs else size[axis] * stride[axis]
+                total = stride[axis] * (size[axis] - 1) + output_padding[axis] + kernel[axis] - wanted
+            else:
+                wanted = -(-size[axis] // stride[axis])
+                total = max((wanted - 1) * stride[axis] + kernel[axis] - size[axis], 0)
+            totals.append(total)
+        first = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
+        return (first[0], first[1], totals[0] - first[0], totals[1] - first[1])
+
+    @staticmethod
+    def conv_output(attrs, size, kernel, stride, pads, transposed) -> tuple[int, int]:
+        if transposed:
+            extra = attrs.get("output_padding", [0, 0])
+            return tuple(conv_transpose_output_size(size[a], kernel[a], stride[a], pads[a], pads[a + 2], extra[a])
+                         for a in range(2))
+        return tuple(conv_output_size(size[a], kernel[a], stride[a], pads[a], pads[a + 2]) for a in range(2))
+
+    def Resize(self, node):
+        """Nearest upsampling by whole factors: recorded, and folded into the Conv it feeds."""
+        self.activation(node, 0)  # what it upsamples is a tensor of the graph
+        attrs = attributes(node)
+        mode = attrs.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "nearest":
+            raise UndenseError(f"{where(node)}: {mode} resizing is not supported; undense upsamples by nearest "
+                               "neighbour with whole factors (nn.Upsample(scale_factor=2), the default mode)")
+        in_shape, out_shape = self.map_shape(node.input[0], node), self.map_shape(node.output[0], node)
+        factors = (out_shape[1] // in_shape[1], out_shape[2] // in_shape[2])
+        for name in node.input[1:]:
+            if name and name not in self.constants:
+                raise UndenseError(f"{where(node)}: its scales or sizes '{name}' must be constants (or shape "
+                                   "arithmetic on Shape); undense compiles fixed sizes only")
+        inputs = {name: self.constants[name] for name in node.input[1:] if name}
+        index = np.arange(np.prod(in_shape), dtype=np.float32).reshape(1, *in_shape)
+        try:
+            gathered = ReferenceEvaluator(node).run(None, {node.input[0]: index, **inputs})[0]
+        except Exception as error:
+            raise UndenseError(f"{where(node)}: cannot evaluate this Resize ({_first_line(error)})") from None
+        whole = index[:, :, :, None, :, None].repeat(factors[0], axis=3).repeat(factors[1], axis=5)
+        if gathered.shape[1:] != out_shape or min(factors) < 1 or not np.array_equal(
+                gathered, whole.reshape(1, *out_shape)):
+            raise UndenseError(f"{where(node)}: resizes [{', '.join(map(str, in_shape))}] to "
+                               f"[{', '.join(map(str, out_shape))}] in a way that is not a nearest upsampling by "
+                               "whole factors (each pixel repeated); undense supports only that (scales such as "
+                               "[1, 1, 2, 2], coordinate_transformation_mode asymmetric or half_pixel)")
+        self.upsampled[node.output[0]] = (node.input[0], factors, node)
+
+    def materialize_upsampling(self, name: str):
+        """An upsampling that something other than a Conv reads: a layer copying each pixel (a 1x1 kernel of 1
+        per channel over the upsampled map)."""
+        source, factors, node = self.upsampled[name]
+        in_shape, out_shape = self.per_sample_shape(source), self.per_sample_shape(name)
+        geometry = Conv2d(in_shape, out_shape, (1, 1), groups=in_shape[0], upsample=factors)
+        self.add_dense(node, self.tensor(source), np.ones((in_shape[0], 1, 1, 1)), None, geometry=geometry)
 
     def Add(self, node):
         constant_inputs = [i for i in node.input if i in self.constants]
@@ -253,7 +424,7 @@ class _Importer:
             raise UndenseError(f"{where(node)}: adds {self.sizes[a]} to {self.sizes[b]} features; "
                                "broadcasting between activations is not supported")
         self.nodes.append(Add(node.name or node.output[0], (a, b), node.output[0]))
-        self.sizes[node.output[0]] = self.sizes[a]
+        self.sizes[node.output[0]], self.shapes[node.output[0]] = self.sizes[a], self.shapes[a]
 
     def Mul(self, node):
         constant_inputs = [i for i in node.input if i in self.constants]
@@ -265,15 +436,18 @@ class _Importer:
 
     def BatchNormalization(self, node):
         x = self.activation(node, 0)
-        if len(self.types[node.input[0]].shape.dim) != 2:
-            raise UndenseError(f"{where(node)}: BatchNormalization on a tensor of rank > 2 is not supported")
+        rank = len(self.types[node.input[0]].shape.dim)
+        if rank not in (2, 4):
+            raise UndenseError(f"{where(node)}: BatchNormalization on a tensor of rank {rank}; undense normalizes "
+                               "[batch, features] and [batch, C, H, W]")
         attrs = attributes(node)
         if attrs.get("training_mode", 0):
             raise UndenseError(f"{where(node)}: training_mode=1; export the model in eval mode")
         gamma, beta, mean, var = (self.constant(node, i, what) for i, what in
                                   enumerate(("scale", "bias", "mean", "variance"), start=1))
         factor = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
-        self.diagonal(node, x, scale=factor, shift=beta - mean * factor)
+        per_channel = (-1,) + (1, 1) * (rank == 4)  # along axis 1, as ONNX normalizes
+        self.diagonal(node, x, scale=factor.reshape(per_channel), shift=(beta - mean * factor).reshape(per_channel))
 
     def activation_op(self, node):
         x = self.activation(node, 0)
@@ -409,7 +583,8 @@ class _Importer:
                 raise UndenseError(f"{where(node)}: dynamic quantization computes its scales at run time, which "
                                    "fixed-point hardware cannot; quantize statically (onnxruntime's quantize_static, "
                                    "QDQ format) or compile the float model")
-            if self.folds(node, constants) or (node.op_type == "DequantizeLinear" and node.input[0] in constants):
+            if self.folds(node, constants) or node.op_type == "Shape" or (
+                    node.op_type == "DequantizeLinear" and node.input[0] in constants):
                 constants.update(node.output)  # dequantized weight codes are constants too
             elif node.op_type not in (*ACTIVATIONS, *ALIASES, *OPS):
                 raise UndenseError(f"{where(node)}: unsupported op; supported: {SUPPORTED}")
@@ -422,10 +597,13 @@ class _Importer:
                                f"(it has {len(self.graph.input)} and {len(self.graph.output)})")
         graph_input = next(i for i in self.graph.input if i.name not in self.constants)
         self.sizes[graph_input.name] = self.per_sample_size(graph_input.name)
+        self.shapes[graph_input.name] = self.per_sample_shape(graph_input.name)
         input_type = graph_input.type.tensor_type.elem_type
         for node in self.graph.node:
             if self.folds(node, self.constants):
                 self.fold_constant(node)
+            elif node.op_type == "Shape":
+                self.fold_shape(node)
             elif node.op_type in ACTIVATIONS:
                 self.activation_op(node)
             elif node.op_type in ALIASES:
@@ -435,6 +613,8 @@ class _Importer:
             else:
                 raise UndenseError(f"{where(node)}: unsupported op; supported: {SUPPORTED}")
         output = self.graph.output[0]
+        if output.name in self.upsampled and output.name not in self.sizes:
+            self.materialize_upsampling(output.name)
         output_tensor = self.tensor(output.name)
         if output_tensor not in self.sizes or output_tensor == graph_input.name:
             raise UndenseError(f"graph output '{output.name}' is not computed by any supported node")
@@ -443,8 +623,15 @@ class _Importer:
             output_shape=self.per_sample_shape(output.name), fixed_quant=self.fixed_quant,
             input_is_integer=input_type != onnx.TensorProto.FLOAT,
             output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
-            names={"input": graph_input.name, "output": output.name},
+            names={"input": graph_input.name, "output": output.name}, shapes=self.shapes,
         )
+
+    def fold_shape(self, node):
+        """Shape of an activation: its per-sample shape after a batch of SHAPE_BATCH."""
+        name = node.input[0]
+        self.per_sample_size(name, node)
+        sample = np.zeros((SHAPE_BATCH, *self.per_sample_shape(name)), dtype=np.float32)
+        self.constants[node.output[0]] = ReferenceEvaluator(node).run(None, {name: sample})[0]
 
     def fold_constant(self, node):
         try:
@@ -454,8 +641,8 @@ class _Importer:
         self.constants.update(zip(node.output, values, strict=True))
 
 
-OPS = ("Gemm", "MatMul", "Add", "Mul", "BatchNormalization", "QuantizeLinear", "DequantizeLinear",
-       "QLinearMatMul", "MatMulInteger")
+OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose", "Resize", "Add", "Mul", "BatchNormalization", "QuantizeLinear",
+       "DequantizeLinear", "QLinearMatMul", "MatMulInteger")
 
 
 def import_onnx(source: str | Path | onnx.ModelProto) -> Graph:

@@ -5,7 +5,7 @@ its rounding; the shared rule is numbers.rshift_round (half to even, as ONNX Qua
 """
 import numpy as np
 
-from undense.compiler.ir import QAdd, QDense, QGraph
+from undense.compiler.ir import QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import rshift_round
 
 
@@ -14,7 +14,8 @@ def dense(node: QDense, x: np.ndarray) -> np.ndarray:
 
     Without a multiplier (MatMulInteger) the output is acc itself.
     """
-    acc = x @ node.dense_codes().T + node.bias
+    weight = node.weight.csr() if isinstance(node.weight, SparseRows) else node.weight
+    acc = x @ weight.T + node.bias
     if node.multiplier is None:
         return acc
     pre = node.requant.zero_point + rshift_round(acc * node.multiplier, node.shift)

@@ -1,10 +1,13 @@
 """The compiler's IR: two node kinds before quantization, two after.
 
 Every tensor is a flat vector per sample (the batch dimension is implicit), named
-by a string. Reshape, Flatten and Identity only rename tensors, so they leave
-no node. Anything elementwise with constants (bias, Mul by a constant,
-BatchNormalization) or a unary function (Relu, Sigmoid, ...) is a `Dense` layer
-with a diagonal weight until the fuse pass folds it into the layer before it.
+by a string, with its per-sample shape beside it: (features) or a feature map (C, H, W), flattened in ONNX's
+order. Reshape, Flatten and Identity only rename tensors, so they leave no node. A convolution (Conv,
+ConvTranspose, nearest Upsample + Conv) is a `Dense` layer too, whose weight is a kernel and whose `geometry`
+(compiler/geometry.py) says which inputs each kernel weight joins to which outputs. Anything elementwise with
+constants (bias, Mul by a constant, BatchNormalization) or a unary function (Relu, Sigmoid, ...) is a `Dense`
+layer with a diagonal weight (on a feature map, a 1x1 kernel per channel) until the fuse pass folds it into the
+layer before it.
 
 Float graph:      Dense(x) = f(W x + b)                 Add(a, b) = a + b
 Quantized graph:  QDense: integer W (sparse), bias, fixed-point requantization, clamp, optional table
@@ -13,8 +16,10 @@ Quantized graph:  QDense: integer W (sparse), bias, fixed-point requantization, 
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse
 
 from undense.compiler.functions import IDENTITY, Function
+from undense.compiler.geometry import Conv2d
 from undense.compiler.numbers import QuantParams
 
 
@@ -23,27 +28,47 @@ class Dense:
     name: str
     input: str
     output: str
-    weight: np.ndarray  # float64, (out, in)
-    bias: np.ndarray    # float64, (out,)
+    weight: np.ndarray  # float64, (out, in); with a geometry, its kernel (out channels, in / groups, kh, kw)
+    bias: np.ndarray    # float64, (out,): one per output feature
     activation: Function = IDENTITY
-    # A pre-quantized model fixes the weight codes and per-row scales: imported, never re-derived.
-    weight_codes: np.ndarray | None = None
-    weight_scales: np.ndarray | None = None
+    # A pre-quantized model fixes the weight codes and per-channel scales: imported, never re-derived.
+    weight_codes: np.ndarray | None = None  # shaped as `weight`
+    weight_scales: np.ndarray | None = None  # one per row, or with a geometry one per output channel
     weight_bits: int | None = None
+    geometry: Conv2d | None = None
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.input,)
 
+    def matrix(self) -> np.ndarray | scipy.sparse.csr_array:
+        """The float weight as the (out, in) matrix it multiplies the input with."""
+        return self.weight if self.geometry is None else self.geometry.matrix(self.weight)
+
+    @property
+    def channels(self) -> int:
+        """Output channels: the rows of a plain layer, a convolution's kernels."""
+        return self.weight.shape[0]
+
     @property
     def is_diagonal(self) -> bool:
+        if self.geometry is not None:
+            return self.geometry.is_channelwise
         w = self.weight
         return w.shape[0] == w.shape[1] and np.count_nonzero(w - np.diag(np.diag(w))) == 0
+
+    def diagonal(self) -> np.ndarray:
+        """A diagonal layer's weight per output feature."""
+        return np.diag(self.weight) if self.geometry is None else self.per_feature(self.weight.reshape(-1))
+
+    def per_feature(self, per_channel: np.ndarray) -> np.ndarray:
+        """A value per output channel, repeated for every output feature of that channel."""
+        return np.repeat(per_channel, len(self.bias) // self.channels)
 
     @property
     def is_elementwise_function(self) -> bool:
         """f(x) alone: an activation between two tensors of the model (say, between QDQ pairs)."""
-        return (self.weight_codes is None and self.is_diagonal and bool(np.all(np.diag(self.weight) == 1.0))
+        return (self.weight_codes is None and self.is_diagonal and bool(np.all(self.diagonal() == 1.0))
                 and not np.any(self.bias))
 
 
@@ -68,6 +93,7 @@ class Graph:
     input_is_integer: bool = False     # the model takes integer codes, not floats
     output_is_integer: bool = False    # the model returns integer codes (or a raw accumulator)
     names: dict[str, str] = field(default_factory=dict)  # graph input/output names in the ONNX file
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample shape of every tensor
 
     def consumers(self, tensor: str) -> list[Dense | Add]:
         return [n for n in self.nodes if tensor in n.inputs]
@@ -87,6 +113,15 @@ class SparseRows:
     columns: np.ndarray  # int64 input index of each value
     row_ptr: np.ndarray  # int64, rows + 1 entries
     in_features: int
+
+    @classmethod
+    def from_csr(cls, matrix: scipy.sparse.csr_array) -> "SparseRows":
+        return cls(matrix.data.astype(np.int64), matrix.indices.astype(np.int64), matrix.indptr.astype(np.int64),
+                   matrix.shape[1])
+
+    def csr(self) -> scipy.sparse.csr_array:
+        return scipy.sparse.csr_array((self.values, self.columns, self.row_ptr),
+                                      shape=(len(self.row_ptr) - 1, self.in_features))
 
     @classmethod
     def from_dense(cls, codes: np.ndarray) -> "SparseRows":
@@ -161,10 +196,16 @@ class QDense:
     table: np.ndarray | None         # int64, 2^bits entries indexed by pre - requant.qmin
     activation: str
     fold: Fold | None = None
+    geometry: Conv2d | None = None
+    kernel: np.ndarray | None = None  # a convolution's weight codes as its kernel, `weight` being its matrix
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.input,)
+
+    @property
+    def is_convolution(self) -> bool:
+        return self.geometry is not None
 
     @property
     def out_features(self) -> int:
@@ -205,6 +246,7 @@ class QGraph:
     output_is_integer: bool = False
     names: dict[str, str] = field(default_factory=dict)
     edges: dict[str, Edge] = field(default_factory=dict)  # per tensor, decided by the fold pass
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample shape of every tensor
 
     def with_nodes(self, nodes) -> "QGraph":
         return replace(self, nodes=tuple(nodes))

@@ -10,7 +10,7 @@ def run_float(graph: Graph, x: np.ndarray) -> tuple[dict[str, np.ndarray], dict[
     before_activation = {}
     for node in graph.nodes:
         if isinstance(node, Dense):
-            pre = values[node.input] @ node.weight.T + node.bias
+            pre = values[node.input] @ node.matrix().T + node.bias
             before_activation[node.output] = pre
             values[node.output] = node.activation.apply(pre)
         elif isinstance(node, Add):

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 
 from undense.compiler.functions import Function
-from undense.compiler.ir import Add, Dense, Graph, QAdd, QDense, QGraph
+from undense.compiler.ir import Add, Dense, Graph, QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import (
     LARGEST_MULTIPLIER,
     MULTIPLIER_BITS,
@@ -107,7 +107,7 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
                                              calibrated(values, width), graph.sizes[node.output])
         nodes.append(qnode)
     return QGraph(graph.input, graph.output, dict(graph.sizes), tuple(nodes), quant, graph.output_shape,
-                  graph.input_is_integer, graph.output_is_integer, dict(graph.names))
+                  graph.input_is_integer, graph.output_is_integer, dict(graph.names), shapes=dict(graph.shapes))
 
 
 def _as_float(graph: Graph, calibration: np.ndarray) -> np.ndarray:
@@ -123,17 +123,13 @@ def _as_float(graph: Graph, calibration: np.ndarray) -> np.ndarray:
 
 def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params: Calibrated,
            bits: int) -> tuple[QDense, QuantParams | None]:
-    rows = len(node.bias)
-    if node.weight_codes is not None:
-        codes, scales, weight_bits = node.weight_codes, node.weight_scales, node.weight_bits
-    elif node.is_elementwise_function:  # codes of 1: the input's codes reach the activation unscaled
-        codes, scales, weight_bits = np.eye(rows, dtype=np.int64), np.ones(rows), 2
-    else:
-        weight_bits = bits
-        # a row of tiny weights beside a bias: its step no finer than keeps the bias within LARGEST_BIAS steps
-        scales = np.maximum(symmetric_weight_scales(node.weight, bits),
-                            np.abs(node.bias) / (q_in.scale * LARGEST_BIAS))
-        codes = quantize_weights(node.weight, scales, bits)
+    codes, scales, weight_bits = _weight_codes(node, q_in, bits)
+    # a convolution's kernel codes repeat over its matrix, where those meeting one input add up
+    matrix = codes if node.geometry is None else node.geometry.matrix(codes)
+    weight = codes if node.geometry is None else SparseRows.from_csr(matrix)
+    if node.geometry is not None and weight.nnz:
+        weight_bits = max(weight_bits, signed_bits(int(weight.values.min()), int(weight.values.max())))
+    scales = node.per_feature(scales)
     min_scale = q_in.scale * scales.max() / LARGEST_MULTIPLIER
     reachable = node.activation.apply(q_in.dequantize(np.arange(q_in.qmin, q_in.qmax + 1))) \
         if _takes_its_inputs_range(node) else None
@@ -142,11 +138,12 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
     if not np.all(np.abs(bias_steps) <= 2.0 ** 31):  # what an int32 bias, as ONNX's quantized ops keep it, holds
         raise UndenseError(f"layer '{node.name}': its bias is {np.max(np.abs(bias_steps)):.3g} steps of the input "
                            "scale times the weight scale, beyond an int32; check the scales the model gives it")
-    bias = np.rint(bias_steps).astype(np.int64) - q_in.zero_point * codes.sum(axis=1)
-    bound = np.abs(codes).sum(axis=1) * max(abs(q_in.qmin), abs(q_in.qmax)) + np.abs(bias)  # |acc| over all inputs
+    bias = np.rint(bias_steps).astype(np.int64) - q_in.zero_point * matrix.sum(axis=1)
+    bound = abs(matrix).sum(axis=1) * max(abs(q_in.qmin), abs(q_in.qmax)) + np.abs(bias)  # |acc| over all inputs
     acc_bits = signed_bits(-int(bound.max()), int(bound.max()))
-    common = {"name": node.name, "input": node.input, "output": node.output, "weight": codes,
-              "weight_bits": weight_bits, "bias": bias, "acc_bits": acc_bits, "activation": node.activation.kind}
+    common = {"name": node.name, "input": node.input, "output": node.output, "weight": weight,
+              "weight_bits": weight_bits, "bias": bias, "acc_bits": acc_bits, "activation": node.activation.kind,
+              "geometry": node.geometry, "kernel": None if node.geometry is None else codes}
     if q_out is None:  # the model's output is the raw accumulator
         return QDense(**common, multiplier=None, shift=None, requant=None, clamp=None, table=None), None
     function = node.activation
@@ -167,6 +164,21 @@ def _dense(node: Dense, q_in: QuantParams, output_params: Calibrated, pre_params
     multiplier, shift = _fixed_point(node.name, q_in.scale * scales / requant.scale)
     return QDense(**common, multiplier=multiplier, shift=shift, requant=requant, clamp=(int(low), int(high)),
                   table=table), q_out
+
+
+def _weight_codes(node: Dense, q_in: QuantParams, bits: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The weight's codes (shaped as the weight: a matrix, or a convolution's kernel), one scale per output
+    channel, and the codes' width: the model's own where it fixes them."""
+    if node.weight_codes is not None:
+        return node.weight_codes, node.weight_scales, node.weight_bits
+    if node.is_elementwise_function:  # codes of 1: the input's codes reach the activation unscaled
+        ones = np.eye(len(node.bias), dtype=np.int64) if node.geometry is None else np.ones_like(node.weight, int)
+        return ones, np.ones(node.channels), 2
+    per_channel = node.weight.reshape(node.channels, -1)
+    # a channel of tiny weights beside a bias: its step no finer than keeps the bias within LARGEST_BIAS steps
+    largest_bias = np.abs(node.bias).reshape(node.channels, -1).max(axis=1)
+    scales = np.maximum(symmetric_weight_scales(per_channel, bits), largest_bias / (q_in.scale * LARGEST_BIAS))
+    return quantize_weights(per_channel, scales, bits).reshape(node.weight.shape), scales, bits
 
 
 def _where_output_changes(function: Function, q_out: QuantParams, low: float, high: float) -> tuple[float, float]:
