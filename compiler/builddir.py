@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from undense.compiler.geometry import Conv2d
 from undense.compiler.ir import Edge, Fold, QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import QuantParams
 from undense.compiler.targets import Target, target
 from undense.errors import UndenseError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 REPORT = "compile.json"
@@ -55,9 +56,12 @@ def _layer_json(index: int, node: QDense | QAdd, arrays: dict[str, np.ndarray]) 
         arrays[f"{key}.multiplier"], arrays[f"{key}.shift"] = node.multiplier, node.shift
     if node.table is not None:
         arrays[f"{key}.table"] = node.table
+    if node.kernel is not None:
+        arrays[f"{key}.kernel"] = node.kernel
     return {"kind": "dense", **common, "input": node.input, "in_features": node.weight.in_features,
             "out_features": node.out_features, "weight_bits": node.weight_bits, "acc_bits": node.acc_bits,
-            "activation": node.activation, "clamp": list(node.clamp) if node.clamp else None}
+            "activation": node.activation, "clamp": list(node.clamp) if node.clamp else None,
+            "geometry": None if node.geometry is None else node.geometry.to_json()}
 
 
 def _layer_from(data: dict, arrays) -> QDense | QAdd:
@@ -69,11 +73,12 @@ def _layer_from(data: dict, arrays) -> QDense | QAdd:
     weight = SparseRows(arrays[f"{key}.values"], arrays[f"{key}.columns"], arrays[f"{key}.row_ptr"],
                         data["in_features"])
     optional = {name: arrays[f"{key}.{name}"] if f"{key}.{name}" in arrays else None
-                for name in ("multiplier", "shift", "table")}
+                for name in ("multiplier", "shift", "table", "kernel")}
     return QDense(data["name"], data["input"], data["output"], weight, data["weight_bits"], arrays[f"{key}.bias"],
                   data["acc_bits"], requant=_quant_from(data["requant"]),
                   clamp=tuple(data["clamp"]) if data["clamp"] else None, activation=data["activation"],
-                  fold=fold, **optional)
+                  fold=fold, geometry=None if data["geometry"] is None else Conv2d.from_json(data["geometry"]),
+                  **optional)
 
 
 def source_record(source) -> dict:
@@ -135,11 +140,12 @@ def write(graph: QGraph, directory: str | Path, chosen_target: Target, report: d
         "source": source,
         "target": {"name": chosen_target.name, "clock_mhz": chosen_target.clock_mhz},
         "input": {"tensor": graph.input, "onnx_name": graph.names.get("input"), "features": graph.sizes[graph.input],
-                  "quant": _quant_json(graph.quant[graph.input]), "integer": graph.input_is_integer},
+                  "quant": _quant_json(graph.quant[graph.input]), "integer": graph.input_is_integer,
+                  "condition_classes": graph.condition_classes},
         "output": {"tensor": graph.output, "onnx_name": graph.names.get("output"), "shape": list(graph.output_shape),
                    "quant": _quant_json(graph.quant[graph.output]), "integer": graph.output_is_integer},
-        "tensors": {t: {"features": n, "quant": _quant_json(graph.quant[t]), "edge": vars(graph.edges[t])}
-                    for t, n in graph.sizes.items()},
+        "tensors": {t: {"features": n, "shape": list(graph.shapes.get(t, (n,))), "quant": _quant_json(graph.quant[t]),
+                        "edge": vars(graph.edges[t])} for t, n in graph.sizes.items()},
         "layers": [_layer_json(i, node, arrays) for i, node in enumerate(graph.nodes)],
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +188,9 @@ def read(directory: str | Path) -> tuple[QGraph, Target, dict]:
         output_shape=tuple(manifest["output"]["shape"]), input_is_integer=manifest["input"]["integer"],
         output_is_integer=manifest["output"]["integer"],
         names={"input": manifest["input"]["onnx_name"], "output": manifest["output"]["onnx_name"]},
-        edges={t: Edge(**info["edge"]) for t, info in manifest["tensors"].items()})
+        edges={t: Edge(**info["edge"]) for t, info in manifest["tensors"].items()},
+        shapes={t: tuple(info["shape"]) for t, info in manifest["tensors"].items()},
+        condition_classes=manifest["input"]["condition_classes"])
     report_path = directory / REPORT
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return graph, target(manifest["target"]["name"]), report

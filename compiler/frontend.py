@@ -33,6 +33,7 @@ SUPPORTED = ("Gemm, MatMul (+ Add), Conv, ConvTranspose, Resize (nearest, whole 
 ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Clip": "clip"}
 ALIASES = ("Reshape", "Flatten", "Identity")
 NOT_FOLDED = ("QuantizeLinear", "DequantizeLinear")  # kept so the codes they carry are imported as they are
+CONDITION_KEY = "undense.condition"  # model metadata of a class-conditional generator: one_hot:N
 SHAPE_BATCH = 1  # the batch size Shape reports at import: only per-sample sizes may depend on what it computes
 RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
 
@@ -116,6 +117,7 @@ def _first_line(error: Exception) -> str:
 class _Importer:
     def __init__(self, model: onnx.ModelProto):
         self.graph = model.graph
+        self.metadata = {entry.key: entry.value for entry in model.metadata_props}
         self.constants = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
         self.types = {v.name: v.type.tensor_type for v in
                       [*self.graph.input, *self.graph.value_info, *self.graph.output]}
@@ -396,9 +398,9 @@ class _Importer:
             gathered = ReferenceEvaluator(node).run(None, {node.input[0]: index, **inputs})[0]
         except Exception as error:
             raise UndenseError(f"{where(node)}: cannot evaluate this Resize ({_first_line(error)})") from None
-        whole = index[:, :, :, None, :, None].repeat(factors[0], axis=3).repeat(factors[1], axis=5)
-        if gathered.shape[1:] != out_shape or min(factors) < 1 or not np.array_equal(
-                gathered, whole.reshape(1, *out_shape)):
+        whole = min(factors) >= 1 and (in_shape[1] * factors[0], in_shape[2] * factors[1]) == out_shape[1:]
+        copied = index[:, :, :, None, :, None].repeat(max(factors[0], 1), axis=3).repeat(max(factors[1], 1), axis=5)
+        if not whole or not np.array_equal(gathered, copied.reshape(gathered.shape)):
             raise UndenseError(f"{where(node)}: resizes [{', '.join(map(str, in_shape))}] to "
                                f"[{', '.join(map(str, out_shape))}] in a way that is not a nearest upsampling by "
                                "whole factors (each pixel repeated); undense supports only that (scales such as "
@@ -624,7 +626,20 @@ class _Importer:
             input_is_integer=input_type != onnx.TensorProto.FLOAT,
             output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
             names={"input": graph_input.name, "output": output.name}, shapes=self.shapes,
+            condition_classes=self.condition_classes(self.sizes[graph_input.name]),
         )
+
+    def condition_classes(self, features: int) -> int:
+        """The one-hot classes a class-conditional generator's input ends with: its metadata
+        `undense.condition` = `one_hot:N`; 0 for a model without it."""
+        value = self.metadata.get(CONDITION_KEY)
+        if value is None:
+            return 0
+        kind, _, count = value.partition(":")
+        if kind != "one_hot" or not count.isdigit() or not 0 < int(count) < features:
+            raise UndenseError(f"the model's metadata {CONDITION_KEY} is '{value}'; it must be one_hot:N, N being "
+                               f"how many of the input's last features are a one-hot class (fewer than {features})")
+        return int(count)
 
     def fold_shape(self, node):
         """Shape of an activation: its per-sample shape after a batch of SHAPE_BATCH."""

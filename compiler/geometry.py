@@ -65,7 +65,13 @@ class Conv2d:
 
     @property
     def op(self) -> str:
-        return "conv_transpose" if self.transposed else "upsample_conv" if self.upsample != (1, 1) else "conv"
+        """What the layer is, for the report: conv, conv_transpose, upsample_conv, upsample or channelwise."""
+        if self.transposed:
+            return "conv_transpose"
+        if self.upsample == (1, 1):
+            return "channelwise" if self.is_channelwise else "conv"
+        copies = self.kernel == (1, 1) and self.groups == self.in_shape[0] == self.out_shape[0]
+        return "upsample" if copies else "upsample_conv"
 
     def axis_pairs(self, axis: int) -> np.ndarray:
         """(output position, input position, kernel position) along one spatial axis (0: rows, 1: columns)."""

@@ -94,6 +94,7 @@ class Graph:
     output_is_integer: bool = False    # the model returns integer codes (or a raw accumulator)
     names: dict[str, str] = field(default_factory=dict)  # graph input/output names in the ONNX file
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample shape of every tensor
+    condition_classes: int = 0  # a class-conditional generator: its input ends with a one-hot of this many
 
     def consumers(self, tensor: str) -> list[Dense | Add]:
         return [n for n in self.nodes if tensor in n.inputs]
@@ -247,6 +248,7 @@ class QGraph:
     names: dict[str, str] = field(default_factory=dict)
     edges: dict[str, Edge] = field(default_factory=dict)  # per tensor, decided by the fold pass
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample shape of every tensor
+    condition_classes: int = 0
 
     def with_nodes(self, nodes) -> "QGraph":
         return replace(self, nodes=tuple(nodes))

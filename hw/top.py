@@ -21,6 +21,7 @@ from undense.compiler.resources import (
     row_constants,
     skip_fifos,
 )
+from undense.errors import UndenseError
 from undense.hw.dense_unit import block, lane_positions, positions
 from undense.hw.edges import Indexer, Packer
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
@@ -114,6 +115,17 @@ def output_lanes(graph: QGraph) -> int:
     return graph.edges[graph.output].lanes
 
 
+def check_buildable(graph: QGraph) -> None:
+    """The hardware has units for Dense layers and Adds, not yet for convolutions: say so for the first one."""
+    for node in graph.nodes:
+        if isinstance(node, QDense) and node.is_convolution and not node.geometry.is_channelwise:
+            raise UndenseError(
+                f"layer '{node.name}' is a convolution ({node.geometry.op}, kernel "
+                f"{'x'.join(map(str, node.geometry.kernel))}): undense has no hardware unit for convolutions yet, so "
+                "rtl, sim, synth and cocotb cannot build this model; run it with `undense run DIR --backend golden` "
+                "or `undense generate DIR --backend golden`")
+
+
 class Accelerator(wiring.Component):
     """The graph's layers joined by event lanes: forks where a tensor feeds several layers, and FIFOs on the
     short side of every residual Add, deep enough for the long side's latency. The input takes one code a
@@ -125,6 +137,7 @@ class Accelerator(wiring.Component):
         FPGA `family`, memories are pinned where the compiler's resource estimate puts them, and with
         `primitives` the multipliers are its DSP blocks, registers included (for synthesis: no simulator
         models them)."""
+        check_buildable(graph)
         self.family = family
         self.graph = graph
         self.count_events = count_events

@@ -305,7 +305,8 @@ def synth(build_dir, target_name):
               help="grid (.png, or another image suffix; its folder is made if missing)  [default: DIR/grid.png]")
 @click.option("--backend", default="golden", show_default=True, type=click.Choice(["golden", "rtl"]))
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
-def generate(build_dir, count, output, backend, seed):
+@click.option("--digit", type=int, help="for a class-conditional model: the class to draw  [default: each in turn]")
+def generate(build_dir, count, output, backend, seed, digit):
     """Generate images from random latents on a backend (golden, or the RTL in simulation): a PNG grid and the
     batch's quality score where the digit classifier knows the outputs; DIR/generate.json records them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -318,11 +319,13 @@ def generate(build_dir, count, output, backend, seed):
     output = _output_file(check_image_path(output or build_dir / "grid.png"), "-o")
     compiled = load(build_dir)
     drawn = picture(compiled)  # an output that is not a picture is refused before any image is made
+    compiled.random_inputs(1, seed, digit)  # and a --digit the model cannot take
     columns = (TextColumn(f"generating on {backend}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("images", total=count)
-        images = run_generate(compiled, count, backend, seed, advance=lambda n: progress.advance(task, n))
-    report = write_grid(compiled, drawn, images, backend, seed, output)
+        images = run_generate(compiled, count, backend, seed, advance=lambda n: progress.advance(task, n),
+                              digit=digit)
+    report = write_grid(compiled, drawn, images, backend, seed, output, digit)
     low, high = report["value_range"]
     click.echo(f"{count} images ({backend}) as {report['layout']}, values [{low:.3g}, {high:.3g}] "
                f"({report['value_range_from']}) -> {output}")
@@ -443,7 +446,8 @@ def bench(output, repeats):
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("samples.png"),
               show_default=True, help="grid to write (.png, or another image suffix; its folder is made if missing)")
 @click.option("--seed", default=0, show_default=True, help="seed of the random latents")
-def sample(model, count, output, seed):
+@click.option("--digit", type=int, help="for a class-conditional model: the class to draw  [default: each in turn]")
+def sample(model, count, output, seed, digit):
     """Run a float ONNX generator with onnxruntime on random latents: a PNG grid and its quality score where the
     digit classifier knows the outputs (drawn and scored as `undense generate` does)."""
     from undense.runtime.float_model import sample_picture
@@ -451,7 +455,7 @@ def sample(model, count, output, seed):
     from undense.runtime.quality import quality_score, unscored_reason
 
     _output_file(check_image_path(output), "-o")
-    images, drawn = sample_picture(model, count, seed)
+    images, drawn = sample_picture(model, count, seed, digit)
     save_grid(images, output, drawn)
     click.echo(f"{count} images from {model} (float, onnxruntime) as {drawn.shape}, values {drawn.values} "
                f"-> {output}")

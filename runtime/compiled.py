@@ -11,6 +11,7 @@ from undense.compiler.pipeline import compile_graph
 from undense.compiler.report import compile_report
 from undense.compiler.targets import DEFAULT_TARGET, Target
 from undense.errors import UndenseError
+from undense.runtime.float_model import random_latents
 
 BACKENDS = ("golden", "rtl")
 NOT_NUMBERS = {"U": "text", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}
@@ -68,14 +69,14 @@ class Compiled:
         return simulate(self.graph, self.report["predicted_cycles_per_image"], self._checked(x), self.directory,
                         wave, progress, self.target.family)
 
-    def random_inputs(self, count: int, seed: int = 0) -> np.ndarray:
-        """Inputs to exercise the model with: N(0, I) floats, or uniform codes for an integer input."""
+    def random_inputs(self, count: int, seed: int = 0, digit: int | None = None) -> np.ndarray:
+        """Inputs to exercise the model with: N(0, I) floats (ending with a one-hot class for a class-conditional
+        generator: `digit`'s, or the classes in turn), or uniform codes for an integer input."""
         features = self.graph.sizes[self.graph.input]
-        rng = np.random.default_rng(seed)
         if self.graph.input_is_integer:
             params = self.graph.quant[self.graph.input]
-            return rng.integers(params.qmin, params.qmax + 1, size=(count, features))
-        return rng.standard_normal((count, features)).astype(np.float32)
+            return np.random.default_rng(seed).integers(params.qmin, params.qmax + 1, size=(count, features))
+        return random_latents(features, count, seed, self.graph.condition_classes, digit)
 
     def save(self, directory: str | Path, source: dict | None = None) -> "Compiled":
         directory = builddir.write(self.graph, directory, self.target, self.report,

@@ -6,7 +6,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from undense.compiler.frontend import ACTIVATIONS
+from undense.compiler.frontend import ACTIVATIONS, CONDITION_KEY
 from undense.errors import UndenseError
 from undense.runtime.images import ACTIVATION_RANGES, Picture, ValueRange, layout
 
@@ -39,20 +39,37 @@ def latent_size(session: ort.InferenceSession, model_path: Path) -> int:
     return latent.shape[1]
 
 
-def random_latents(size: int, count: int, seed: int) -> np.ndarray:
-    """Latents z ~ N(0, I), float32, reproducible from the seed."""
-    return np.random.default_rng(seed).standard_normal((count, size)).astype(np.float32)
+def random_latents(size: int, count: int, seed: int, classes: int = 0, digit: int | None = None) -> np.ndarray:
+    """Latents z ~ N(0, I), float32, reproducible from the seed; for a class-conditional generator (`classes` > 0)
+    the last `classes` of the `size` inputs are the one-hot of `digit`, or of the classes in turn."""
+    if digit is not None and not 0 <= digit < max(classes, 1):
+        raise UndenseError(f"--digit {digit}: " + (f"the model takes classes 0 to {classes - 1}" if classes else
+                           f"this model is not class-conditional (no {CONDITION_KEY} = one_hot:N in its metadata), "
+                           "so it takes no --digit"))
+    z = np.random.default_rng(seed).standard_normal((count, size - classes)).astype(np.float32)
+    if not classes:
+        return z
+    picked = np.arange(count) % classes if digit is None else np.full(count, digit)
+    return np.concatenate([z, np.eye(classes, dtype=np.float32)[picked]], axis=1)
 
 
-def _run(session: ort.InferenceSession, model_path: Path, count: int, seed: int) -> np.ndarray:
-    latents = random_latents(latent_size(session, model_path), count, seed)
+def condition_classes(model_path: Path) -> int:
+    """A class-conditional generator's one-hot classes (its metadata, as the compiler reads it), else 0."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    value = next((entry.value for entry in model.metadata_props if entry.key == CONDITION_KEY), "")
+    kind, _, count = value.partition(":")
+    return int(count) if kind == "one_hot" and count.isdigit() else 0
+
+
+def _run(session: ort.InferenceSession, model_path: Path, count: int, seed: int, digit: int | None) -> np.ndarray:
+    latents = random_latents(latent_size(session, model_path), count, seed, condition_classes(model_path), digit)
     return session.run(None, {session.get_inputs()[0].name: latents})[0]
 
 
-def sample_float(model_path: str | Path, count: int, seed: int = 0) -> np.ndarray:
+def sample_float(model_path: str | Path, count: int, seed: int = 0, digit: int | None = None) -> np.ndarray:
     """`count` images from the float model, one row of pixels per image."""
     model_path = Path(model_path)
-    return _run(_session(model_path), model_path, count, seed).reshape(count, -1)
+    return _run(_session(model_path), model_path, count, seed, digit).reshape(count, -1)
 
 
 def output_range(model: onnx.ModelProto) -> ValueRange:
@@ -75,7 +92,8 @@ def output_range(model: onnx.ModelProto) -> ValueRange:
     return ValueRange(0.0, 0.0, "the batch's own values", known=False)
 
 
-def sample_picture(model_path: str | Path, count: int, seed: int = 0) -> tuple[np.ndarray, Picture]:
+def sample_picture(model_path: str | Path, count: int, seed: int = 0,
+                   digit: int | None = None) -> tuple[np.ndarray, Picture]:
     """`count` outputs of the float model, one row each, and how to draw them (as `undense generate` draws a
     compiled model's: runtime/generate.py); UndenseError for an output that is not a picture."""
     model_path = Path(model_path)
@@ -84,7 +102,7 @@ def sample_picture(model_path: str | Path, count: int, seed: int = 0) -> tuple[n
     static = bool(declared) and all(isinstance(size, int) for size in declared)
     if static:  # refused before the run where the model declares its shape
         shape = layout(tuple(declared))
-    images = _run(session, model_path, count, seed)
+    images = _run(session, model_path, count, seed, digit)
     if not static:
         shape = layout(images.shape[1:])
     drawn = Picture(shape, output_range(onnx.load(str(model_path), load_external_data=False)))

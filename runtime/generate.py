@@ -43,9 +43,11 @@ def picture(compiled: Compiled) -> Picture:
     return Picture(layout(compiled.graph.output_shape), output_range(compiled.graph))
 
 
-def generate(compiled: Compiled, count: int, backend: str, seed: int, advance=lambda images: None) -> np.ndarray:
-    """`count` images from N(0, I) latents (seeded), one row of values each; `advance(n)` after every chunk."""
-    latents = compiled.random_inputs(count, seed)
+def generate(compiled: Compiled, count: int, backend: str, seed: int, advance=lambda images: None,
+             digit: int | None = None) -> np.ndarray:
+    """`count` images from N(0, I) latents (seeded; for a class-conditional model, of `digit`, or of every class in
+    turn), one row of values each; `advance(n)` after every chunk."""
+    latents = compiled.random_inputs(count, seed, digit)
     images = []
     for start in range(0, count, CHUNK[backend]):
         chunk = latents[start:start + CHUNK[backend]]
@@ -54,11 +56,13 @@ def generate(compiled: Compiled, count: int, backend: str, seed: int, advance=la
     return np.concatenate(images)
 
 
-def write_grid(compiled: Compiled, drawn: Picture, images: np.ndarray, backend: str, seed: int, output: Path) -> dict:
+def write_grid(compiled: Compiled, drawn: Picture, images: np.ndarray, backend: str, seed: int, output: Path,
+               digit: int | None = None) -> dict:
     """The grid, its quality score where the classifier knows the outputs, and DIR/generate.json."""
     drawn = drawn.for_batch(images)
     save_grid(images, output, drawn)
-    report = {"images": len(images), "backend": backend, "seed": seed, "grid": str(Path(output).resolve()),
+    report = {"images": len(images), "backend": backend, "seed": seed, "digit": digit,
+              "grid": str(Path(output).resolve()),
               "layout": str(drawn.shape), "value_range": [drawn.values.low, drawn.values.high],
               "value_range_from": drawn.values.source}
     unscored = unscored_reason(drawn.shape, drawn.values)

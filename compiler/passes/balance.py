@@ -48,10 +48,11 @@ def balanced_order(rows: np.ndarray, columns: np.ndarray, groups: int) -> np.nda
 
 def movable(graph: QGraph) -> list[str]:
     """The tensors whose neurons may be reordered: made by a Dense layer, seen only by Dense layers, neither
-    the model's input nor its output."""
-    dense_outputs = {node.output for node in graph.nodes if isinstance(node, QDense)}
-    seen_by_others = {tensor for node in graph.nodes if not isinstance(node, QDense) for tensor in node.inputs}
-    return [tensor for tensor in dense_outputs if tensor not in seen_by_others and tensor != graph.output]
+    the model's input nor its output, nor a feature map a convolution makes or reads (its kernel needs the map's
+    order)."""
+    plain = [node for node in graph.nodes if isinstance(node, QDense) and not node.is_convolution]
+    seen_by_others = {tensor for node in graph.nodes if node not in plain for tensor in node.inputs}
+    return [node.output for node in plain if node.output not in seen_by_others and node.output != graph.output]
 
 
 def orders(graph: QGraph, lanes: dict[str, int], arrival: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

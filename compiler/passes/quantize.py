@@ -107,7 +107,8 @@ def quantize(graph: Graph, calibration: np.ndarray | None, bits: int = 8,
                                              calibrated(values, width), graph.sizes[node.output])
         nodes.append(qnode)
     return QGraph(graph.input, graph.output, dict(graph.sizes), tuple(nodes), quant, graph.output_shape,
-                  graph.input_is_integer, graph.output_is_integer, dict(graph.names), shapes=dict(graph.shapes))
+                  graph.input_is_integer, graph.output_is_integer, dict(graph.names), shapes=dict(graph.shapes),
+                  condition_classes=graph.condition_classes)
 
 
 def _as_float(graph: Graph, calibration: np.ndarray) -> np.ndarray:
