@@ -32,7 +32,7 @@ SUPPORTED = ("Gemm, MatMul (+ Add), Conv, ConvTranspose, Resize (nearest, whole 
              "QuantizeLinear/DequantizeLinear, QLinearMatMul, MatMulInteger, and shape arithmetic on Shape")
 ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Clip": "clip"}
 ALIASES = ("Reshape", "Flatten", "Identity")
-NOT_FOLDED = ("QuantizeLinear", "DequantizeLinear")  # kept so the codes they carry are imported as they are
+NOT_FOLDED = ("DequantizeLinear",)  # kept so the codes it carries are imported as they are
 CONDITION_KEY = "undense.condition"  # model metadata of a class-conditional generator: one_hot:N
 SHAPE_BATCH = 1  # the batch size Shape reports at import: only per-sample sizes may depend on what it computes
 RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
@@ -124,7 +124,8 @@ class _Importer:
         self.alias: dict[str, str] = {}
         self.upsampled: dict[str, tuple] = {}  # Resize output -> (its input, factors, the node)
         self.sizes: dict[str, int] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}  # per IR tensor
+        self.known: dict[str, tuple[int, ...]] = {}  # per-sample shape of each ONNX tensor import computed
         self.nodes: list[Dense | Add] = []
         self.fixed_quant: dict[str, QuantParams | None] = {}
         self.quantized_constants: dict[str, QuantizedConstant] = {}
@@ -178,10 +179,24 @@ class _Importer:
     def per_sample_shape(self, name: str) -> tuple[int, ...]:
         return tuple(d.dim_value for d in self.types[name].shape.dim[1:])
 
-    def map_shape(self, name: str, node) -> tuple[int, int, int]:
-        """The (C, H, W) of a feature map [batch, C, H, W] a convolution reads or writes."""
+    def shape_of(self, name: str, node=None) -> tuple[int, ...]:
+        """A tensor's per-sample shape: as import computed it, else as shape inference gives it (static)."""
+        if name in self.known:
+            return self.known[name]
         self.per_sample_size(name, node)
-        shape = self.per_sample_shape(name)
+        return self.per_sample_shape(name)
+
+    def static_shape(self, name: str) -> tuple[int, ...] | None:
+        """The per-sample shape shape inference gives a tensor, where it is fully known."""
+        tensor_type = self.types.get(name)
+        if tensor_type is None or not tensor_type.HasField("shape"):
+            return None
+        dims = tensor_type.shape.dim[1:]
+        return tuple(d.dim_value for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+
+    def map_shape(self, name: str, node) -> tuple[int, int, int]:
+        """The (C, H, W) of a feature map [batch, C, H, W] a convolution reads."""
+        shape = self.shape_of(name, node)
         if len(shape) != 3:
             hint = {2: "1-D convolutions are not supported: reshape to [N, C, 1, L] and use a 2-D one",
                     4: "3-D convolutions are not supported: undense compiles 2-D ones"}
@@ -199,6 +214,7 @@ class _Importer:
                 bias = np.repeat(np.broadcast_to(bias, (weight.shape[0],)), geometry.out_features // weight.shape[0])
             self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
             self.sizes[output], self.shapes[output] = geometry.out_features, geometry.out_shape
+            self.known[output] = geometry.out_shape
             return
         if weight.shape[1] != self.sizes[input_name]:
             raise UndenseError(f"{where(node)}: weight has {weight.shape[1]} inputs but '{input_name}' "
@@ -210,11 +226,13 @@ class _Importer:
         bias = np.broadcast_to(bias, (weight.shape[0],)).copy()
         self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
         self.sizes[output], self.shapes[output] = weight.shape[0], (weight.shape[0],)
+        self.known[output] = (weight.shape[0],)
 
     def diagonal(self, node, input_name, scale=1.0, shift=0.0, activation=IDENTITY):
         """y = f(scale * x + shift), the constants broadcast over [batch, *x's shape] as ONNX broadcasts them.
         On a feature map with one scale per channel, a 1x1 kernel per channel rather than a diagonal matrix."""
-        shape = self.input_shape(node, input_name)
+        name = node.input[0] if node.input[0] not in self.constants else node.input[1]
+        shape = self.shape_of(name, node)
         scale, shift = (self.broadcast(node, value, shape) for value in (scale, shift))
         if len(shape) == 3:
             per_channel = scale.reshape(shape[0], -1)
@@ -223,11 +241,7 @@ class _Importer:
                 self.add_dense(node, input_name, kernel, shift, activation, geometry=Conv2d.channelwise(shape))
                 return
         self.add_dense(node, input_name, np.diag(scale), shift, activation)
-
-    def input_shape(self, node, tensor: str) -> tuple[int, ...]:
-        """The per-sample shape of a node's first input as the model has it there (after any Reshape)."""
-        name = node.input[0] if node.input[0] not in self.constants else node.input[1]
-        return self.per_sample_shape(name) if name in self.types else self.shapes[tensor]
+        self.known[node.output[0]] = shape
 
     @staticmethod
     def broadcast(node, value, shape: tuple[int, ...]) -> np.ndarray:
@@ -311,7 +325,7 @@ class _Importer:
             x = self.tensor(source)
         else:
             x = self.activation(node, 0)
-        in_shape, out_shape = self.map_shape(source, node), self.map_shape(node.output[0], node)
+        in_shape = self.map_shape(source, node)
         codes = self.quantized_constants.get(node.input[1])
         weight = codes.values() if codes is not None else self.constant(node, 1, "weight")
         if weight.ndim != 4:
@@ -333,11 +347,15 @@ class _Importer:
         if in_shape[0] % groups or weight.shape[0 if transposed else 1] * (1 if transposed else groups) != in_shape[0]:
             raise UndenseError(f"{where(node)}: a weight shaped {list(weight.shape)} with group={groups} for an "
                                f"input of {in_shape[0]} channels")
+        out_shape = (out_channels, *self.conv_output(attrs, upsampled_in, kernel, stride, pads, transposed))
+        if min(out_shape) < 1:
+            raise UndenseError(f"{where(node)}: its attributes give an output of {list(out_shape)}; "
+                               "export the model again")
+        inferred = self.static_shape(node.output[0])
+        if inferred is not None and inferred != out_shape:
+            raise UndenseError(f"{where(node)}: its output is {list(inferred)} but its attributes give "
+                               f"{list(out_shape)}; export the model again")
         geometry = Conv2d(in_shape, out_shape, kernel, stride, pads, groups, transposed, upsample)
-        expected = self.conv_output(attrs, upsampled_in, kernel, stride, pads, transposed)
-        if (out_channels, *expected) != out_shape:
-            raise UndenseError(f"{where(node)}: its output is {list(out_shape)} but its attributes give "
-                               f"{[out_channels, *expected]}; export the model again")
         bias = self.optional_constant(node, 2, None)
         rows_axis = 1 if transposed else 0
         if codes is not None:
@@ -386,19 +404,27 @@ class _Importer:
         if mode != "nearest":
             raise UndenseError(f"{where(node)}: {mode} resizing is not supported; undense upsamples by nearest "
                                "neighbour with whole factors (nn.Upsample(scale_factor=2), the default mode)")
-        in_shape, out_shape = self.map_shape(node.input[0], node), self.map_shape(node.output[0], node)
-        factors = (out_shape[1] // in_shape[1], out_shape[2] // in_shape[2])
+        in_shape = self.map_shape(node.input[0], node)
         for name in node.input[1:]:
             if name and name not in self.constants:
                 raise UndenseError(f"{where(node)}: its scales or sizes '{name}' must be constants (or shape "
                                    "arithmetic on Shape); undense compiles fixed sizes only")
         inputs = {name: self.constants[name] for name in node.input[1:] if name}
+        scales = inputs.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scales is not None and not (np.all(scales == np.round(scales)) and np.all(scales[:2] == 1)):
+            raise UndenseError(f"{where(node)}: its scales {np.asarray(scales).tolist()} are not whole factors of the "
+                               "height and width alone; undense upsamples by whole factors (a quantizer that "
+                               "quantized the scales, as onnxruntime's does when Concat builds them, makes them "
+                               "inexact: keep them float)")
         index = np.arange(np.prod(in_shape), dtype=np.float32).reshape(1, *in_shape)
         try:
             gathered = ReferenceEvaluator(node).run(None, {node.input[0]: index, **inputs})[0]
         except Exception as error:
             raise UndenseError(f"{where(node)}: cannot evaluate this Resize ({_first_line(error)})") from None
-        whole = min(factors) >= 1 and (in_shape[1] * factors[0], in_shape[2] * factors[1]) == out_shape[1:]
+        out_shape = gathered.shape[1:]
+        factors = (out_shape[1] // in_shape[1], out_shape[2] // in_shape[2])
+        whole = (gathered.shape[:2] == (1, in_shape[0]) and min(factors) >= 1
+                 and (in_shape[1] * factors[0], in_shape[2] * factors[1]) == out_shape[1:])
         copied = index[:, :, :, None, :, None].repeat(max(factors[0], 1), axis=3).repeat(max(factors[1], 1), axis=5)
         if not whole or not np.array_equal(gathered, copied.reshape(gathered.shape)):
             raise UndenseError(f"{where(node)}: resizes [{', '.join(map(str, in_shape))}] to "
@@ -406,12 +432,13 @@ class _Importer:
                                "whole factors (each pixel repeated); undense supports only that (scales such as "
                                "[1, 1, 2, 2], coordinate_transformation_mode asymmetric or half_pixel)")
         self.upsampled[node.output[0]] = (node.input[0], factors, node)
+        self.known[node.output[0]] = out_shape
 
     def materialize_upsampling(self, name: str):
         """An upsampling that something other than a Conv reads: a layer copying each pixel (a 1x1 kernel of 1
         per channel over the upsampled map)."""
         source, factors, node = self.upsampled[name]
-        in_shape, out_shape = self.per_sample_shape(source), self.per_sample_shape(name)
+        in_shape, out_shape = self.known[source], self.known[name]
         geometry = Conv2d(in_shape, out_shape, (1, 1), groups=in_shape[0], upsample=factors)
         self.add_dense(node, self.tensor(source), np.ones((in_shape[0], 1, 1, 1)), None, geometry=geometry)
 
@@ -427,6 +454,7 @@ class _Importer:
                                "broadcasting between activations is not supported")
         self.nodes.append(Add(node.name or node.output[0], (a, b), node.output[0]))
         self.sizes[node.output[0]], self.shapes[node.output[0]] = self.sizes[a], self.shapes[a]
+        self.known[node.output[0]] = self.shape_of(node.input[0], node)
 
     def Mul(self, node):
         constant_inputs = [i for i in node.input if i in self.constants]
@@ -438,7 +466,7 @@ class _Importer:
 
     def BatchNormalization(self, node):
         x = self.activation(node, 0)
-        rank = len(self.types[node.input[0]].shape.dim)
+        rank = 1 + len(self.shape_of(node.input[0], node))
         if rank not in (2, 4):
             raise UndenseError(f"{where(node)}: BatchNormalization on a tensor of rank {rank}; undense normalizes "
                                "[batch, features] and [batch, C, H, W]")
@@ -472,15 +500,33 @@ class _Importer:
             axis = attributes(node).get("axis", 1)
             if axis != 1:
                 raise UndenseError(f"{where(node)}: Flatten with axis={axis}; only axis=1 keeps the batch apart")
-        size = self.per_sample_size(node.output[0], node)
-        if size != self.sizes[x]:
+        shape = self.reshaped(node)
+        if shape is None or int(np.prod(shape)) != self.sizes[x]:
+            size = "a different batch" if shape is None else f"{int(np.prod(shape))} features"
             raise UndenseError(f"{where(node)}: reshapes {self.sizes[x]} features per sample into {size}; "
                                "the batch dimension must stay first and alone")
         self.alias[node.output[0]] = x
+        self.known[node.output[0]] = shape
+
+    def reshaped(self, node) -> tuple[int, ...] | None:
+        """The per-sample shape a Reshape, Flatten or Identity gives one batch of SHAPE_BATCH samples (None where
+        the batch does not stay first), computed with ONNX's reference implementation."""
+        for name in node.input[1:]:
+            if name and name not in self.constants:
+                raise UndenseError(f"{where(node)}: its shape '{name}' must be a constant (or shape arithmetic on "
+                                   "Shape); undense compiles fixed shapes only")
+        sample = np.zeros((SHAPE_BATCH, *self.shape_of(node.input[0], node)), dtype=np.float32)
+        inputs = {node.input[0]: sample, **{name: self.constants[name] for name in node.input[1:] if name}}
+        try:
+            result = ReferenceEvaluator(node).run(None, inputs)[0]
+        except Exception as error:
+            raise UndenseError(f"{where(node)}: cannot evaluate it on a sample ({_first_line(error)})") from None
+        return tuple(result.shape[1:]) if result.ndim >= 1 and result.shape[0] == SHAPE_BATCH else None
 
     def QuantizeLinear(self, node):
         x = self.activation(node, 0)
         self.alias[node.output[0]] = x
+        self.known[node.output[0]] = self.shape_of(node.input[0], node)
         self._fix(node, x, self._params(node))
 
     def DequantizeLinear(self, node):
@@ -499,6 +545,7 @@ class _Importer:
             raise UndenseError(f"{where(node)}: dequantizes '{source}', which is neither a constant nor "
                                "a quantized activation")
         self.alias[node.output[0]] = x
+        self.known[node.output[0]] = self.shape_of(source, node)
         self._fix(node, x, self._params(node))
 
     @staticmethod
@@ -599,7 +646,7 @@ class _Importer:
                                f"(it has {len(self.graph.input)} and {len(self.graph.output)})")
         graph_input = next(i for i in self.graph.input if i.name not in self.constants)
         self.sizes[graph_input.name] = self.per_sample_size(graph_input.name)
-        self.shapes[graph_input.name] = self.per_sample_shape(graph_input.name)
+        self.shapes[graph_input.name] = self.known[graph_input.name] = self.per_sample_shape(graph_input.name)
         input_type = graph_input.type.tensor_type.elem_type
         for node in self.graph.node:
             if self.folds(node, self.constants):
@@ -622,7 +669,7 @@ class _Importer:
             raise UndenseError(f"graph output '{output.name}' is not computed by any supported node")
         return Graph(
             input=graph_input.name, output=output_tensor, sizes=self.sizes, nodes=tuple(self.nodes),
-            output_shape=self.per_sample_shape(output.name), fixed_quant=self.fixed_quant,
+            output_shape=self.shape_of(output.name), fixed_quant=self.fixed_quant,
             input_is_integer=input_type != onnx.TensorProto.FLOAT,
             output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
             names={"input": graph_input.name, "output": output.name}, shapes=self.shapes,
@@ -644,8 +691,7 @@ class _Importer:
     def fold_shape(self, node):
         """Shape of an activation: its per-sample shape after a batch of SHAPE_BATCH."""
         name = node.input[0]
-        self.per_sample_size(name, node)
-        sample = np.zeros((SHAPE_BATCH, *self.per_sample_shape(name)), dtype=np.float32)
+        sample = np.zeros((SHAPE_BATCH, *self.shape_of(name, node)), dtype=np.float32)
         self.constants[node.output[0]] = ReferenceEvaluator(node).run(None, {name: sample})[0]
 
     def fold_constant(self, node):
