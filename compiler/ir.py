@@ -206,7 +206,9 @@ class QDense:
 
     @property
     def is_convolution(self) -> bool:
-        return self.geometry is not None
+        """A convolution proper, for which the hardware has no unit yet (a per-channel scale of a feature map is
+        a diagonal, which a Dense unit does)."""
+        return self.geometry is not None and not self.geometry.is_channelwise
 
     @property
     def out_features(self) -> int:

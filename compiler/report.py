@@ -30,7 +30,7 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
     return {"name": node.name, "op": "dense" if node.geometry is None else node.geometry.op,
             "shape": [out_features, in_features], **_geometry_report(graph, node),
             "nnz": nnz, "density": round(nnz / size, 6),
-            "macs": node.weight.nnz,
+            "macs": node.weight.nnz, "hardware_unit": not node.is_convolution,
             "dense_macs": out_features * in_features if node.geometry is None else node.geometry.dense_macs(),
             "weight_bits": node.weight_bits,
             "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "lanes": node.fold.lanes,

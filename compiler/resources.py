@@ -281,7 +281,10 @@ def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCos
 
 def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, lanes: int | None = None,
                groups: int | None = None) -> LayerCost:
-    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs."""
+    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs; nothing for a convolution, which has
+    no hardware unit yet (hw/top.py refuses to build it), so that the rest of the model is still folded."""
+    if isinstance(node, QDense) and node.is_convolution:
+        return LayerCost(node.name, 0, 0, 0, 0, ())
     if isinstance(node, QAdd):
         return add_cost(graph, node, family, lanes or node.fold.lanes)
     if lanes is None:

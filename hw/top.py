@@ -118,7 +118,7 @@ def output_lanes(graph: QGraph) -> int:
 def check_buildable(graph: QGraph) -> None:
     """The hardware has units for Dense layers and Adds, not yet for convolutions: say so for the first one."""
     for node in graph.nodes:
-        if isinstance(node, QDense) and node.is_convolution and not node.geometry.is_channelwise:
+        if isinstance(node, QDense) and node.is_convolution:
             raise UndenseError(
                 f"layer '{node.name}' is a convolution ({node.geometry.op}, kernel "
                 f"{'x'.join(map(str, node.geometry.kernel))}): undense has no hardware unit for convolutions yet, so "

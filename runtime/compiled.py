@@ -11,7 +11,7 @@ from undense.compiler.pipeline import compile_graph
 from undense.compiler.report import compile_report
 from undense.compiler.targets import DEFAULT_TARGET, Target
 from undense.errors import UndenseError
-from undense.runtime.float_model import random_latents
+from undense.runtime.latents import random_latents
 
 BACKENDS = ("golden", "rtl")
 NOT_NUMBERS = {"U": "text", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}

@@ -9,6 +9,7 @@ from onnx import numpy_helper
 from undense.compiler.frontend import ACTIVATIONS, CONDITION_KEY
 from undense.errors import UndenseError
 from undense.runtime.images import ACTIVATION_RANGES, Picture, ValueRange, layout
+from undense.runtime.latents import random_latents
 
 SHAPE_ONLY = ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze")  # ops that keep the values as they are
 
@@ -37,20 +38,6 @@ def latent_size(session: ort.InferenceSession, model_path: Path) -> int:
         raise UndenseError(f"{model_path}: input '{latent.name}' has shape {latent.shape}; "
                            "a generator takes latents shaped [batch, size] with a fixed size")
     return latent.shape[1]
-
-
-def random_latents(size: int, count: int, seed: int, classes: int = 0, digit: int | None = None) -> np.ndarray:
-    """Latents z ~ N(0, I), float32, reproducible from the seed; for a class-conditional generator (`classes` > 0)
-    the last `classes` of the `size` inputs are the one-hot of `digit`, or of the classes in turn."""
-    if digit is not None and not 0 <= digit < max(classes, 1):
-        raise UndenseError(f"--digit {digit}: " + (f"the model takes classes 0 to {classes - 1}" if classes else
-                           f"this model is not class-conditional (no {CONDITION_KEY} = one_hot:N in its metadata), "
-                           "so it takes no --digit"))
-    z = np.random.default_rng(seed).standard_normal((count, size - classes)).astype(np.float32)
-    if not classes:
-        return z
-    picked = np.arange(count) % classes if digit is None else np.full(count, digit)
-    return np.concatenate([z, np.eye(classes, dtype=np.float32)[picked]], axis=1)
 
 
 def condition_classes(model_path: Path) -> int:

@@ -4,7 +4,7 @@ How the outputs are drawn is decided from the build dir before any image is gene
 from the model's output shape (runtime/images.py), the value range from its last activation where that bounds
 it (Sigmoid [0, 1], Tanh [-1, 1]), else from the codes its output quantization can reach (a ReLU's or Clip's
 clamp, or the whole code range). The quality score is given only where the digit classifier knows the outputs
-(8x8 greyscale in [0, 1], runtime/quality.py); otherwise generate.json says why not.
+(8x8 or 28x28 greyscale in [0, 1], runtime/quality.py); otherwise generate.json says why not.
 
 Images go through the backend in chunks, so a long run on the RTL shows its progress; DIR/generate.json records
 what was generated, where the grid is, how it was drawn, and the score (the report shows them).

@@ -50,7 +50,7 @@ def movable(graph: QGraph) -> list[str]:
     """The tensors whose neurons may be reordered: made by a Dense layer, seen only by Dense layers, neither
     the model's input nor its output, nor a feature map a convolution makes or reads (its kernel needs the map's
     order)."""
-    plain = [node for node in graph.nodes if isinstance(node, QDense) and not node.is_convolution]
+    plain = [node for node in graph.nodes if isinstance(node, QDense) and node.geometry is None]
     seen_by_others = {tensor for node in graph.nodes if node not in plain for tensor in node.inputs}
     return [node.output for node in plain if node.output not in seen_by_others and node.output != graph.output]
 

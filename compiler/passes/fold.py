@@ -97,8 +97,8 @@ class Folding:
     def grown(self, layer: str) -> dict[str, int] | None:
         """The groups with `layer`'s cluster one group wider, or None where it cannot grow."""
         cluster = self.clusters[layer]
-        if cluster is None:
-            return None
+        if cluster is None or any(self.dense[name].is_convolution for name in cluster):
+            return None  # tied to the model's input, or a convolution (no hardware unit to grow yet)
         groups = {**self.groups, **{name: self.groups[name] + 1 for name in cluster}}
         for name in cluster:
             node = self.dense[name]

@@ -37,8 +37,8 @@ def test_noise_scores_low(real_digits):
 
 
 def test_images_of_another_size_are_refused():
-    with pytest.raises(UndenseError, match="8x8"):
-        quality_score(np.zeros((4, 28 * 28)))
+    with pytest.raises(UndenseError, match="defined for 8x8 or 28x28 digits; these images have 100 pixels"):
+        quality_score(np.zeros((4, 10 * 10)))
 
 
 @pytest.mark.parametrize("shape,values,reason", [
