@@ -206,3 +206,38 @@ def test_hardware_refuses_a_convolution_until_it_is_built():
     compiled = undense.compile(CASES["3x3, pads 1"][0](), calibration=np.random.default_rng(0).normal(size=(8, 192)))
     with pytest.raises(UndenseError, match="layer 'conv' is a convolution .* no hardware unit for convolutions"):
         check_buildable(compiled.graph)
+
+
+def attribute_variants() -> dict[str, tuple[onnx.ModelProto, tuple[int, ...]]]:
+    """Ops whose geometry comes from attributes other than pads: auto_pad, output_shape, Resize `sizes`."""
+    rng = np.random.default_rng(3)
+    same = model([helper.make_node("Conv", ["x", "w"], ["y"], name="same", auto_pad="SAME_UPPER", strides=[2, 2])],
+                 {"w": sparse(rng, (3, 2, 4, 4))}, (2, 7, 7), (3, 4, 4))
+    shaped = model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="shaped", strides=[2, 2],
+                                     output_shape=[9, 10])],
+                   {"w": sparse(rng, (2, 3, 3, 3))}, (2, 4, 5), (3, 9, 10))
+    sized = model([helper.make_node("Resize", ["x", "", "", "sizes"], ["up"], name="sized", mode="nearest",
+                                    axes=[2, 3]),
+                   helper.make_node("Conv", ["up", "w"], ["y"], name="after", pads=[1, 1, 1, 1])],
+                  {"sizes": np.array([6, 9], np.int64), "w": sparse(rng, (3, 2, 3, 3))}, (2, 3, 3), (3, 6, 9), opset=18)
+    return {"auto_pad SAME_UPPER": (same, (2, 7, 7)), "ConvTranspose output_shape": (shaped, (2, 4, 5)),
+            "Resize sizes (x2, x3)": (sized, (2, 3, 3))}
+
+
+@pytest.mark.parametrize("case", ["auto_pad SAME_UPPER", "ConvTranspose output_shape", "Resize sizes (x2, x3)"])
+def test_geometry_from_other_attributes_computes_what_onnxruntime_computes(case):
+    built, in_shape = attribute_variants()[case]
+    x = np.random.default_rng(4).normal(size=(16, *in_shape)).astype(np.float32)
+    expected = onnxruntime_run(built, x)
+    graph = import_onnx(built)
+    computed = run_float(graph, x.reshape(len(x), -1))[0][graph.output]
+    np.testing.assert_allclose(computed.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bits_and_layer_bits_quantize_a_convolution():
+    built = CASES["3x3, pads 1"][0]()
+    x = np.random.default_rng(5).normal(size=(64, 3, 8, 8)).astype(np.float32)
+    compiled = undense.compile(built, calibration=x, bits=6, layer_bits={"conv": 4})
+    (layer,) = compiled.graph.nodes
+    assert layer.weight_bits == 4 and np.abs(layer.kernel).max() <= 7
+    assert compiled.graph.quant[layer.output].bits == 4 and compiled.graph.quant[compiled.graph.input].bits == 6
