@@ -33,9 +33,9 @@ def emit_verilog(graph: QGraph, directory: str | Path, count_events: bool = True
     Components built alike are one module, instantiated where each one sits (hw/shared.py).
     """
     directory = Path(directory)
+    accelerator = Accelerator(graph, count_events, family, primitives)  # refuses what it cannot build, first
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{TOP_NAME}.v"
-    accelerator = Accelerator(graph, count_events, family, primitives)
     library = ModuleLibrary(TOP_NAME)
     top = rtlil.convert(accelerator, name=TOP_NAME, platform=library, emit_src=False)
     # Amaranth's own step from RTLIL to Verilog (what verilog.convert does), for the top and its shared modules

@@ -19,6 +19,7 @@ import argparse
 import gzip
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ cubic_sparsity, export_onnx, prune_to = _shared.cubic_sparsity, _shared.export_o
 LATENT = 16
 CLASSES = 10
 CHANNELS = (32, 32)       # feature maps at 7x7 and 14x14
-SPARSITY = 0.80           # share of zeros in every weight layer of the generator
+SPARSITY = 0.80           # share of zeros in every weight layer of the generator, at least
 CALIB_LATENTS = 1000
 SEED = 0
 METADATA = {"undense.condition": f"one_hot:{CLASSES}"}  # the last 10 inputs pick the digit (runtime/generate.py)
@@ -125,12 +126,15 @@ def train_vae(x, onehot, dense_epochs, prune_epochs, tune_epochs, beta):
     opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
     layers = vae.decoder.weight_layers()
     masks = [torch.ones_like(layer.weight) for layer in layers]
+    # each layer's final share of zeros: SPARSITY, rounded up to a whole weight, so that it is at least SPARSITY
+    finals = [math.ceil(SPARSITY * layer.weight.numel()) / layer.weight.numel() for layer in layers]
     total = dense_epochs + prune_epochs + tune_epochs
     for epoch in range(total):
         vae.train()
         sparsity = cubic_sparsity(epoch, dense_epochs, dense_epochs + prune_epochs, SPARSITY)
         if dense_epochs <= epoch <= dense_epochs + prune_epochs:
-            masks = [prune_to(layer, sparsity) for layer in layers]
+            masks = [prune_to(layer, cubic_sparsity(epoch, dense_epochs, dense_epochs + prune_epochs, final))
+                     for layer, final in zip(layers, finals, strict=True)]
         running = 0.0
         for batch in torch.randperm(len(x)).split(64):
             opt.zero_grad()
