@@ -83,10 +83,11 @@ def test_legacy_and_dynamo_exports_import_to_the_same_graph():
     assert dynamo.output_shape == legacy.output_shape == (1, 16, 16)
 
 
-def test_onnxruntime_quantized_conv_decoder_within_an_lsb(tmp_path):
+@pytest.mark.parametrize("per_channel", [False, True])  # per channel: Conv's axis 0, ConvTranspose's axis 1
+def test_onnxruntime_quantized_conv_decoder_within_an_lsb(per_channel, tmp_path):
     path = EXPORTED / "conv_dynamo_external.onnx"
     x = np.random.default_rng(0).normal(size=(300, 10)).astype(np.float32)
-    quantized = onnxruntime_quantized(onnx.load(str(path)), x[:100], tmp_path)
+    quantized = onnxruntime_quantized(onnx.load(str(path)), x[:100], tmp_path, per_channel=per_channel)
     assert {"ConvTranspose", "Conv", "Resize", "QuantizeLinear"} <= {n.op_type for n in quantized.graph.node}
     expected = ort.InferenceSession(quantized.SerializeToString(), reference_options(),
                                     providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
