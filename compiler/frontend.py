@@ -74,7 +74,9 @@ class QuantizedConstant:
 
 
 def attributes(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    """A node's attributes by name, strings decoded."""
+    values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}
 
 
 def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
@@ -124,7 +126,6 @@ class _Importer:
         self.alias: dict[str, str] = {}
         self.upsampled: dict[str, tuple] = {}  # Resize output -> (its input, factors, the node)
         self.sizes: dict[str, int] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}  # per IR tensor
         self.known: dict[str, tuple[int, ...]] = {}  # per-sample shape of each ONNX tensor import computed
         self.nodes: list[Dense | Add] = []
         self.fixed_quant: dict[str, QuantParams | None] = {}
@@ -142,6 +143,14 @@ class _Importer:
             raise UndenseError(f"{where(node)}: {what} '{name}' must be a constant (an initializer); "
                                "undense compiles fixed weights only")
         return self.constants[name]
+
+    def constant_inputs(self, node, what: str, fixed: str) -> dict[str, np.ndarray]:
+        """Every input of `node` after its first (its `what`), each a constant or computed from Shape."""
+        for name in node.input[1:]:
+            if name and name not in self.constants:
+                raise UndenseError(f"{where(node)}: its {what} '{name}' must be constant (or shape arithmetic on "
+                                   f"Shape); undense compiles fixed {fixed} only")
+        return {name: self.constants[name] for name in node.input[1:] if name}
 
     def optional_constant(self, node, index: int, default):
         if index >= len(node.input) or node.input[index] == "":
@@ -212,9 +221,8 @@ class _Importer:
             bias = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
             if bias.size != geometry.out_features:
                 bias = np.repeat(np.broadcast_to(bias, (weight.shape[0],)), geometry.out_features // weight.shape[0])
-            self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
-            self.sizes[output], self.shapes[output] = geometry.out_features, geometry.out_shape
-            self.known[output] = geometry.out_shape
+            self.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized),
+                        geometry.out_shape)
             return
         if weight.shape[1] != self.sizes[input_name]:
             raise UndenseError(f"{where(node)}: weight has {weight.shape[1]} inputs but '{input_name}' "
@@ -224,9 +232,13 @@ class _Importer:
             raise UndenseError(f"{where(node)}: {bias.size} bias values for {weight.shape[0]} outputs; "
                                "give one bias per output or one for all")
         bias = np.broadcast_to(bias, (weight.shape[0],)).copy()
-        self.nodes.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized))
-        self.sizes[output], self.shapes[output] = weight.shape[0], (weight.shape[0],)
-        self.known[output] = (weight.shape[0],)
+        self.append(Dense(node.name or output, input_name, output, weight, bias, activation, **quantized),
+                    (weight.shape[0],))
+
+    def append(self, layer: Dense | Add, shape: tuple[int, ...]):
+        """A layer of the IR, and the per-sample shape of the tensor it makes."""
+        self.nodes.append(layer)
+        self.sizes[layer.output], self.known[layer.output] = int(np.prod(shape)), tuple(shape)
 
     def diagonal(self, node, input_name, scale=1.0, shift=0.0, activation=IDENTITY):
         """y = f(scale * x + shift), the constants broadcast over [batch, *x's shape] as ONNX broadcasts them.
@@ -367,8 +379,7 @@ class _Importer:
     @staticmethod
     def conv_pads(node, attrs, size, kernel, stride, transposed) -> tuple[int, int, int, int]:
         """pads as (top, left, bottom, right), from `pads` or from auto_pad / output_shape as ONNX derives them."""
-        auto_pad = attrs.get("auto_pad", b"NOTSET")
-        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        auto_pad = attrs.get("auto_pad", "NOTSET")
         if "pads" in attrs or (auto_pad in ("NOTSET", "VALID") and "output_shape" not in attrs):
             pads = tuple(attrs.get("pads", [0, 0, 0, 0]))
             if auto_pad == "VALID" and any(pads):
@@ -399,17 +410,12 @@ class _Importer:
         """Nearest upsampling by whole factors: recorded, and folded into the Conv it feeds."""
         self.activation(node, 0)  # what it upsamples is a tensor of the graph
         attrs = attributes(node)
-        mode = attrs.get("mode", b"nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
+        mode = attrs.get("mode", "nearest")
         if mode != "nearest":
             raise UndenseError(f"{where(node)}: {mode} resizing is not supported; undense upsamples by nearest "
                                "neighbour with whole factors (nn.Upsample(scale_factor=2), the default mode)")
         in_shape = self.map_shape(node.input[0], node)
-        for name in node.input[1:]:
-            if name and name not in self.constants:
-                raise UndenseError(f"{where(node)}: its scales or sizes '{name}' must be constants (or shape "
-                                   "arithmetic on Shape); undense compiles fixed sizes only")
-        inputs = {name: self.constants[name] for name in node.input[1:] if name}
+        inputs = self.constant_inputs(node, "scales or sizes", "sizes")
         scales = inputs.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if scales is not None and not (np.all(scales == np.round(scales)) and np.all(scales[:2] == 1)):
             raise UndenseError(f"{where(node)}: its scales {np.asarray(scales).tolist()} are not whole factors of the "
@@ -452,9 +458,7 @@ class _Importer:
         if self.sizes[a] != self.sizes[b]:
             raise UndenseError(f"{where(node)}: adds {self.sizes[a]} to {self.sizes[b]} features; "
                                "broadcasting between activations is not supported")
-        self.nodes.append(Add(node.name or node.output[0], (a, b), node.output[0]))
-        self.sizes[node.output[0]], self.shapes[node.output[0]] = self.sizes[a], self.shapes[a]
-        self.known[node.output[0]] = self.shape_of(node.input[0], node)
+        self.append(Add(node.name or node.output[0], (a, b), node.output[0]), self.shape_of(node.input[0], node))
 
     def Mul(self, node):
         constant_inputs = [i for i in node.input if i in self.constants]
@@ -511,12 +515,8 @@ class _Importer:
     def reshaped(self, node) -> tuple[int, ...] | None:
         """The per-sample shape a Reshape, Flatten or Identity gives one batch of SHAPE_BATCH samples (None where
         the batch does not stay first), computed with ONNX's reference implementation."""
-        for name in node.input[1:]:
-            if name and name not in self.constants:
-                raise UndenseError(f"{where(node)}: its shape '{name}' must be a constant (or shape arithmetic on "
-                                   "Shape); undense compiles fixed shapes only")
         sample = np.zeros((SHAPE_BATCH, *self.shape_of(node.input[0], node)), dtype=np.float32)
-        inputs = {node.input[0]: sample, **{name: self.constants[name] for name in node.input[1:] if name}}
+        inputs = {node.input[0]: sample, **self.constant_inputs(node, "shape", "shapes")}
         try:
             result = ReferenceEvaluator(node).run(None, inputs)[0]
         except Exception as error:
@@ -646,7 +646,7 @@ class _Importer:
                                f"(it has {len(self.graph.input)} and {len(self.graph.output)})")
         graph_input = next(i for i in self.graph.input if i.name not in self.constants)
         self.sizes[graph_input.name] = self.per_sample_size(graph_input.name)
-        self.shapes[graph_input.name] = self.known[graph_input.name] = self.per_sample_shape(graph_input.name)
+        self.known[graph_input.name] = self.per_sample_shape(graph_input.name)
         input_type = graph_input.type.tensor_type.elem_type
         for node in self.graph.node:
             if self.folds(node, self.constants):
@@ -672,7 +672,8 @@ class _Importer:
             output_shape=self.shape_of(output.name), fixed_quant=self.fixed_quant,
             input_is_integer=input_type != onnx.TensorProto.FLOAT,
             output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
-            names={"input": graph_input.name, "output": output.name}, shapes=self.shapes,
+            names={"input": graph_input.name, "output": output.name},
+            shapes={tensor: self.known[tensor] for tensor in self.sizes},
             condition_classes=self.condition_classes(self.sizes[graph_input.name]),
         )
 
