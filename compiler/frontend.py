@@ -674,20 +674,8 @@ class _Importer:
             output_is_integer=output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT,
             names={"input": graph_input.name, "output": output.name},
             shapes={tensor: self.known[tensor] for tensor in self.sizes},
-            condition_classes=self.condition_classes(self.sizes[graph_input.name]),
+            condition_classes=condition_classes(self.metadata, self.sizes[graph_input.name]),
         )
-
-    def condition_classes(self, features: int) -> int:
-        """The one-hot classes a class-conditional generator's input ends with: its metadata
-        `undense.condition` = `one_hot:N`; 0 for a model without it."""
-        value = self.metadata.get(CONDITION_KEY)
-        if value is None:
-            return 0
-        kind, _, count = value.partition(":")
-        if kind != "one_hot" or not count.isdigit() or not 0 < int(count) < features:
-            raise UndenseError(f"the model's metadata {CONDITION_KEY} is '{value}'; it must be one_hot:N, N being "
-                               f"how many of the input's last features are a one-hot class (fewer than {features})")
-        return int(count)
 
     def fold_shape(self, node):
         """Shape of an activation: its per-sample shape after a batch of SHAPE_BATCH."""
@@ -705,6 +693,19 @@ class _Importer:
 
 OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose", "Resize", "Add", "Mul", "BatchNormalization", "QuantizeLinear",
        "DequantizeLinear", "QLinearMatMul", "MatMulInteger")
+
+
+def condition_classes(metadata: dict[str, str], features: int) -> int:
+    """The one-hot classes a class-conditional generator's input (of `features`) ends with: its model metadata
+    `undense.condition` = `one_hot:N`; 0 for a model without it."""
+    value = metadata.get(CONDITION_KEY)
+    if value is None:
+        return 0
+    kind, _, count = value.partition(":")
+    if kind != "one_hot" or not count.isdigit() or not 0 < int(count) < features:
+        raise UndenseError(f"the model's metadata {CONDITION_KEY} is '{value}'; it must be one_hot:N, N being "
+                           f"how many of the input's last features are a one-hot class (fewer than {features})")
+    return int(count)
 
 
 def import_onnx(source: str | Path | onnx.ModelProto) -> Graph:

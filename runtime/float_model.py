@@ -6,7 +6,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from undense.compiler.frontend import ACTIVATIONS, CONDITION_KEY
+from undense.compiler.frontend import ACTIVATIONS, condition_classes
 from undense.errors import UndenseError
 from undense.runtime.images import ACTIVATION_RANGES, Picture, ValueRange, layout
 from undense.runtime.latents import random_latents
@@ -40,16 +40,10 @@ def latent_size(session: ort.InferenceSession, model_path: Path) -> int:
     return latent.shape[1]
 
 
-def condition_classes(model_path: Path) -> int:
-    """A class-conditional generator's one-hot classes (its metadata, as the compiler reads it), else 0."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    value = next((entry.value for entry in model.metadata_props if entry.key == CONDITION_KEY), "")
-    kind, _, count = value.partition(":")
-    return int(count) if kind == "one_hot" and count.isdigit() else 0
-
-
 def _run(session: ort.InferenceSession, model_path: Path, count: int, seed: int, digit: int | None) -> np.ndarray:
-    latents = random_latents(latent_size(session, model_path), count, seed, condition_classes(model_path), digit)
+    features = latent_size(session, model_path)
+    metadata = session.get_modelmeta().custom_metadata_map  # the model's metadata_props, as the compiler reads them
+    latents = random_latents(features, count, seed, condition_classes(metadata, features), digit)
     return session.run(None, {session.get_inputs()[0].name: latents})[0]
 
 
