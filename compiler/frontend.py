@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from undense.compiler.condition import condition_classes
 from undense.compiler.functions import IDENTITY, Function
 from undense.compiler.geometry import Conv2d, conv_output_size, conv_transpose_output_size
 from undense.compiler.ir import Add, Dense, Graph
@@ -33,7 +34,6 @@ SUPPORTED = ("Gemm, MatMul (+ Add), Conv, ConvTranspose, Resize (nearest, whole 
 ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Clip": "clip"}
 ALIASES = ("Reshape", "Flatten", "Identity")
 NOT_FOLDED = ("DequantizeLinear",)  # kept so the codes it carries are imported as they are
-CONDITION_KEY = "undense.condition"  # model metadata of a class-conditional generator: one_hot:N
 SHAPE_BATCH = 1  # the batch size Shape reports at import: only per-sample sizes may depend on what it computes
 RAW_ACCUMULATOR = None  # fixed_quant value of a tensor that is an int32 accumulator (MatMulInteger)
 
@@ -693,19 +693,6 @@ class _Importer:
 
 OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose", "Resize", "Add", "Mul", "BatchNormalization", "QuantizeLinear",
        "DequantizeLinear", "QLinearMatMul", "MatMulInteger")
-
-
-def condition_classes(metadata: dict[str, str], features: int) -> int:
-    """The one-hot classes a class-conditional generator's input (of `features`) ends with: its model metadata
-    `undense.condition` = `one_hot:N`; 0 for a model without it."""
-    value = metadata.get(CONDITION_KEY)
-    if value is None:
-        return 0
-    kind, _, count = value.partition(":")
-    if kind != "one_hot" or not count.isdigit() or not 0 < int(count) < features:
-        raise UndenseError(f"the model's metadata {CONDITION_KEY} is '{value}'; it must be one_hot:N, N being "
-                           f"how many of the input's last features are a one-hot class (fewer than {features})")
-    return int(count)
 
 
 def import_onnx(source: str | Path | onnx.ModelProto) -> Graph:

@@ -1,17 +1,19 @@
 """A compiled model on the host side: compile, save, load, and run it on a backend."""
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from undense.compiler import builddir, golden
 from undense.compiler.ir import QGraph
-from undense.compiler.pipeline import compile_graph
 from undense.compiler.report import compile_report
 from undense.compiler.targets import DEFAULT_TARGET, Target
 from undense.errors import UndenseError
 from undense.runtime.latents import random_latents
+
+if TYPE_CHECKING:
+    import onnx
 
 BACKENDS = ("golden", "rtl")
 NOT_NUMBERS = {"U": "text", "S": "bytes", "O": "Python objects", "b": "booleans", "c": "complex numbers"}
@@ -84,7 +86,7 @@ class Compiled:
         return Compiled(self.graph, self.target, self.report, directory)
 
 
-def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None = None, *,
+def compile(model: "str | Path | onnx.ModelProto", output_dir: str | Path | None = None, *,
             bits: int = 8, layer_bits: dict[str, int] | None = None,
             calibration: np.ndarray | str | Path | None = None, target_name: str = DEFAULT_TARGET,
             images_per_second: float | None = None, progress=lambda step: None) -> Compiled:
@@ -95,6 +97,8 @@ def compile(model: str | Path | onnx.ModelProto, output_dir: str | Path | None =
 
     `calibration`: a .npy path, an array [N, features], or "normal:N" (N latents drawn from N(0, I)); by
     default the calib_latents.npy next to the model."""
+    # imported here: onnx takes a second to import, which `undense rtl`, `sim` and the rest do not need
+    from undense.compiler.pipeline import compile_graph
     result = compile_graph(model, calibration, bits, layer_bits, target_name, images_per_second, progress)
     options = {"bits": bits, "layer_bits": layer_bits or {}, "images_per_second": images_per_second}
     report = compile_report(result.graph, result.target, options, result.calibration)

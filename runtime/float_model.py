@@ -6,7 +6,8 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from undense.compiler.frontend import ACTIVATIONS, condition_classes
+from undense.compiler.condition import condition_classes
+from undense.compiler.frontend import ACTIVATIONS
 from undense.errors import UndenseError
 from undense.runtime.images import ACTIVATION_RANGES, Picture, ValueRange, layout
 from undense.runtime.latents import random_latents

@@ -2,7 +2,7 @@
 one-hot class after them. Kept apart from the float model (onnxruntime), which the compiler's process never loads."""
 import numpy as np
 
-from undense.compiler.frontend import CONDITION_KEY
+from undense.compiler.condition import CONDITION_KEY
 from undense.errors import UndenseError
 
 

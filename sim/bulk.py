@@ -55,6 +55,10 @@ FLATTEN = ("read_verilog -sv in.v; hierarchy -top undense_top; proc; flatten; op
            "opt_clean -purge; write_verilog -noattr out.v")
 FLATTEN_LIMIT_BYTES = 1_000_000
 LARGE_DESIGN_OPT = "-O0"
+# ... and as one C++ file (--output-split 0): split into files, each file parses the design's 1 MB header of state
+# again, or loads it precompiled (83 MB), and g++ spends more time on headers than on code (measured on the bundled
+# model: 26 s of CPU for its 14 files and their two precompiled headers, 14.6 s as one file beside Verilator's own).
+LARGE_DESIGN_FLAGS = ["-MAKEFLAGS", f"OPT_FAST={LARGE_DESIGN_OPT}", "--output-split", "0"]
 
 
 def large(verilog: Path) -> bool:
@@ -111,7 +115,7 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
     flags = ["-O3", "--threads", str(VERILATOR_THREADS), "--x-assign", "fast", "--x-initial", "fast",
              "--top-module", "undense_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-o", "stream_harness",
              "-CFLAGS", f"{optimise} -march=native{defines}", *trace_flags(wave),
-             *(["-MAKEFLAGS", f"OPT_FAST={LARGE_DESIGN_OPT}"] if is_large else FAST_CODE)]
+             *(LARGE_DESIGN_FLAGS if is_large else FAST_CODE)]
     listing = "".join(f"EVENT({port})\n" for port in events)
     key = hashlib.sha256(verilog.read_bytes() + HARNESS.read_bytes() + " ".join(flags).encode()
                          + listing.encode()).hexdigest()[:16]
@@ -132,8 +136,11 @@ def build(verilog: Path, cache: Path, events: list[str] = (), wave: Path | None 
         if done.returncode != 0 or not (work / binary.name).is_file():
             raise RuntimeError(
                 f"Verilator failed to build the simulator:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        # only the binary is kept: the C++, objects and precompiled headers beside it weigh up to 180 MB a design
+        (work / "kept").mkdir()
+        (work / binary.name).rename(work / "kept" / binary.name)
         try:
-            work.rename(directory)
+            (work / "kept").rename(directory)
         except OSError:  # another process finished the same build first
             pass
     finally:

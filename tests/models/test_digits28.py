@@ -11,7 +11,7 @@ from onnx import numpy_helper
 from PIL import Image
 
 import undense
-from undense.compiler.frontend import CONDITION_KEY
+from undense.compiler.condition import CONDITION_KEY
 from undense.runtime.compiled import load
 from undense.runtime.float_model import sample_float
 from undense.runtime.latents import random_latents
