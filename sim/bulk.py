@@ -48,9 +48,9 @@ def cache_root() -> Path:
 # on every change of an input, in narrower C++ types, about 30% faster in all.
 # On large designs (the bundled model's hundred-odd PEs, 4.8 MB of Verilog once flattened) flattening and compiling
 # the flat C++ at -O3 take minutes on two cores, more than a user's run saves: those are simulated as Amaranth
-# wrote them, compiled without optimisation (measured on the bundled model: 18 s to build and 34k cycles/s;
-# at -O1 36 s and 70k cycles/s; flattened at -O3 87 s and 128k cycles/s). The WebAssembly Yosys also runs
-# out of memory on tens of MB.
+# wrote them, compiled without optimisation (measured on an earlier fold of the bundled model: 18 s to build and
+# 34k cycles/s; at -O1 36 s and 70k cycles/s; flattened at -O3 87 s and 128k cycles/s). The WebAssembly Yosys also
+# runs out of memory on tens of MB.
 FLATTEN = ("read_verilog -sv in.v; hierarchy -top undense_top; proc; flatten; opt -full; wreduce; peepopt; opt -full; "
            "opt_clean -purge; write_verilog -noattr out.v")
 FLATTEN_LIMIT_BYTES = 1_000_000
