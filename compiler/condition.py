@@ -1,6 +1,6 @@
 """Class-conditional generators: the model metadata that says the input ends with a one-hot class.
 
-Apart from the frontend, so that the commands that read a build dir (rtl, sim, sample, ...) need not import onnx.
+Apart from the frontend, so that the commands that read a build dir (rtl, sim, ...) need not import onnx.
 """
 from undense.errors import UndenseError
 
