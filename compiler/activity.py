@@ -6,7 +6,7 @@ import numpy as np
 
 from undense.compiler import golden
 from undense.compiler.ir import QAdd, QDense, QGraph
-from undense.hw import add_unit, dense_unit
+from undense.hw import add_unit, conv_unit, dense_unit
 
 SAMPLES = 1024        # calibration inputs the fold predicts cycles from, at most
 DEFAULT_SAMPLES = 256  # without a calibration set: normal latents, or input codes uniform over their range
@@ -30,7 +30,8 @@ def presence(graph: QGraph, values: dict[str, np.ndarray], lanes: dict[str, int]
     found = {}
     for tensor, codes in values.items():
         edge = graph.edges[tensor]
-        found[tensor] = dense_unit.input_events(codes - edge.offset, lanes[tensor], edge.sparse)
+        found[tensor] = dense_unit.input_events(codes - edge.offset, lanes[tensor], edge.sparse,
+                                                blocks(graph, lanes).get(tensor, 1))
     return found
 
 
@@ -40,8 +41,33 @@ def layer_cycles(graph: QGraph, node: QDense | QAdd, present: dict[str, np.ndarr
     if isinstance(node, QAdd):
         return add_unit.image_cycles(present[node.inputs[0]], present[node.inputs[1]], lanes[node.output],
                                      not graph.edges[node.output].sparse)
-    counts = dense_unit.column_counts(node.dense_codes(), lanes[node.input], lanes[node.output])
-    return dense_unit.image_cycles(present[node.input], counts, lanes[node.input], node.out_features)
+    counts, _ = column_work(node, lanes[node.input], lanes[node.output])
+    block = blocks(graph, lanes)
+    return dense_unit.image_cycles(present[node.input], counts, lanes[node.input], node.out_features,
+                                   block.get(node.input, 1), block.get(node.output, 1))
+
+
+def column_work(node: QDense, lanes: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The entries each input column issues in each group's PE ([in, groups]) and the nonzero products it
+    makes ([in]): over the layer's matrix (hw/dense_unit.py), or a convolution's taps (hw/conv_unit.py)."""
+    if node.is_convolution:
+        taps = conv_unit.scatter_taps(node.geometry, node.kernel)
+        return conv_unit.column_counts(node.geometry, taps, groups), conv_unit.macs(node.geometry, taps)
+    codes = node.dense_codes()
+    return dense_unit.column_counts(codes, lanes, groups), (codes != 0).sum(axis=0)
+
+
+def blocks(graph: QGraph, lanes: dict[str, int]) -> dict[str, int]:
+    """The runs of indices each tensor travels in (ir.Edge.block) with these lanes: a feature map's channels
+    where a convolution unit with several groups makes it, single indices elsewhere."""
+    found = {}
+    for node in graph.nodes:
+        if isinstance(node, QDense) and node.is_convolution and lanes[node.output] > 1:
+            _, height, width = node.geometry.out_shape
+            found[node.output] = height * width
+        elif isinstance(node, QAdd) and node.inputs[0] in found:  # an Add keeps its inputs' order
+            found[node.output] = found[node.inputs[0]]
+    return found
 
 
 def tensor_lanes(graph: QGraph) -> dict[str, int]:
@@ -59,6 +85,7 @@ def predicted_events(graph: QGraph, codes_in: np.ndarray) -> dict[str, dict[str,
             counts[node.name] = add_unit.events(present[node.inputs[0]], present[node.inputs[1]],
                                                 present[node.output], not graph.edges[node.output].sparse)
         else:
-            counts[node.name] = dense_unit.events(node.dense_codes(), present[node.input], present[node.output],
-                                                  lanes[node.input], lanes[node.output], node.table is not None)
+            work = column_work(node, lanes[node.input], lanes[node.output])
+            counts[node.name] = dense_unit.events(*work, present[node.input], present[node.output],
+                                                  lanes[node.input], node.table is not None)
     return counts

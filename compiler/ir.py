@@ -168,12 +168,15 @@ class Fold:
 
 @dataclass(frozen=True)
 class Edge:
-    """How a tensor travels between units: as events on `lanes` lanes, index i on lane i % lanes. An event's
-    value is the code less `offset`; on a sparse edge a value of zero stays home (the offset is the zero point)."""
+    """How a tensor travels between units: as events on `lanes` lanes, index i on lane i % lanes, or, where a
+    convolution unit with several groups makes it, runs of `block` indices (a channel of its feature map) dealt
+    to the lanes in turn (hw/dense_unit.lane_features). An event's value is the code less `offset`; on a sparse
+    edge a value of zero stays home (the offset is the zero point)."""
 
     lanes: int
     sparse: bool
     offset: int
+    block: int = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,8 +209,8 @@ class QDense:
 
     @property
     def is_convolution(self) -> bool:
-        """A convolution proper, for which the hardware has no unit yet (a per-channel scale of a feature map is
-        a diagonal, which a Dense unit does)."""
+        """A convolution proper, which the convolution unit scatters (a per-channel scale of a feature map is a
+        diagonal, which a Dense unit does)."""
         return self.geometry is not None and not self.geometry.is_channelwise
 
     @property

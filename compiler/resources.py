@@ -11,7 +11,7 @@ from math import ceil
 
 import numpy as np
 
-from undense.compiler.ir import QAdd, QDense, QGraph
+from undense.compiler.ir import QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
 from undense.hw import add_unit, dense_unit
 
@@ -166,7 +166,8 @@ def row_constants(graph: QGraph, node: QDense) -> list[tuple[int, int, int]]:
     """Every row's (bias, multiplier, stored shift) as the unit stores them: the bias as the unit adds it, of the
     shift only what differs from the layer's common part (stored_shift)."""
     offset = graph.edges[node.input].offset if node.input in graph.edges else 0
-    bias = dense_unit.hardware_bias(node.bias, node.dense_codes(), offset, node.acc_bits)
+    sums = node.weight.csr().sum(axis=1) if isinstance(node.weight, SparseRows) else node.weight.sum(axis=1)
+    bias = dense_unit.hardware_bias(node.bias, np.asarray(sums).reshape(-1), offset, node.acc_bits)
     if node.multiplier is None:
         return [(int(b), 0, 0) for b in bias]
     base = requant_shift_base(node)

@@ -57,19 +57,29 @@ def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, row_bits: in
     return 3 * weight_bits + 8 * row_bits + 4 * value_bits + 4 * acc_bits
 
 
-def positions(count: int, ways: int, way: int) -> int:
-    """How many of `count` indices go to lane or group `way` of `ways` (index % ways == way)."""
-    return len(range(way, count, ways))
+def lane_features(count: int, lanes: int, lane: int, block: int = 1) -> np.ndarray:
+    """The indices of `count` that lane (or group) `lane` of `lanes` carries, position by position: runs of
+    `block` consecutive indices (1, or a feature map's channel, whose positions stay together) dealt to the
+    lanes in turn; with runs of one, index i goes to lane i % lanes at position i // lanes."""
+    runs = np.arange(lane, ceil(count / block), lanes)
+    return (runs[:, None] * block + np.arange(block)).reshape(-1)
+
+
+def positions(count: int, ways: int, way: int, block: int = 1) -> int:
+    """How many of `count` indices go to lane or group `way` of `ways` (lane_features)."""
+    return len(range(way, ceil(count / block), ways)) * block
 
 
 @dataclass(frozen=True)
 class Block:
     """The weights of one PE: entries (value, local row) column by column, and each local column's first entry
-    and entry count (at least one: an empty column holds one zero entry)."""
-    entries: tuple[tuple[int, int], ...]
+    and entry count (at least one: an empty column holds one zero entry). A convolution's PE (hw/conv_unit.py)
+    holds taps (value, local row offset, dy, dx) instead, and each column's origin (row base, y, x)."""
+    entries: tuple[tuple[int, ...], ...]
     starts: tuple[int, ...]
     counts: tuple[int, ...]
     rows: int
+    origins: tuple[tuple[int, int, int], ...] | None = None
 
 
 def block(codes: np.ndarray, lanes: int, groups: int, lane: int, group: int) -> Block:
@@ -95,53 +105,55 @@ def column_counts(codes: np.ndarray, lanes: int, groups: int) -> np.ndarray:
     return np.maximum(counts, 1)
 
 
-def input_events(values: np.ndarray, lanes: int, sparse: bool) -> np.ndarray:
+def input_events(values: np.ndarray, lanes: int, sparse: bool, block: int = 1) -> np.ndarray:
     """Which inputs travel as events, per image: [images, in_features] booleans. On a sparse edge a zero value
     stays home, except each lane's last position, which marks the end of the image."""
     present = values != 0 if sparse else np.ones(values.shape, dtype=bool)
     n = values.shape[1]
-    present[:, max(n - lanes, 0):] = True
+    for lane in range(min(lanes, ceil(n / block))):
+        present[:, lane_features(n, lanes, lane, block)[-1]] = True
     return present
 
 
-def pe_work(present: np.ndarray, counts: np.ndarray, lanes: int) -> np.ndarray:
+def pe_work(present: np.ndarray, counts: np.ndarray, lanes: int, block: int = 1) -> np.ndarray:
     """Cycles each PE spends on each image: the entries of the columns whose events arrived.
     [images, lanes, groups]."""
     images, n_in = present.shape
     work = np.zeros((images, lanes, counts.shape[1]), dtype=np.int64)
     for lane in range(lanes):
-        work[:, lane, :] = present[:, lane::lanes].astype(np.int64) @ counts[lane::lanes]
+        columns = lane_features(n_in, lanes, lane, block)
+        work[:, lane, :] = present[:, columns].astype(np.int64) @ counts[columns]
     return work
 
 
-def lane_positions(count: int, lanes: int) -> int:
+def lane_positions(count: int, lanes: int, block: int = 1) -> int:
     """Positions on the widest of `lanes` lanes carrying `count` indices: lane 0's."""
-    return ceil(count / lanes)
+    return positions(count, lanes, 0, block)
 
 
-def drain_cycles(out_features: int, groups: int) -> int:
-    return lane_positions(out_features, groups)
+def drain_cycles(out_features: int, groups: int, block: int = 1) -> int:
+    return lane_positions(out_features, groups, block)
 
 
-def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_features: int) -> np.ndarray:
+def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_features: int, in_block: int = 1,
+                 out_block: int = 1) -> np.ndarray:
     """Cycles per image of the layer, image by image: its busiest PE or its drain, whichever is longer (the two
     overlap, on the two banks of accumulators), plus their fixed overheads."""
     groups = counts.shape[1]
-    busiest = pe_work(present, counts, lanes).reshape(len(present), -1).max(axis=1)
-    return np.maximum(busiest, drain_cycles(out_features, groups) + DRAIN_OVERHEAD)
+    busiest = pe_work(present, counts, lanes, in_block).reshape(len(present), -1).max(axis=1)
+    return np.maximum(busiest, drain_cycles(out_features, groups, out_block) + DRAIN_OVERHEAD)
 
 
-def events(codes: np.ndarray, present: np.ndarray, sent: np.ndarray, lanes: int, groups: int,
+def events(counts: np.ndarray, macs: np.ndarray, present: np.ndarray, sent: np.ndarray, lanes: int,
            table: bool) -> dict[str, int]:
-    """The counts the unit's counters must show for these images: `present` the input events
-    ([images, in]), `sent` the output events ([images, out])."""
-    counts = column_counts(codes, lanes, groups)
-    nonzero = np.stack([(codes[g::groups] != 0).sum(axis=0) for g in range(groups)], axis=1)
+    """The counts the unit's counters must show for these images: `counts` the entries each column issues in
+    each group's PE ([in, groups], column_counts), `macs` the nonzero products each column makes ([in]),
+    `present` the input events ([images, in]), `sent` the output events ([images, out])."""
     arrived = int(present.sum())
     per_column = present.sum(axis=0)  # images in which each column's event arrived
-    images, out_features = len(present), codes.shape[0]
-    return {"stream_in": arrived, "event_reads": arrived * groups,
-            "weight_reads": int(per_column @ counts.sum(axis=1)), "macs": int(per_column @ nonzero.sum(axis=1)),
+    images, out_features = len(present), sent.shape[1]
+    return {"stream_in": arrived, "event_reads": arrived * counts.shape[1],
+            "weight_reads": int(per_column @ counts.sum(axis=1)), "macs": int(per_column @ macs),
             "acc_updates": int(per_column @ counts.sum(axis=1)), "drain_reads": images * out_features * lanes,
             "requantized": images * out_features, "table_reads": images * out_features if table else 0,
             "stream_out": int(sent.sum())}
@@ -163,10 +175,10 @@ def wrapped(values: np.ndarray, bits: int) -> np.ndarray:
     return (values + half) % (2 * half) - half
 
 
-def hardware_bias(bias: np.ndarray, codes: np.ndarray, offset: int, acc_bits: int) -> np.ndarray:
-    """The bias the unit adds: a PE adds w x (code - offset), so the bias takes back what the offset removed;
-    sums wrap at acc_bits, exact since the result fits."""
-    return wrapped(bias + codes.sum(axis=1) * offset, acc_bits)
+def hardware_bias(bias: np.ndarray, row_sums: np.ndarray, offset: int, acc_bits: int) -> np.ndarray:
+    """The bias the unit adds: a PE adds w x (code - offset), so the bias takes back what the offset removed
+    (`row_sums`: each row's weights summed); sums wrap at acc_bits, exact since the result fits."""
+    return wrapped(bias + row_sums * offset, acc_bits)
 
 
 def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int,

@@ -55,13 +55,15 @@ class DenseParams:
     sparse_out: bool                 # zeros (code == out_offset) stay home
     queue_depth: int = 16
     styles: dict[str, str] | None = None  # placement of each memory by its name in the unit (hw/dense_unit.py)
+    in_block: int = 1   # runs of indices per lane on the input edge and the output (dense_unit.lane_features)
+    out_block: int = 1
 
     @property
     def steps(self) -> int:
-        return drain_cycles(self.out_features, self.groups)
+        return drain_cycles(self.out_features, self.groups, self.out_block)
 
     def in_layout(self):
-        return event_layout(lane_positions(self.in_features, self.lanes), self.in_value_shape)
+        return event_layout(lane_positions(self.in_features, self.lanes, self.in_block), self.in_value_shape)
 
     def out_layout(self):
         return event_layout(self.steps, self.out_value_shape)
@@ -233,7 +235,7 @@ class EventDense(wiring.Component):
         group's last row. Returns the strobe of a row requantized (a group with fewer rows than steps has none at
         its last)."""
         p = self.params
-        rows = positions(p.out_features, p.groups, group)
+        rows = positions(p.out_features, p.groups, group, p.out_block)
         position = Signal(range(p.steps), name=f"g{group}_position")
         with m.If(codes.valid):
             m.d.sync += position.eq(Mux(position == p.steps - 1, 0, position + 1))

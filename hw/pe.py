@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import loaded_at_run_time, yosys_attrs
+from undense.hw.conv_unit import Spatial
 from undense.hw.dense_unit import Block
 from undense.hw.multiplier import Multiplier
 from undense.hw.registers import KEEP, data_register
@@ -54,12 +55,21 @@ class PEShape:
     acc_rows: int       # the accumulator banks' depth
     acc_styles: tuple = (None, None)  # placement of the two banks (compiler/resources)
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
+    spatial: Spatial | None = None  # a convolution's PE: entries are taps, rows computed (hw/conv_unit.py)
 
     def entry_layout(self) -> data.StructLayout:
-        return data.StructLayout({"value": signed(self.weight_bits), "row": unsigned(self.row_bits)})
+        if self.spatial is None:
+            return data.StructLayout({"value": signed(self.weight_bits), "row": unsigned(self.row_bits)})
+        steps = signed(self.spatial.step_bits)
+        return data.StructLayout({"value": signed(self.weight_bits), "row": signed(self.spatial.offset_bits),
+                                  "dy": steps, "dx": steps})
 
     def column_layout(self) -> data.StructLayout:
-        return data.StructLayout({"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)})
+        fields = {"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)}
+        if self.spatial is not None:
+            fields.update(base=unsigned(self.spatial.base_bits), y=unsigned(self.spatial.y_bits),
+                          x=unsigned(self.spatial.x_bits))
+        return data.StructLayout(fields)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class PEParams:
     acc_bits: int
     styles: dict[str, str] | None = None  # placement of "weights", "columns", "acc0", "acc1" (compiler/resources)
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
+    spatial: Spatial | None = None  # a convolution's PE (hw/conv_unit.py)
 
     @property
     def loaded_weights(self) -> bool:
@@ -84,7 +95,7 @@ class PEParams:
         return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
                        index_bits(self.block.rows), self.positions, self.value_shape, self.weight_bits, self.acc_bits,
                        self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
-                       self.multiplier)
+                       self.multiplier, self.spatial)
 
     def entry_layout(self) -> data.StructLayout:
         return self.shape().entry_layout()
@@ -94,7 +105,18 @@ class PEParams:
 
 
 def weight_entries(params: PEParams) -> list[dict]:
-    return [{"value": value, "row": row} for value, row in params.block.entries]
+    fields = ("value", "row") if params.spatial is None else ("value", "row", "dy", "dx")
+    return [dict(zip(fields, entry, strict=True)) for entry in params.block.entries]
+
+
+def column_entries(params: PEParams) -> list[dict]:
+    """The column table: each column's first entry and count less one, and a convolution's event origin."""
+    block = params.block
+    columns = [{"start": start, "extra": count - 1} for start, count in zip(block.starts, block.counts, strict=True)]
+    if params.spatial is not None:
+        for column, (base, y, x) in zip(columns, block.origins, strict=True):
+            column.update(base=base, y=y, x=x)
+    return columns
 
 
 def weight_words(params: PEParams) -> list[int]:
@@ -136,10 +158,8 @@ class ProcessingElement(wiring.Component):
         """The column table and the weight memory: a ROM each, or the weights in SPRAM, written through the load
         port."""
         p = self.params
-        m.submodules.columns = columns = Memory(
-            shape=p.shape().column_layout(), depth=p.columns, attrs=p.style("columns"),
-            init=[{"start": start, "extra": count - 1} for start, count in zip(p.block.starts, p.block.counts,
-                                                                                strict=True)])
+        m.submodules.columns = columns = Memory(shape=p.shape().column_layout(), depth=p.columns,
+                                                attrs=p.style("columns"), init=column_entries(p))
         m.submodules.weights = weights = Memory(shape=p.entry_layout(), depth=len(p.block.entries),
                                                 init=[] if p.loaded_weights else weight_entries(p),
                                                 attrs=p.style("weights"))
@@ -194,6 +214,7 @@ class PELogic(wiring.Component):
         valid = Signal()
         value, entry_bank = data_register(p.value_shape, "value"), data_register(1, "entry_bank")
         image_end = data_register(1, "image_end")
+        origin = None if p.spatial is None else data_register(column.shape(), "origin")
         address = data_register(column.start.shape(), "address")
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
@@ -207,6 +228,8 @@ class PELogic(wiring.Component):
         with m.If(self.taken):
             m.d.sync += [valid.eq(1), address.eq(column.start), left.eq(column.extra),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
+            if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
+                m.d.sync += origin.eq(column)
             with m.If(self.i.payload.last):
                 m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
         with m.Elif(valid & left.any()):
@@ -228,19 +251,24 @@ class PELogic(wiring.Component):
         bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
         m.d.sync += [valid2.eq(valid1), entry2.eq(self.memories.entry), value2.eq(value1), bank2.eq(bank1),
                      end2.eq(end1)]
-        m.d.comb += self.mac.eq(valid2 & (entry2.value != 0))
+        weight2, row2 = entry2.value, entry2.row
+        if p.spatial is not None:
+            origin1, origin2 = data_register(column.shape(), "origin1"), data_register(column.shape(), "origin2")
+            m.d.sync += [origin1.eq(origin), origin2.eq(origin1)]
+            weight2, row2 = self.scatter(m, entry2, origin2)
+        m.d.comb += self.mac.eq(valid2 & (weight2 != 0))
         m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
                                                           p.multiplier)
         weight_q = data_register(entry2.value.shape(), "weight_q")
         value_q = data_register(value2.shape(), "value_q")
         product = data_register(signed(p.acc_bits), "product")
-        m.d.sync += [weight_q.eq(entry2.value), value_q.eq(value2), product.eq(multiplier.p)]
+        m.d.sync += [weight_q.eq(weight2), value_q.eq(value2), product.eq(multiplier.p)]
         m.d.comb += [multiplier.a.eq(weight_q), multiplier.b.eq(value_q)]
         # what travels beside the product: stage 2 + k at index k
-        stages = [(valid2, entry2.row, bank2, end2)]
+        stages = [(valid2, row2, bank2, end2)]
         for stage in range(3, 4 + MULTIPLIER_STAGES):  # and P + 1, where the sum is written back
             before = stages[-1]
-            later = (Signal(name=f"valid{stage}"), data_register(entry2.row.shape(), f"row{stage}"),
+            later = (Signal(name=f"valid{stage}"), data_register(unsigned(p.row_bits), f"row{stage}"),
                      data_register(1, f"bank{stage}"), data_register(1, f"end{stage}"))
             m.d.sync += [later[0].eq(before[0]), later[1].eq(before[1]), later[2].eq(before[2]),
                          later[3].eq(before[0] & before[3])]
@@ -305,3 +333,16 @@ class PELogic(wiring.Component):
                 m.d.sync += [full[index].eq(0), taken_banks[index].eq(0)]
             with m.Elif(valid_p & end_p & (bank_p == index)):
                 m.d.sync += full[index].eq(1)
+
+    def scatter(self, m: Module, entry, origin):
+        """A convolution's tap at stage 2 (hw/conv_unit.py): its row, the event's origin plus the tap's offset,
+        and its weight; a tap that falls outside the output map adds zero to row 0."""
+        p = self.shape.spatial
+        y = Signal(signed(max(p.y_bits, p.step_bits) + 2), name="tap_y")
+        x = Signal(signed(max(p.x_bits, p.step_bits) + 2), name="tap_x")
+        inside = Signal(name="tap_inside")
+        m.d.comb += [y.eq(origin.y + entry.dy), x.eq(origin.x + entry.dx),
+                     inside.eq((y >= 0) & (y < p.height) & (x >= 0) & (x < p.width))]
+        weight, row = Signal.like(entry.value, name="tap_weight"), Signal(self.shape.row_bits, name="tap_row")
+        m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, origin.base + entry.row, 0))]
+        return weight, row

@@ -22,7 +22,8 @@ from undense.compiler.resources import (
     skip_fifos,
 )
 from undense.errors import UndenseError
-from undense.hw.dense_unit import block, lane_positions, positions
+from undense.hw import conv_unit, dense_unit
+from undense.hw.dense_unit import lane_features, lane_positions, positions
 from undense.hw.edges import Indexer, Packer
 from undense.hw.elementwise import EVENTS as ADD_EVENTS
 from undense.hw.elementwise import AddParams, ElementwiseAdd
@@ -63,20 +64,22 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     bias takes back what the input's offset removed; sums wrap at acc_bits, exact since the result fits. For an
     FPGA `family`, each memory is pinned where the compiler's resource estimate puts it, and with `primitives`
     the multipliers are the family's DSP blocks with their own registers (hw/multiplier.py)."""
-    fold, codes = node.fold, node.dense_codes()
+    fold = node.fold
     lanes, groups = fold.lanes, fold.groups
+    in_block, out_block = graph.edges[node.input].block, graph.edges[node.output].block
     styles = {} if family is None else node.fold.placement
     raw = node.multiplier is None
     in_shape = value_shape(graph, node.input)
-    positions_in = lane_positions(codes.shape[1], lanes)
-    pes = tuple(PEParams(block(codes, lanes, groups, lane, group), positions(codes.shape[1], lanes, lane),
-                         positions_in, in_shape, node.weight_bits, node.acc_bits,
+    blocks, spatial = pe_blocks(node, in_block)
+    pes = tuple(PEParams(blocks(lane, group), positions(node.in_features, lanes, lane, in_block),
+                         lane_positions(node.in_features, lanes, in_block), in_shape, node.weight_bits, node.acc_bits,
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")
                           for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
-                         family if primitives else None)
+                         family if primitives else None, spatial)
                 for lane in range(lanes) for group in range(groups))
     constants = row_constants(graph, node)
-    rows = tuple(GroupRows(tuple(constants[group::groups])) for group in range(groups))
+    rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group, out_block)))
+                 for group in range(groups))
     out = graph.edges[node.output]
     table_style = next((style for name, style in styles.items() if name.endswith("requantizer.table")), None)
     requant = RequantParams(
@@ -86,9 +89,21 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
         table=None if node.table is None else tuple(int(v) for v in node.table),
         table_offset=0 if raw else node.requant.qmin, table_style=table_style,
         slice_bits=product_slice_bits(family), multiplier=family if primitives else None)
-    return DenseParams(lanes, groups, codes.shape[1], node.out_features, pes, rows, requant, in_shape,
+    return DenseParams(lanes, groups, node.in_features, node.out_features, pes, rows, requant, in_shape,
                        value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
-                       event_queue_depth(family), styles)
+                       event_queue_depth(family), styles, in_block, out_block)
+
+
+def pe_blocks(node: QDense, in_block: int):
+    """Each PE's block by (lane, group) (hw/dense_unit.py, or a convolution's taps: hw/conv_unit.py), and the
+    addressing its PEs share (None for a Dense layer)."""
+    lanes, groups = node.fold.lanes, node.fold.groups
+    if not node.is_convolution:
+        codes = node.dense_codes()
+        return (lambda lane, group: dense_unit.block(codes, lanes, groups, lane, group)), None
+    taps = conv_unit.scatter_taps(node.geometry, node.kernel)
+    return ((lambda lane, group: conv_unit.block(node.geometry, taps, lanes, groups, lane, group, in_block)),
+            conv_unit.spatial(node.geometry, taps, groups))
 
 
 def add_params(graph: QGraph, node: QAdd) -> AddParams:
@@ -116,14 +131,14 @@ def output_lanes(graph: QGraph) -> int:
 
 
 def check_buildable(graph: QGraph) -> None:
-    """The hardware has units for Dense layers and Adds, not yet for convolutions: say so for the first one."""
+    """The hardware scatters convolutions (hw/conv_unit.py), but not every kind: say so for the first it cannot."""
     for node in graph.nodes:
-        if isinstance(node, QDense) and node.is_convolution:
+        reason = isinstance(node, QDense) and node.is_convolution and conv_unit.unsupported(node.geometry)
+        if reason:
             raise UndenseError(
-                f"layer '{node.name}' is a convolution ({node.geometry.op}, kernel "
-                f"{'x'.join(map(str, node.geometry.kernel))}): undense has no hardware unit for convolutions yet, so "
-                "rtl, sim, synth and cocotb cannot build this model; run it with `undense run DIR --backend golden` "
-                "or `undense generate DIR --backend golden`")
+                f"layer '{node.name}' is {reason}, so rtl, sim, synth and cocotb cannot build this model; run it "
+                "with `undense run DIR --backend golden` or `undense generate DIR --backend golden`, or export the "
+                "model with an Upsample (or a ConvTranspose) in place of the strided Conv")
 
 
 class Accelerator(wiring.Component):

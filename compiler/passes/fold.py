@@ -220,5 +220,7 @@ def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
         where = {use.name.removeprefix(f"{node.name}."): use.style for use in folding.cost(node, lanes).memories}
         folded.append(replace(node, fold=Fold(lanes_in, groups, round(float(cycles.mean()), 2),
                                               float(np.percentile(cycles, 99)), where)))
-    edges = {tensor: Edge(lanes[tensor], edge.sparse, edge.offset) for tensor, edge in graph.edges.items()}
+    block = activity.blocks(graph, lanes)
+    edges = {tensor: Edge(lanes[tensor], edge.sparse, edge.offset, block.get(tensor, 1))
+             for tensor, edge in graph.edges.items()}
     return graph.with_nodes(folded).replace_edges(edges)

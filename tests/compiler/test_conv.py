@@ -202,9 +202,11 @@ def test_a_symbolic_spatial_size_is_refused():
         import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
-def test_hardware_refuses_a_convolution_until_it_is_built():
-    compiled = undense.compile(CASES["3x3, pads 1"][0](), calibration=np.random.default_rng(0).normal(size=(8, 192)))
-    with pytest.raises(UndenseError, match="layer 'conv' is a convolution .* no hardware unit for convolutions"):
+def test_hardware_refuses_a_strided_conv_and_says_what_it_takes():
+    compiled = undense.compile(CASES["strides and asymmetric pads"][0](),
+                               calibration=np.random.default_rng(0).normal(size=(8, 189)))
+    with pytest.raises(UndenseError, match="layer 'conv' is a Conv of stride 2x1 .* takes Conv of stride 1, nearest "
+                                           "Upsample \\+ Conv and ConvTranspose"):
         check_buildable(compiled.graph)
 
 

@@ -1,0 +1,190 @@
+"""The event-driven convolution unit, described: a convolution scattered on the Dense unit's grid of PEs
+(hw/event_dense.py builds both; hw/dense_unit.py describes the grid).
+
+An input event (channel c, row y, column x, value v) meets the nonzero taps of its channel: each tap
+(out channel o, dy, dx, weight w) adds w * v into output (o, y * S + dy, x * S + dx) where that lies inside the
+output map. One description covers
+- ConvTranspose, stride s: S = s, (dy, dx) = (ky, kx) - pads: a strided scatter, no zeros inserted;
+- Conv, stride 1: S = 1, (dy, dx) = pads - (ky, kx);
+- nearest Upsample by u, then a Conv of stride 1: S = u and (dy, dx) = (a, b) + pads - (ky, kx) for each of
+  the u x u copies (a, b) of an input pixel. Taps of one channel that land on the same (o, dy, dx) add into one
+  weight, so an input meets each output it touches once, as in compiler/geometry.py's matrix;
+- groups (depthwise): a channel's taps reach only its group's output channels.
+The weights are stored once, as taps, never per position: the PE adds the event's origin (y * S, x * S, from
+its column table) to the tap's offset (hw/pe.py), and a tap that falls outside the map adds nothing.
+
+Output channel o belongs to group o % groups, which holds its channels' maps one after another: local row
+(o // groups) * H * W + y * W + x. A unit with several groups sends each channel's positions together on its
+group's lane (an edge with runs of H * W: dense_unit.lane_features); only another convolution reads such an
+edge.
+"""
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse
+
+from undense.compiler.geometry import Conv2d
+from undense.compiler.numbers import index_bits
+from undense.hw.dense_unit import Block, lane_features
+
+
+class ScatterTaps(NamedTuple):
+    """A convolution's nonzero taps, sorted by input channel, then output channel, dy, dx."""
+
+    channels: np.ndarray  # input channel
+    outs: np.ndarray      # output channel
+    dy: np.ndarray
+    dx: np.ndarray
+    weights: np.ndarray   # integer codes (or floats), never 0
+
+
+@dataclass(frozen=True)
+class Spatial:
+    """What a scattering PE's logic needs to know of its layer's addresses (PEs of one layer share it): the
+    output map's size and the widths of a tap's fields and of an event's origin."""
+
+    height: int
+    width: int
+    offset_bits: int  # a tap's local row offset, signed
+    step_bits: int    # a tap's dy and dx, signed
+    base_bits: int    # an origin's row base y * S * W + x * S
+    y_bits: int       # an origin's y * S
+    x_bits: int       # an origin's x * S
+
+
+def unsupported(geometry: Conv2d) -> str | None:
+    """Why the unit cannot scatter this convolution (None: it can)."""
+    if not geometry.transposed and geometry.stride != (1, 1):
+        return (f"a Conv of stride {'x'.join(map(str, geometry.stride))} (a gather that skips positions, not a "
+                "scatter): the convolution unit takes Conv of stride 1, nearest Upsample + Conv and ConvTranspose")
+    return None
+
+
+def stride(geometry: Conv2d) -> tuple[int, int]:
+    """How far apart two neighbouring inputs' taps land: S per axis."""
+    return geometry.stride if geometry.transposed else geometry.upsample
+
+
+def scatter_taps(geometry: Conv2d, kernel: np.ndarray) -> ScatterTaps:
+    """The kernel (out channels, in / groups, kh, kw) as merged nonzero taps."""
+    c_out, per_group_in, kh, kw = geometry.kernel_shape
+    per_group_out = c_out // geometry.groups
+    o, j, ky, kx = (a.reshape(-1) for a in np.meshgrid(np.arange(c_out), np.arange(per_group_in), np.arange(kh),
+                                                        np.arange(kw), indexing="ij"))
+    weights = np.asarray(kernel).reshape(-1)
+    channels = (o // per_group_out) * per_group_in + j
+    top, left = geometry.pads[0], geometry.pads[1]
+    if geometry.transposed:
+        dy, dx = ky - top, kx - left
+    else:  # every copy (a, b) of the upsampled pixel
+        uy, ux = geometry.upsample
+        a, b = (c.reshape(-1) for c in np.meshgrid(np.arange(uy), np.arange(ux), indexing="ij"))
+        copies = len(a)
+        dy = (a[None, :] + top - ky[:, None]).reshape(-1)
+        dx = (b[None, :] + left - kx[:, None]).reshape(-1)
+        o, channels, weights = (np.repeat(v, copies) for v in (o, channels, weights))
+    keep = weights != 0
+    keys = np.stack([channels[keep], o[keep], dy[keep], dx[keep]], axis=1)
+    unique, where = np.unique(keys, axis=0, return_inverse=True)
+    summed = np.zeros(len(unique), dtype=weights.dtype)
+    np.add.at(summed, where.reshape(-1), weights[keep])
+    nonzero = summed != 0
+    unique = unique[nonzero]
+    return ScatterTaps(*(unique[:, k].astype(np.int64) for k in range(4)), summed[nonzero])
+
+
+def origins(geometry: Conv2d) -> tuple[np.ndarray, np.ndarray]:
+    """Each input feature's origin in the output map: (y * S, x * S), per flattened input feature."""
+    c_in, h_in, w_in = geometry.in_shape
+    sy, sx = stride(geometry)
+    y, x = np.meshgrid(np.arange(h_in) * sy, np.arange(w_in) * sx, indexing="ij")
+    return np.tile(y.reshape(-1), c_in), np.tile(x.reshape(-1), c_in)
+
+
+def scatter_matrix(geometry: Conv2d, taps: ScatterTaps) -> scipy.sparse.csr_array:
+    """The (out, in) matrix the unit computes: every input feature's taps, where they land inside the map."""
+    c_in, h_in, w_in = geometry.in_shape
+    _, h_out, w_out = geometry.out_shape
+    oy, ox = origins(geometry)
+    features = np.arange(geometry.in_features)
+    column = np.repeat(features, np.bincount(taps.channels, minlength=c_in)[features // (h_in * w_in)])
+    first = np.concatenate([[0], np.cumsum(np.bincount(taps.channels, minlength=c_in))])
+    tap = np.concatenate([np.arange(first[c], first[c + 1]) for c in features // (h_in * w_in)]).astype(np.int64)
+    y, x = oy[column] + taps.dy[tap], ox[column] + taps.dx[tap]
+    inside = (y >= 0) & (y < h_out) & (x >= 0) & (x < w_out)
+    rows = taps.outs[tap] * h_out * w_out + y * w_out + x
+    matrix = scipy.sparse.coo_array((taps.weights[tap][inside], (rows[inside], column[inside])),
+                                    shape=(geometry.out_features, geometry.in_features)).tocsr()
+    matrix.sort_indices()
+    return matrix
+
+
+def group_taps(taps: ScatterTaps, geometry: Conv2d, groups: int, group: int) -> tuple[np.ndarray, ...]:
+    """The taps group `group`'s PEs hold, as (channel, weight, local row offset, dy, dx)."""
+    _, h_out, w_out = geometry.out_shape
+    mine = taps.outs % groups == group
+    offsets = (taps.outs[mine] // groups) * h_out * w_out + taps.dy[mine] * w_out + taps.dx[mine]
+    return taps.channels[mine], taps.weights[mine], offsets, taps.dy[mine], taps.dx[mine]
+
+
+def column_counts(geometry: Conv2d, taps: ScatterTaps, groups: int) -> np.ndarray:
+    """Entries (at least one) each input feature issues in each group's PE: its channel's taps there."""
+    c_in, h_in, w_in = geometry.in_shape
+    per_channel = np.stack([np.bincount(taps.channels[taps.outs % groups == g], minlength=c_in)
+                            for g in range(groups)], axis=1)
+    return np.maximum(np.repeat(per_channel, h_in * w_in, axis=0), 1)
+
+
+def macs(geometry: Conv2d, taps: ScatterTaps) -> np.ndarray:
+    """Nonzero products each input feature makes: its taps that land inside the map."""
+    return np.diff(scatter_matrix(geometry, taps).tocsc().indptr)
+
+
+def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: int, group: int,
+          in_block: int) -> Block:
+    """PE (lane, group)'s share: its group's taps channel by channel (a channel without any holds one zero
+    entry), and per position of its lane the channel's first entry and count and the event's origin."""
+    c_in, h_in, w_in = geometry.in_shape
+    c_out, h_out, w_out = geometry.out_shape
+    channels, weights, offsets, dy, dx = group_taps(taps, geometry, groups, group)
+    entries, starts, counts = [], [], []
+    for channel in range(c_in):
+        mine = np.flatnonzero(channels == channel)
+        starts.append(len(entries))
+        entries += [(int(weights[t]), int(offsets[t]), int(dy[t]), int(dx[t])) for t in mine] or [(0, 0, 0, 0)]
+        counts.append(max(len(mine), 1))
+    features = lane_features(geometry.in_features, lanes, lane, in_block)
+    oy, ox = origins(geometry)
+    channel_of = features // (h_in * w_in)
+    return Block(tuple(entries), tuple(starts[c] for c in channel_of), tuple(counts[c] for c in channel_of),
+                 len(range(group, c_out, groups)) * h_out * w_out,
+                 tuple((int(oy[f] * w_out + ox[f]), int(oy[f]), int(ox[f])) for f in features))
+
+
+def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int) -> Spatial:
+    """The field widths every PE of the layer shares."""
+    _, h_out, w_out = geometry.out_shape
+    oy, ox = origins(geometry)
+    offsets = np.concatenate([group_taps(taps, geometry, groups, g)[2] for g in range(groups)] + [[0]])
+    steps = np.concatenate([taps.dy, taps.dx, [0]])
+    return Spatial(h_out, w_out, signed_bits(offsets), signed_bits(steps),
+                   index_bits(int((oy * w_out + ox).max()) + 1), index_bits(int(oy.max()) + 1),
+                   index_bits(int(ox.max()) + 1))
+
+
+def signed_bits(values: np.ndarray) -> int:
+    """Bits of a two's complement field that holds every value."""
+    low, high = int(np.min(values)), int(np.max(values))
+    return max(high.bit_length(), (-low - 1).bit_length() if low < 0 else 0) + 1
+
+
+def entry_bits(weight_bits: int, shape: Spatial) -> int:
+    """A weight entry: the weight, its local row offset, dy and dx."""
+    return weight_bits + shape.offset_bits + 2 * shape.step_bits
+
+
+def column_bits(part: Block, shape: Spatial) -> int:
+    """A column table entry: the channel's first entry and count less one, and the event's origin."""
+    return index_bits(len(part.entries)) + index_bits(max(part.counts)) + shape.base_bits + shape.y_bits + \
+        shape.x_bits
