@@ -1,7 +1,9 @@
 """Every kind of model the compiler accepts also runs on the RTL, bit-exact (bulk simulation on Verilator)."""
+import importlib.util
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -9,6 +11,33 @@ import undense
 from undense.runtime.synthetic import mlp, model, onnxruntime_quantized
 
 EXPORTED = Path(__file__).parents[1] / "compiler" / "exported"
+CONV_MODELS = Path(__file__).parents[1] / "compiler" / "conv_models.py"
+
+
+def conv_models():
+    """tests/compiler/conv_models.py: hand-built convolutional graphs."""
+    spec = importlib.util.spec_from_file_location("conv_models", CONV_MODELS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hand_built(build, in_shape):
+    """A hand-built convolution compiled on normal inputs."""
+    return lambda folder: undense.compile(build(conv_models()),
+                                          calibration=np.random.default_rng(0).normal(size=(64, *in_shape)))
+
+
+def exported_conv_decoder(name, quantized=False):
+    """The torch-exported conv decoder (tests/compiler/exported): Linear, ConvTranspose + BatchNorm + LeakyReLU,
+    a residual conv block, nearest Upsample + Conv, Sigmoid; or onnxruntime's quantize_static of it (QDQ)."""
+    def compiled(folder):
+        x = np.random.default_rng(0).normal(size=(200, 10)).astype(np.float32)
+        built = onnx.load(str(EXPORTED / name))
+        if quantized:
+            built = onnxruntime_quantized(built, x[:100], folder, per_channel=True)
+        return undense.compile(built, calibration=x)
+    return compiled
 
 
 def integer_weights(seed=0):
@@ -76,6 +105,19 @@ CASES = {
     "QLinearMatMul (int8 weights reaching -128, zero points)": lambda folder: undense.compile(
         full_range_qlinear_matmul()),
     "onnxruntime quantize_static (QDQ)": lambda folder: undense.compile(onnxruntime_qdq(folder)),
+    "Conv 3x3, pads 1": hand_built(lambda c: c.conv((3, 8, 8), 4, (3, 3), pads=(1, 1, 1, 1)), (3, 8, 8)),
+    "depthwise Conv, two per channel, LeakyRelu": hand_built(
+        lambda c: c.conv((3, 6, 6), 6, (3, 3), group=3, activation="LeakyRelu"), (3, 6, 6)),
+    "ConvTranspose output_padding, asymmetric pads, Sigmoid": hand_built(
+        lambda c: c.conv((4, 5, 4), 3, (3, 3), strides=(2, 3), pads=(1, 0, 0, 2), transposed=True,
+                         output_padding=(1, 2), activation="Sigmoid"), (4, 5, 4)),
+    "Upsample x3 + Conv + BatchNormalization": hand_built(
+        lambda c: c.upsample_conv((3, 4, 5), 4, 3, coordinate_mode="half_pixel", nearest_mode="round_prefer_floor",
+                                  through_batchnorm=True), (3, 4, 5)),
+    "conv decoder, residual block (torch dynamo export, external data)": exported_conv_decoder(
+        "conv_dynamo_external.onnx"),
+    "conv decoder (torch legacy export)": exported_conv_decoder("conv_legacy.onnx"),
+    "conv decoder, onnxruntime quantize_static (QDQ)": exported_conv_decoder("conv_dynamo_external.onnx", True),
 }
 
 
