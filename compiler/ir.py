@@ -218,6 +218,11 @@ class QDense:
         return len(self.bias)
 
     @property
+    def out_rows(self) -> int:
+        """What the unit's groups share out: its rows, a convolution's output channels (hw/conv_unit.py)."""
+        return self.geometry.out_shape[0] if self.is_convolution else self.out_features
+
+    @property
     def in_features(self) -> int:
         return self.weight.in_features if isinstance(self.weight, SparseRows) else self.weight.shape[1]
 
@@ -254,6 +259,9 @@ class QGraph:
     edges: dict[str, Edge] = field(default_factory=dict)  # per tensor, decided by the fold pass
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample shape of every tensor
     condition_classes: int = 0
+
+    def consumers(self, tensor: str) -> list[QDense | QAdd]:
+        return [n for n in self.nodes if tensor in n.inputs]
 
     def with_nodes(self, nodes) -> "QGraph":
         return replace(self, nodes=tuple(nodes))

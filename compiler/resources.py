@@ -13,7 +13,7 @@ import numpy as np
 
 from undense.compiler.ir import QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
-from undense.hw import add_unit, dense_unit
+from undense.hw import add_unit, conv_unit, dense_unit
 
 # Block RAM shapes (depth, width) with one write and one read port: ECP5 DP16KD, iCE40 SB_RAM40_4K.
 BRAM_SHAPES = {
@@ -185,11 +185,18 @@ def dense_memories(graph: QGraph, node: QDense, lanes: int, groups: int, family:
     """Every memory of the layer's unit, as its description lists them (hw/dense_unit.py), placed. A PE's column
     table is read in the cycle it is addressed, so it is always logic."""
     table_bits = code_bits(graph, node.output, node.acc_bits)
-    codes = node.dense_codes()
-    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1)
-    listed = dense_unit.memories(codes, lanes, groups, node.weight_bits, value_bits(graph, node.input),
-                                 node.acc_bits, row_bits(node), rows, value_bits(graph, node.output, node.acc_bits),
-                                 0 if node.table is None else len(node.table), table_bits, event_queue_depth(family))
+    in_block, out_block = graph.edges[node.input].block, graph.edges[node.output].block
+    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1, out_block)
+    table_entries = 0 if node.table is None else len(node.table)
+    in_bits, out_bits = value_bits(graph, node.input), value_bits(graph, node.output, node.acc_bits)
+    if node.is_convolution:
+        listed = conv_unit.memories(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), lanes, groups,
+                                    in_block, out_block, node.weight_bits, in_bits, node.acc_bits, row_bits(node),
+                                    rows, out_bits, table_entries, table_bits, event_queue_depth(family))
+    else:
+        listed = dense_unit.memories(node.dense_codes(), lanes, groups, node.weight_bits, in_bits, node.acc_bits,
+                                     row_bits(node), rows, out_bits, table_entries, table_bits,
+                                     event_queue_depth(family))
     return [memory(f"{node.name}.{use.name}", use.depth, use.width, family, use.rom, use.weights,
                    "logic" if use.name.endswith(".columns") else None, use.stored) for use in listed]
 
@@ -218,6 +225,10 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
     out_bits = value_bits(graph, node.output, node.acc_bits)
     lut, ff = dense_unit.logic_cost(memories, lanes, groups, node.in_features, node.out_features, in_bits, out_bits,
                                     node.weight_bits, node.acc_bits, row_bits(node), event_queue_depth(family))
+    if node.is_convolution:
+        shape = conv_unit.spatial(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), groups)
+        extra = conv_unit.logic_cost(shape, lanes * groups, node.out_features)
+        lut, ff = lut + extra[0], ff + extra[1]
     raw = node.multiplier is None
     if not raw:
         per_lut, per_ff = dense_unit.requantizer_cost(node.acc_bits, row_bits(node), out_bits, requant_shift_bits(node),
@@ -282,10 +293,7 @@ def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCos
 
 def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, lanes: int | None = None,
                groups: int | None = None) -> LayerCost:
-    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs; nothing for a convolution, which has
-    no hardware unit yet (hw/top.py refuses to build it), so that the rest of the model is still folded."""
-    if isinstance(node, QDense) and node.is_convolution:
-        return LayerCost(node.name, 0, 0, 0, 0, ())
+    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs."""
     if isinstance(node, QAdd):
         return add_cost(graph, node, family, lanes or node.fold.lanes)
     if lanes is None:

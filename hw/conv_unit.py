@@ -26,7 +26,11 @@ import scipy.sparse
 
 from undense.compiler.geometry import Conv2d
 from undense.compiler.numbers import index_bits
-from undense.hw.dense_unit import Block, lane_features
+from undense.hw import dense_unit
+from undense.hw.dense_unit import Block, Memory, drain_cycles, group_memories, lane_features, pe_memories
+
+# What each counted event touches (hw/dense_unit.EVENTS), and an input event's lookup of its origin
+EVENTS = {**dense_unit.EVENTS, "stream_in": (("origins.table", "read"),)}
 
 
 class ScatterTaps(NamedTuple):
@@ -144,7 +148,7 @@ def macs(geometry: Conv2d, taps: ScatterTaps) -> np.ndarray:
 def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: int, group: int,
           in_block: int) -> Block:
     """PE (lane, group)'s share: its group's taps channel by channel (a channel without any holds one zero
-    entry), and per position of its lane the channel's first entry and count and the event's origin."""
+    entry), each channel's first entry and count, and per position of its lane the channel and the origin."""
     c_in, h_in, w_in = geometry.in_shape
     c_out, h_out, w_out = geometry.out_shape
     channels, weights, offsets, dy, dx = group_taps(taps, geometry, groups, group)
@@ -157,9 +161,9 @@ def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: in
     features = lane_features(geometry.in_features, lanes, lane, in_block)
     oy, ox = origins(geometry)
     channel_of = features // (h_in * w_in)
-    return Block(tuple(entries), tuple(starts[c] for c in channel_of), tuple(counts[c] for c in channel_of),
-                 len(range(group, c_out, groups)) * h_out * w_out,
-                 tuple((int(oy[f] * w_out + ox[f]), int(oy[f]), int(ox[f])) for f in features))
+    return Block(tuple(entries), tuple(starts), tuple(counts), len(range(group, c_out, groups)) * h_out * w_out,
+                 tuple((int(c), int(oy[f] * w_out + ox[f]), int(oy[f]), int(ox[f]))
+                       for c, f in zip(channel_of, features, strict=True)))
 
 
 def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int) -> Spatial:
@@ -184,7 +188,37 @@ def entry_bits(weight_bits: int, shape: Spatial) -> int:
     return weight_bits + shape.offset_bits + 2 * shape.step_bits
 
 
-def column_bits(part: Block, shape: Spatial) -> int:
-    """A column table entry: the channel's first entry and count less one, and the event's origin."""
-    return index_bits(len(part.entries)) + index_bits(max(part.counts)) + shape.base_bits + shape.y_bits + \
-        shape.x_bits
+def origin_bits(channels: int, shape: Spatial) -> int:
+    """A PE's origin table entry (per position of its lane): the channel and the origin."""
+    return index_bits(channels) + shape.base_bits + shape.y_bits + shape.x_bits
+
+
+def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, in_block: int, out_block: int,
+             weight_bits: int, value_bits: int, acc_bits: int, row_bits: int, rows: list[list[int]],
+             out_value_bits: int, table_entries: int, table_bits: int, fifo_depth: int) -> list[Memory]:
+    """Every memory of the unit (hw/event_dense.py): a Dense unit's (dense_unit.pe_memories, group_memories),
+    the weights as taps and the column table per input channel, and per lane its origin table."""
+    shape = spatial(geometry, taps, groups)
+    found = []
+    for lane in range(lanes):
+        lane_positions = dense_unit.positions(geometry.in_features, lanes, lane, in_block)
+        looked_up = origin_bits(geometry.in_shape[0], shape)
+        event_bits = looked_up + value_bits + 1  # the queues carry the channel and the origin looked up
+        found.append(Memory(f"lane{lane}_origins.table", lane_positions, looked_up, rom=True))
+        for group in range(groups):
+            part = block(geometry, taps, lanes, groups, lane, group, in_block)
+            column = index_bits(len(part.entries)) + index_bits(max(part.counts))
+            found += pe_memories(lane * groups + group, part, entry_bits(weight_bits, shape), column, event_bits,
+                                 acc_bits, fifo_depth)
+    return found + group_memories(drain_cycles(geometry.out_features, groups, out_block), row_bits, rows,
+                                  out_value_bits, table_entries, table_bits)
+
+
+def logic_cost(shape: Spatial, pes: int, rows: int) -> tuple[int, int]:
+    """LUT4s and flip-flops a convolution's PEs add to a Dense unit's (dense_unit.logic_cost): per PE the
+    lookup stage's event register, the origin carried to stage 2, the tap's row (an adder) and its bounds (two
+    adders and four comparisons). Counted operator by operator, not yet calibrated against Yosys."""
+    origin = shape.base_bits + shape.y_bits + shape.x_bits
+    lut = index_bits(rows) + 3 * (shape.y_bits + shape.x_bits + 4) + 8
+    ff = 3 * origin + 2
+    return pes * lut, pes * ff

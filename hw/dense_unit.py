@@ -42,9 +42,10 @@ EVENTS = {
 
 
 def role(memory_name: str) -> str:
-    """A memory's role in the unit: its name less the PE, queue or group it belongs to and its bank
-    (pe3.logic.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows)."""
-    name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.(logic\.)?|g\d+_)", "", memory_name))
+    """A memory's role in the unit: its name less the PE, queue, group or lane it belongs to and its bank
+    (pe3.logic.acc1 -> acc, queue3.storage -> queue.storage, g1_rows -> rows, lane0_origins.table ->
+    origins.table)."""
+    name = re.sub(r"^queue\d+", "queue", re.sub(r"^(pe\d+\.(logic\.)?|g\d+_|lane\d+_)", "", memory_name))
     return "acc" if name in ("acc0", "acc1") else name
 
 
@@ -74,12 +75,13 @@ def positions(count: int, ways: int, way: int, block: int = 1) -> int:
 class Block:
     """The weights of one PE: entries (value, local row) column by column, and each local column's first entry
     and entry count (at least one: an empty column holds one zero entry). A convolution's PE (hw/conv_unit.py)
-    holds taps (value, local row offset, dy, dx) instead, and each column's origin (row base, y, x)."""
+    holds taps (value, local row offset, dy, dx) channel by channel, and each position's (channel, row base, y,
+    x)."""
     entries: tuple[tuple[int, ...], ...]
     starts: tuple[int, ...]
     counts: tuple[int, ...]
     rows: int
-    origins: tuple[tuple[int, int, int], ...] | None = None
+    origins: tuple[tuple[int, int, int, int], ...] | None = None
 
 
 def block(codes: np.ndarray, lanes: int, groups: int, lane: int, group: int) -> Block:
@@ -181,15 +183,16 @@ def hardware_bias(bias: np.ndarray, row_sums: np.ndarray, offset: int, acc_bits:
     return wrapped(bias + row_sums * offset, acc_bits)
 
 
-def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int,
-              multiplier_bits: int) -> list[list[int]]:
+def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int, multiplier_bits: int,
+              block: int = 1) -> list[list[int]]:
     """Each group's row-constant memory as words, its rows' (bias, multiplier, stored shift) packed low to high
     (hw/requantizer.RequantParams.row_layout), padded with zero words to the drain's steps."""
-    steps = drain_cycles(len(constants), groups)
+    steps = drain_cycles(len(constants), groups, block)
     words = []
     for group in range(groups):
         packed = [(bias % (1 << acc_bits)) | multiplier << acc_bits | shift << (acc_bits + multiplier_bits)
-                  for bias, multiplier, shift in constants[group::groups]]
+                  for bias, multiplier, shift in (constants[row] for row in lane_features(len(constants), groups,
+                                                                                          group, block))]
         words.append(packed + [0] * (steps - len(packed)))
     return words
 
@@ -209,21 +212,32 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
     and two banks of accumulators; per group its row constants (`row_bits` wide; `rows`, their row_words, say
     which bits synthesis keeps), table and output queue."""
     n_out, n_in = codes.shape
-    steps = drain_cycles(n_out, groups)
     found = []
     for lane in range(lanes):
-        columns = positions(n_in, lanes, lane)
+        event_bits = index_bits(positions(n_in, lanes, lane)) + value_bits + 1
         for group in range(groups):
-            pe = f"pe{lane * groups + group}"
             part = block(codes, lanes, groups, lane, group)
-            event_bits = index_bits(columns) + value_bits + 1
-            found += [Memory(f"queue{lane * groups + group}.storage", fifo_depth - 1, event_bits, rom=False),
-                      Memory(f"{pe}.weights", len(part.entries), weight_bits + index_bits(part.rows), rom=True,
-                             weights=True),
-                      Memory(f"{pe}.columns", columns, column_bits(part), rom=True),
-                      *(Memory(f"{pe}.logic.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
-    for group in range(groups):
-        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True, stored=varying_bits(rows[group])))
+            found += pe_memories(lane * groups + group, part, weight_bits + index_bits(part.rows), column_bits(part),
+                                 event_bits, acc_bits, fifo_depth)
+    return found + group_memories(drain_cycles(n_out, groups), row_bits, rows, out_value_bits, table_entries,
+                                  table_bits)
+
+
+def pe_memories(pe: int, part: Block, entry_bits: int, column_bits: int, event_bits: int, acc_bits: int,
+                fifo_depth: int) -> list[Memory]:
+    """A PE's memories: its event queue, weights (`entry_bits` an entry), column table, two accumulator banks."""
+    return [Memory(f"queue{pe}.storage", fifo_depth - 1, event_bits, rom=False),
+            Memory(f"pe{pe}.weights", len(part.entries), entry_bits, rom=True, weights=True),
+            Memory(f"pe{pe}.columns", len(part.starts), column_bits, rom=True),
+            *(Memory(f"pe{pe}.logic.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
+
+
+def group_memories(steps: int, row_bits: int, rows: list[list[int]], out_value_bits: int, table_entries: int,
+                   table_bits: int) -> list[Memory]:
+    """Each group's row constants (`rows`: their words, row_words), activation table and output queue."""
+    found = []
+    for group, words in enumerate(rows):
+        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True, stored=varying_bits(words)))
         if table_entries:
             found.append(Memory(f"g{group}_requantizer.table", table_entries, table_bits, rom=True))
         found.append(Memory(f"g{group}_fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,

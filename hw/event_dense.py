@@ -20,10 +20,11 @@ from undense.compiler.resources import yosys_attrs
 from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
-from undense.hw.pe import PEParams, ProcessingElement, event_layout
+from undense.hw.pe import PEParams, ProcessingElement, event_layout, origin_entries, origin_layout
 from undense.hw.registers import KEEP, data_register
 from undense.hw.requantizer import Requantizer, RequantParams
 from undense.hw.shared import build_shared
+from undense.hw.stream_lookup import StreamLookup
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
@@ -111,19 +112,23 @@ class EventDense(wiring.Component):
 
     def distribute(self, m: Module, platform, pes: list[ProcessingElement]):
         """Each lane to its PEs, each through a queue; where the lane has several PEs, through a register stage
-        that moves when every one of its queues has room."""
+        that moves when every one of its queues has room. A convolution's lane first looks its events up."""
         p = self.params
+        layout = pes[0].i.payload.shape()
         for lane in range(p.lanes):
-            queues = [build_shared(m, platform, f"queue{index}", StreamFIFO, p.in_layout(), p.queue_depth,
+            queues = [build_shared(m, platform, f"queue{index}", StreamFIFO, layout, p.queue_depth,
                                    (p.styles or {}).get(f"queue{index}.storage"))
                       for index in range(lane * p.groups, (lane + 1) * p.groups)]
             for queue, pe in zip(queues, pes[lane * p.groups:(lane + 1) * p.groups], strict=True):
                 wiring.connect(m, queue.o, pe.i)
+            events = wiring.flipped(self.i[lane])
+            if p.pes[0].spatial is not None:
+                events = self.look_up_origins(m, lane, events, layout)
             if p.groups == 1:
-                wiring.connect(m, wiring.flipped(self.i[lane]), queues[0].i)
+                wiring.connect(m, events, queues[0].i)
                 continue
-            register = build_shared(m, platform, f"lane{lane}", StreamRegister, p.in_layout())
-            wiring.connect(m, wiring.flipped(self.i[lane]), register.i)
+            register = build_shared(m, platform, f"lane{lane}", StreamRegister, layout)
+            wiring.connect(m, events, register.i)
             # whether every queue has room, from registers: a queue that held at most depth - 4 values (output
             # register included) two cycles ago has room now, whatever arrived since. The queues sit by their PEs,
             # spread over the chip: their readys gathered in the cycle were the 85F's critical path, so each
@@ -134,6 +139,21 @@ class EventDense(wiring.Component):
             m.d.comb += register.o.ready.eq(room)
             for queue in queues:
                 m.d.comb += [queue.i.valid.eq(register.o.valid & room), queue.i.payload.eq(register.o.payload)]
+
+    def look_up_origins(self, m: Module, lane: int, events, layout):
+        """A convolution's events, each with its channel and its origin in the output map, looked up by position
+        (hw/conv_unit.py) in a table the lane's PEs share."""
+        p = self.params
+        pe = p.pes[lane * p.groups]
+        lookup = m.submodules[f"lane{lane}_origins"] = StreamLookup(
+            p.in_layout(), origin_layout(pe), origin_entries(pe), p.style(f"lane{lane}_origins.table"))
+        wiring.connect(m, events, lookup.i)
+        found = stream.Signature(layout).create()
+        event, word = lookup.o.payload.event, lookup.o.payload.found
+        m.d.comb += [found.valid.eq(lookup.o.valid), lookup.o.ready.eq(found.ready),
+                     found.payload.index.eq(word.channel), found.payload.origin.eq(word.origin),
+                     found.payload.value.eq(event.value), found.payload.last.eq(event.last)]
+        return found
 
     def drain(self, m: Module, platform, pes: list[ProcessingElement]):
         """Once every PE holds the image in a bank: row positions in order, every group at once, each group's

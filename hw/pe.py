@@ -65,11 +65,19 @@ class PEShape:
                                   "dy": steps, "dx": steps})
 
     def column_layout(self) -> data.StructLayout:
-        fields = {"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)}
-        if self.spatial is not None:
-            fields.update(base=unsigned(self.spatial.base_bits), y=unsigned(self.spatial.y_bits),
-                          x=unsigned(self.spatial.x_bits))
-        return data.StructLayout(fields)
+        return data.StructLayout({"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)})
+
+    def origin_layout(self) -> data.StructLayout:
+        """A convolution's event origin in the output map (hw/conv_unit.py)."""
+        p = self.spatial
+        return data.StructLayout({"base": unsigned(p.base_bits), "y": unsigned(p.y_bits), "x": unsigned(p.x_bits)})
+
+    def event_layout(self) -> data.StructLayout:
+        """An event as the logic takes it: a convolution's indexes its channel and brings its origin."""
+        plain = event_layout(self.positions, self.value_shape)
+        if self.spatial is None:
+            return plain
+        return data.StructLayout({**{name: field.shape for name, field in plain}, "origin": self.origin_layout()})
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,10 @@ class PEParams:
         return loaded_at_run_time((self.styles or {}).get("weights"))
 
     def shape(self) -> PEShape:
+        """A convolution's logic is indexed by input channel (its lookup stage has found the channel)."""
+        indexed = self.positions if self.spatial is None else len(self.block.starts)
         return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
-                       index_bits(self.block.rows), self.positions, self.value_shape, self.weight_bits, self.acc_bits,
+                       index_bits(self.block.rows), indexed, self.value_shape, self.weight_bits, self.acc_bits,
                        self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
                        self.multiplier, self.spatial)
 
@@ -109,14 +119,15 @@ def weight_entries(params: PEParams) -> list[dict]:
     return [dict(zip(fields, entry, strict=True)) for entry in params.block.entries]
 
 
-def column_entries(params: PEParams) -> list[dict]:
-    """The column table: each column's first entry and count less one, and a convolution's event origin."""
-    block = params.block
-    columns = [{"start": start, "extra": count - 1} for start, count in zip(block.starts, block.counts, strict=True)]
-    if params.spatial is not None:
-        for column, (base, y, x) in zip(columns, block.origins, strict=True):
-            column.update(base=base, y=y, x=x)
-    return columns
+def origin_layout(params: PEParams) -> data.StructLayout:
+    """What a convolution's lane looks up for each of its positions: the channel and the origin."""
+    shape = params.shape()
+    return data.StructLayout({"channel": unsigned(index_bits(shape.positions)), "origin": shape.origin_layout()})
+
+
+def origin_entries(params: PEParams) -> list[dict]:
+    return [{"channel": channel, "origin": {"base": base, "y": y, "x": x}}
+            for channel, base, y, x in params.block.origins]
 
 
 def weight_words(params: PEParams) -> list[int]:
@@ -158,8 +169,11 @@ class ProcessingElement(wiring.Component):
         """The column table and the weight memory: a ROM each, or the weights in SPRAM, written through the load
         port."""
         p = self.params
-        m.submodules.columns = columns = Memory(shape=p.shape().column_layout(), depth=p.columns,
-                                                attrs=p.style("columns"), init=column_entries(p))
+        m.submodules.columns = columns = Memory(shape=p.shape().column_layout(), depth=len(p.block.starts),
+                                                attrs=p.style("columns"),
+                                                init=[{"start": start, "extra": count - 1}
+                                                      for start, count in zip(p.block.starts, p.block.counts,
+                                                                              strict=True)])
         m.submodules.weights = weights = Memory(shape=p.entry_layout(), depth=len(p.block.entries),
                                                 init=[] if p.loaded_weights else weight_entries(p),
                                                 attrs=p.style("weights"))
@@ -178,7 +192,7 @@ class ProcessingElement(wiring.Component):
 def pe_ports(shape: PEShape) -> dict:
     """A PE's ports towards its layer."""
     return {
-        "i": In(stream.Signature(event_layout(shape.positions, shape.value_shape))),
+        "i": In(stream.Signature(shape.event_layout())),
         "full": Out(2),            # bank b holds a finished image
         "release": In(2),          # pulse: bank b has been drained
         "drain_bank": In(1),
@@ -214,7 +228,7 @@ class PELogic(wiring.Component):
         valid = Signal()
         value, entry_bank = data_register(p.value_shape, "value"), data_register(1, "entry_bank")
         image_end = data_register(1, "image_end")
-        origin = None if p.spatial is None else data_register(column.shape(), "origin")
+        origin = None if p.spatial is None else data_register(p.origin_layout(), "origin")
         address = data_register(column.start.shape(), "address")
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
@@ -229,7 +243,7 @@ class PELogic(wiring.Component):
             m.d.sync += [valid.eq(1), address.eq(column.start), left.eq(column.extra),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
-                m.d.sync += origin.eq(column)
+                m.d.sync += origin.eq(self.i.payload.origin)
             with m.If(self.i.payload.last):
                 m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
         with m.Elif(valid & left.any()):
@@ -253,7 +267,7 @@ class PELogic(wiring.Component):
                      end2.eq(end1)]
         weight2, row2 = entry2.value, entry2.row
         if p.spatial is not None:
-            origin1, origin2 = data_register(column.shape(), "origin1"), data_register(column.shape(), "origin2")
+            origin1, origin2 = data_register(p.origin_layout(), "origin1"), data_register(p.origin_layout(), "origin2")
             m.d.sync += [origin1.eq(origin), origin2.eq(origin1)]
             weight2, row2 = self.scatter(m, entry2, origin2)
         m.d.comb += self.mac.eq(valid2 & (weight2 != 0))

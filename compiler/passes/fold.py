@@ -81,7 +81,9 @@ class Folding:
         key = (node.name, *self.grid(node, lanes))
         if key not in self._costs:
             graph = self.balanced(lanes)[0]
-            graph = graph.replace_edges({t: replace(e, lanes=lanes[t]) for t, e in graph.edges.items()})
+            block = activity.blocks(graph, lanes)
+            graph = graph.replace_edges({t: replace(e, lanes=lanes[t], block=block.get(t, 1))
+                                         for t, e in graph.edges.items()})
             self._costs[key] = layer_cost(graph, self.node(node.name, lanes), self.target.family,
                                           *self.grid(node, lanes))
         return self._costs[key]
@@ -97,12 +99,13 @@ class Folding:
     def grown(self, layer: str) -> dict[str, int] | None:
         """The groups with `layer`'s cluster one group wider, or None where it cannot grow."""
         cluster = self.clusters[layer]
-        if cluster is None or any(self.dense[name].is_convolution for name in cluster):
-            return None  # tied to the model's input, or a convolution (no hardware unit to grow yet)
+        if cluster is None:
+            return None  # tied to the model's input
         groups = {**self.groups, **{name: self.groups[name] + 1 for name in cluster}}
         for name in cluster:
             node = self.dense[name]
-            if groups[name] > node.out_features:
+            if groups[name] > node.out_rows or (node.is_convolution and not feeds_convolutions(self.graph,
+                                                                                                node.output)):
                 return None
             limit = OUTPUT_PORT_BITS[self.target.family]
             if node.output == self.graph.output and groups[name] * output_bits(self.graph, node) > limit:
@@ -118,6 +121,20 @@ class Folding:
             if producer is not None and isinstance(producer, QDense):
                 candidates.append(producer.name)
         return [grid for grid in (self.grown(name) for name in dict.fromkeys(candidates)) if grid is not None]
+
+
+def feeds_convolutions(graph: QGraph, tensor: str) -> bool:
+    """Whether only convolution units read `tensor` (through Adds): only they read a feature map in runs of a
+    channel (ir.Edge.block), as a convolution unit with several groups sends it."""
+    if tensor == graph.output:
+        return False
+    for consumer in graph.consumers(tensor):
+        if isinstance(consumer, QAdd):
+            if not feeds_convolutions(graph, consumer.output):
+                return False
+        elif not consumer.is_convolution:
+            return False
+    return True
 
 
 def output_bits(graph: QGraph, node: QDense) -> int:
