@@ -175,6 +175,17 @@ def row_constants(graph: QGraph, node: QDense) -> list[tuple[int, int, int]]:
                                                                            strict=True)]
 
 
+def row_repeat(graph: QGraph, node: QDense) -> int:
+    """Rows in a row that share their constants, stored once: a convolution's channel (its H x W positions) where
+    the bias is the same at every position (it differs at the border where the input's zero point is folded into
+    it); 1 elsewhere."""
+    if not node.is_convolution:
+        return 1
+    _, height, width = node.geometry.out_shape
+    constants = np.array(row_constants(graph, node)).reshape(-1, height * width, 3)
+    return height * width if np.all(constants == constants[:, :1]) else 1
+
+
 def stored_shift(shift: int, base: int) -> int:
     """Of a row's shift s only s - 1 - base is stored: rshift_round shifts right by s - 1 first, and the layer's
     common part `base` (requant_shift_base) is a constant shift."""
@@ -186,7 +197,8 @@ def dense_memories(graph: QGraph, node: QDense, lanes: int, groups: int, family:
     table is read in the cycle it is addressed, so it is always logic."""
     table_bits = code_bits(graph, node.output, node.acc_bits)
     in_block, out_block = graph.edges[node.input].block, graph.edges[node.output].block
-    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1, out_block)
+    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1, out_block,
+                                row_repeat(graph, node))
     table_entries = 0 if node.table is None else len(node.table)
     in_bits, out_bits = value_bits(graph, node.input), value_bits(graph, node.output, node.acc_bits)
     if node.is_convolution:

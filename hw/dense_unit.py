@@ -184,15 +184,16 @@ def hardware_bias(bias: np.ndarray, row_sums: np.ndarray, offset: int, acc_bits:
 
 
 def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int, multiplier_bits: int,
-              block: int = 1) -> list[list[int]]:
+              block: int = 1, repeat: int = 1) -> list[list[int]]:
     """Each group's row-constant memory as words, its rows' (bias, multiplier, stored shift) packed low to high
-    (hw/requantizer.RequantParams.row_layout), padded with zero words to the drain's steps."""
-    steps = drain_cycles(len(constants), groups, block)
+    (hw/requantizer.RequantParams.row_layout), padded with zero words to the drain's steps; one word for each
+    `repeat` rows that share their constants."""
+    steps = drain_cycles(len(constants), groups, block) // repeat
     words = []
     for group in range(groups):
         packed = [(bias % (1 << acc_bits)) | multiplier << acc_bits | shift << (acc_bits + multiplier_bits)
                   for bias, multiplier, shift in (constants[row] for row in lane_features(len(constants), groups,
-                                                                                          group, block))]
+                                                                                          group, block)[::repeat])]
         words.append(packed + [0] * (steps - len(packed)))
     return words
 
@@ -237,7 +238,7 @@ def group_memories(steps: int, row_bits: int, rows: list[list[int]], out_value_b
     """Each group's row constants (`rows`: their words, row_words), activation table and output queue."""
     found = []
     for group, words in enumerate(rows):
-        found.append(Memory(f"g{group}_rows", steps, row_bits, rom=True, stored=varying_bits(words)))
+        found.append(Memory(f"g{group}_rows", len(words), row_bits, rom=True, stored=varying_bits(words)))
         if table_entries:
             found.append(Memory(f"g{group}_requantizer.table", table_entries, table_bits, rom=True))
         found.append(Memory(f"g{group}_fifo.storage", OUTPUT_FIFO_DEPTH - 1, index_bits(steps) + out_value_bits + 1,

@@ -48,7 +48,7 @@ class DenseParams:
     in_features: int
     out_features: int
     pes: tuple[PEParams, ...]        # PE (l, g) at l * groups + g
-    rows: tuple[GroupRows, ...]      # per group
+    rows: tuple[GroupRows, ...]      # per group (one per `row_repeat` rows)
     requant: RequantParams
     in_value_shape: object
     out_value_shape: object
@@ -58,6 +58,7 @@ class DenseParams:
     styles: dict[str, str] | None = None  # placement of each memory by its name in the unit (hw/dense_unit.py)
     in_block: int = 1   # runs of indices per lane on the input edge and the output (dense_unit.lane_features)
     out_block: int = 1
+    row_repeat: int = 1  # rows in a row that share their constants (GroupRows holds one set each)
 
     @property
     def steps(self) -> int:
@@ -232,15 +233,24 @@ class EventDense(wiring.Component):
         """The group's row constants at each issued step (`issued`: the group's copy of the issue, a cycle
         late), out of their memory and registered to meet the PEs' sums. Each group counts the steps itself, beside
         its memory (wrapping after the last, where every image ends): one counter's bits would have to reach the
-        read logic of every group's memory, spread over the chip, in the cycle."""
+        read logic of every group's memory, spread over the chip, in the cycle. Where the constants repeat (a
+        convolution's, `row_repeat` rows a channel), the memory holds one set each and a second counter steps through
+        them."""
         p = self.params
-        step = Signal(range(p.steps), name=f"g{group}_step")
-        with m.If(issued):
-            m.d.sync += step.eq(Mux(step == p.steps - 1, 0, step + 1))
+        depth = p.steps // p.row_repeat
+        step = Signal(range(depth), name=f"g{group}_step")
+        advance = issued
+        if p.row_repeat > 1:
+            within = Signal(range(p.row_repeat), name=f"g{group}_within")
+            advance = issued & (within == p.row_repeat - 1)
+            with m.If(issued):
+                m.d.sync += within.eq(Mux(within == p.row_repeat - 1, 0, within + 1))
+        with m.If(advance):
+            m.d.sync += step.eq(Mux(step == depth - 1, 0, step + 1))
         stored = [{"bias": bias, "multiplier": multiplier, "shift": shift}
                   for bias, multiplier, shift in p.rows[group].rows]
-        stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (p.steps - len(stored))
-        m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=p.steps, init=stored,
+        stored += [{"bias": 0, "multiplier": 0, "shift": 0}] * (depth - len(stored))
+        m.submodules[f"g{group}_rows"] = rows = Memory(shape=p.requant.row_layout(), depth=depth, init=stored,
                                                        attrs=p.style(f"g{group}_rows"))
         read = rows.read_port()
         m.d.comb += [read.addr.eq(step), read.en.eq(issued)]

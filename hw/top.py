@@ -19,6 +19,7 @@ from undense.compiler.resources import (
     requant_shift_base,
     requant_shift_bits,
     row_constants,
+    row_repeat,
     skip_fifos,
 )
 from undense.errors import UndenseError
@@ -77,8 +78,9 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
                           for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
                          family if primitives else None, spatial)
                 for lane in range(lanes) for group in range(groups))
-    constants = row_constants(graph, node)
-    rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group, out_block)))
+    constants, repeat = row_constants(graph, node), row_repeat(graph, node)
+    rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group,
+                                                                         out_block)[::repeat]))
                  for group in range(groups))
     out = graph.edges[node.output]
     table_style = next((style for name, style in styles.items() if name.endswith("requantizer.table")), None)
@@ -91,7 +93,7 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
         slice_bits=product_slice_bits(family), multiplier=family if primitives else None)
     return DenseParams(lanes, groups, node.in_features, node.out_features, pes, rows, requant, in_shape,
                        value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
-                       event_queue_depth(family), styles, in_block, out_block)
+                       event_queue_depth(family), styles, in_block, out_block, repeat)
 
 
 def pe_blocks(node: QDense, in_block: int):
