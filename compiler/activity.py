@@ -50,7 +50,7 @@ def layer_cycles(graph: QGraph, node: QDense | QAdd, present: dict[str, np.ndarr
 def column_work(node: QDense, lanes: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
     """The entries each input column issues in each group's PE ([in, groups]) and the nonzero products it
     makes ([in]): over the layer's matrix (hw/dense_unit.py), or a convolution's taps (hw/conv_unit.py)."""
-    if node.is_convolution:
+    if conv_unit.scatters(node):
         taps = conv_unit.scatter_taps(node.geometry, node.kernel)
         return conv_unit.column_counts(node.geometry, taps, groups), conv_unit.macs(node.geometry, taps)
     codes = node.dense_codes()
@@ -62,7 +62,7 @@ def blocks(graph: QGraph, lanes: dict[str, int]) -> dict[str, int]:
     where a convolution unit with several groups makes it, single indices elsewhere."""
     found = {}
     for node in graph.nodes:
-        if isinstance(node, QDense) and node.is_convolution and lanes[node.output] > 1:
+        if isinstance(node, QDense) and conv_unit.scatters(node) and lanes[node.output] > 1:
             _, height, width = node.geometry.out_shape
             found[node.output] = height * width
         elif isinstance(node, QAdd) and node.inputs[0] in found:  # an Add keeps its inputs' order

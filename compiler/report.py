@@ -9,6 +9,7 @@ import numpy as np
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.resources import RESOURCES, LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
+from undense.hw import conv_unit
 
 
 def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
@@ -30,7 +31,7 @@ def layer_report(graph: QGraph, node: QDense | QAdd, cost: LayerCost) -> dict:
     return {"name": node.name, "op": "dense" if node.geometry is None else node.geometry.op,
             "shape": [out_features, in_features], **_geometry_report(graph, node),
             "nnz": nnz, "density": round(nnz / size, 6),
-            "macs": node.weight.nnz, "hardware_unit": not node.is_convolution,
+            "macs": node.weight.nnz, "hardware_unit": conv_unit.scatters(node) or not node.is_convolution,
             "dense_macs": out_features * in_features if node.geometry is None else node.geometry.dense_macs(),
             "weight_bits": node.weight_bits,
             "act_bits": act_bits, "input_bits": input_bits, "pe": node.fold.pe, "lanes": node.fold.lanes,

@@ -179,7 +179,7 @@ def row_repeat(graph: QGraph, node: QDense) -> int:
     """Rows in a row that share their constants, stored once: a convolution's channel (its H x W positions) where
     the bias is the same at every position (it differs at the border where the input's zero point is folded into
     it); 1 elsewhere."""
-    if not node.is_convolution:
+    if not conv_unit.scatters(node):
         return 1
     _, height, width = node.geometry.out_shape
     constants = np.array(row_constants(graph, node)).reshape(-1, height * width, 3)
@@ -305,7 +305,10 @@ def add_cost(graph: QGraph, node: QAdd, family: str, lanes: int = 1) -> LayerCos
 
 def layer_cost(graph: QGraph, node: QDense | QAdd, family: str, lanes: int | None = None,
                groups: int | None = None) -> LayerCost:
-    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs."""
+    """What a layer costs as folded, or on a grid of `lanes` x `groups` PEs; nothing for a convolution the
+    hardware has no unit for (hw/top.py refuses to build it), so that the rest of the model is still folded."""
+    if isinstance(node, QDense) and node.is_convolution and not conv_unit.scatters(node):
+        return LayerCost(node.name, 0, 0, 0, 0, ())
     if isinstance(node, QAdd):
         return add_cost(graph, node, family, lanes or node.fold.lanes)
     if lanes is None:

@@ -65,6 +65,11 @@ def unsupported(geometry: Conv2d) -> str | None:
     return None
 
 
+def scatters(node) -> bool:
+    """Whether a layer (a QDense) is a convolution this unit scatters."""
+    return node.is_convolution and unsupported(node.geometry) is None
+
+
 def stride(geometry: Conv2d) -> tuple[int, int]:
     """How far apart two neighbouring inputs' taps land: S per axis."""
     return geometry.stride if geometry.transposed else geometry.upsample

@@ -25,6 +25,7 @@ from undense.compiler.passes import balance
 from undense.compiler.resources import LayerCost, code_bits, layer_cost, total
 from undense.compiler.targets import Target
 from undense.errors import DoesNotFit, UndenseError
+from undense.hw import conv_unit
 
 # The widest output transfer (the output layer's groups x its code bits; one code always fits): 64 bits on ECP5,
 # one code on the UP5K, whose 48-pin package has no pins to spare
@@ -104,8 +105,7 @@ class Folding:
         groups = {**self.groups, **{name: self.groups[name] + 1 for name in cluster}}
         for name in cluster:
             node = self.dense[name]
-            if groups[name] > node.out_rows or (node.is_convolution and not feeds_convolutions(self.graph,
-                                                                                                node.output)):
+            if groups[name] > node.out_rows or not can_spread(self.graph, node):
                 return None
             limit = OUTPUT_PORT_BITS[self.target.family]
             if node.output == self.graph.output and groups[name] * output_bits(self.graph, node) > limit:
@@ -123,6 +123,12 @@ class Folding:
         return [grid for grid in (self.grown(name) for name in dict.fromkeys(candidates)) if grid is not None]
 
 
+def can_spread(graph: QGraph, node: QDense) -> bool:
+    """Whether the layer may have several groups: a Dense layer, or a convolution the hardware scatters whose
+    map only convolutions read."""
+    return not node.is_convolution or (conv_unit.scatters(node) and feeds_convolutions(graph, node.output))
+
+
 def feeds_convolutions(graph: QGraph, tensor: str) -> bool:
     """Whether only convolution units read `tensor` (through Adds): only they read a feature map in runs of a
     channel (ir.Edge.block), as a convolution unit with several groups sends it."""
@@ -132,7 +138,7 @@ def feeds_convolutions(graph: QGraph, tensor: str) -> bool:
         if isinstance(consumer, QAdd):
             if not feeds_convolutions(graph, consumer.output):
                 return False
-        elif not consumer.is_convolution:
+        elif not conv_unit.scatters(consumer):
             return False
     return True
 
