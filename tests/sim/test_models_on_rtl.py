@@ -129,3 +129,16 @@ def test_runs_bit_exact_on_rtl(case, tmp_path):
     assert result.report["mismatches"] == 0, result.report.get("first_mismatch")
     assert result.report["event_mismatches"] == []
     np.testing.assert_array_equal(compiled.run(x, backend="rtl"), compiled.run(x, backend="golden"))
+
+
+def test_28x28_generator_on_rtl_bit_exact_at_the_predicted_cycles(tmp_path):
+    """The bundled convolutional generator (Linear, ConvTranspose 4x4/2 + BatchNorm + ReLU, Upsample x2 + Conv
+    5x5 + Sigmoid) on the RTL as folded for the 85F: bit-exact, its counters as golden predicts, and its cycles
+    per image within 10% of the fold's prediction."""
+    digits28 = Path(__file__).parents[2] / "models" / "digits28"
+    compiled = undense.compile(digits28 / "generator.onnx", tmp_path / "build", target_name="ecp5-85k")
+    result = compiled.simulate(compiled.random_inputs(48, seed=5))
+    report = result.report
+    assert report["mismatches"] == 0 and report["event_mismatches"] == []
+    assert report["steady_state"]
+    assert abs(report["cycles_per_image"] / report["predicted_cycles_per_image"] - 1) < 0.10
