@@ -28,7 +28,7 @@ from pathlib import Path
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import DSP_WIDTH, dsp_blocks, requantizer_dsps
 from undense.compiler.targets import Target, by_size, targets
-from undense.hw import add_unit, dense_unit
+from undense.hw import add_unit, conv_unit, dense_unit
 
 DATA = Path(__file__).parent / "data" / "energy.json"
 PICO = 1e-12
@@ -38,8 +38,10 @@ RANGE_KEYS = {"low": "low", "value": "typical", "high": "high"}  # how a figure'
 # The read and write port width of one RAM block as the hardware uses it (compiler/resources.BRAM_SHAPES)
 BLOCK_PORT_BITS = {"ecp5": 18, "ice40": 16}
 SPRAM_PORT_BITS = 16
-# What each event of sim.json touches in its unit's memories, from the units' descriptions, by layer op
-ACCESSES = {"dense": dense_unit.EVENTS, "add": add_unit.EVENTS}
+# What each event of sim.json touches in its unit's memories, from the units' descriptions, by layer op (a
+# channelwise layer is a Dense unit's diagonal; the other convolutions scatter on the convolution unit)
+ACCESSES = {"dense": dense_unit.EVENTS, "channelwise": dense_unit.EVENTS, "add": add_unit.EVENTS,
+            **{op: conv_unit.EVENTS for op in ("conv", "conv_transpose", "upsample_conv", "upsample")}}
 # How the breakdown groups the events
 GROUPS = {"macs": "MACs", "pipeline": "register activity", "weight_reads": "weight reads",
           "event_reads": "event queues", "acc_updates": "accumulators", "drain_reads": "accumulators",
@@ -149,7 +151,7 @@ def logic_multiply_pj(a_bits: int, b_bits: int, table: dict) -> float:
 def layer_events(layer: dict, counts: dict[str, int]) -> dict[str, int]:
     """sim.json's events of a layer, plus the requantizer's work: one multiply for every value it streams out."""
     events = dict(counts)
-    if layer["op"] == "dense":
+    if layer["op"] != "add":
         events["pipeline"] = counts.get("weight_reads", 0)
     return events
 
