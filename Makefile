@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-MODEL ?= models/digits/generator.onnx
+MODEL ?= models/digits28/generator.onnx
 OUT ?= out
 # the FPGA: auto picks the smallest part that holds the model at its best throughput; or ecp5-85k, ice40-up5k, ...
 TARGET ?= auto
@@ -35,15 +35,16 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The whole story on the bundled model: compile, 64 images on the RTL (bit-exact), synthesis for TARGET,
-# energy per image against a GPU, and one HTML page of it all (out/build/report.html).
+# The whole story on the bundled 28x28 generator (MODEL=models/digits/generator.onnx for the 8x8 one): compile,
+# 64 images on the RTL (bit-exact), a 10x10 grid generated on the RTL (a conditional model's digits in turn, one a
+# column), synthesis for TARGET, energy per image against a GPU, and one HTML page of it all (out/build/report.html).
 demo: system-packages $(INSTALLED)
 	$(BIN)/undense doctor
 	mkdir -p $(OUT)
 	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
 	$(BIN)/undense compile $(MODEL) -o $(OUT)/build --target $(TARGET)
 	$(BIN)/undense sim $(OUT)/build -n 64
-	$(BIN)/undense generate $(OUT)/build -n 64 --backend rtl
+	$(BIN)/undense generate $(OUT)/build -n 100 --backend rtl
 	$(BIN)/undense synth $(OUT)/build
 	$(BIN)/undense power $(OUT)/build
 	$(BIN)/undense report $(OUT)/build

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from undense.compiler import golden
 from undense.errors import DoesNotFit, UndenseError
 from undense.runtime.compiled import compile
 from undense.runtime.float_model import random_latents, sample_float
@@ -28,6 +29,8 @@ from undense.runtime.synthetic import mlp
 from undense.sim.simulate import write_report as write_sim_report
 
 BUNDLED_MODEL = Path("models/digits/generator.onnx")
+GENERATOR28 = Path("models/digits28/generator.onnx")  # the 28x28 convolutional generator
+GENERATOR28_IMAGES = 10_000  # random (latent, digit) inputs it runs on the RTL, compared with golden
 # 4 weight layers, 1,024 wide, 90% zeros. At 8 bits its 220k nonzeros and their indices (18 bits each) would
 # outgrow the ECP5-85F's 3.8 Mbit of block RAM, so it is compiled with 4-bit weights and activations.
 SYNTHETIC_WIDTHS = (16, 1024, 1024, 1024, 64)
@@ -198,6 +201,57 @@ def target_figures(model_path: Path, directory: Path, target_name: str, images: 
     return {"fits": False, "refused_at_more_bits": refusals}, {}
 
 
+def generator28_figures(directory: Path, progress=lambda step: None) -> dict:
+    """The 28x28 convolutional generator on the ECP5-85F: onnxruntime on this CPU first (same run), then 10,000
+    random (latent, digit) inputs on the RTL against golden with its counters, its cycles per image against the
+    fold's prediction, the quality of the RTL's images against the float model's on the same inputs (28x28
+    scorer), Yosys + nextpnr, and the energy per image beside the GPU."""
+    progress("the 28x28 generator on this CPU with onnxruntime")
+    figures = {"model": str(GENERATOR28), "cpu_baseline": cpu_baseline_figures(GENERATOR28)}
+    compiled = compile(GENERATOR28, directory, target_name="ecp5-85k")
+    figures["compile"] = {key: compiled.report[key] for key in ("total_pe", "estimate", "predicted_cycles_per_image",
+                                                                 "predicted_images_per_second")}
+    figures["compile"]["layers"] = [{key: layer[key] for key in ("name", "op", "lanes", "groups", "cycles", "estimate")}
+                                    for layer in compiled.report["layers"]]
+    progress(f"the 28x28 generator: {GENERATOR28_IMAGES:,} random (latent, digit) inputs on the RTL")
+    start = time.perf_counter()
+    latents = compiled.random_inputs(GENERATOR28_IMAGES, seed=1)
+    simulation = compiled.simulate(latents)
+    write_sim_report(directory, simulation.report)
+    report = simulation.report
+    figures["simulation"] = {
+        "images": GENERATOR28_IMAGES, "mismatches": report["mismatches"],
+        "event_mismatches": len(report["event_mismatches"]), "cycles_per_image": report["cycles_per_image"],
+        "predicted_cycles_per_image": report["predicted_cycles_per_image"],
+        "cycles_over_prediction": report["cycles_per_image"] / report["predicted_cycles_per_image"],
+        "ideal_cycles_per_image": report["ideal_cycles_per_image"],
+        "first_image_latency_cycles": report["first_image_latency_cycles"],
+        "sim_cycles_per_second": report["sim_cycles_per_second"], "wall_s": time.perf_counter() - start}
+    rtl_images = golden.output_values(compiled.graph, simulation.codes).reshape(GENERATOR28_IMAGES, -1)
+    float_images = sample_float(GENERATOR28, GENERATOR28_IMAGES, seed=1)
+    rtl_score, float_score = quality_score(rtl_images), quality_score(float_images)
+    figures["quality"] = {"rtl_score": rtl_score.score, "float_score": float_score.score,
+                          "rtl_to_float_score": rtl_score.score / float_score.score,
+                          "mean_abs_pixel_error": float(np.abs(rtl_images - float_images).mean())}
+    progress("synthesizing the 28x28 generator for ecp5-85k (minutes), then its energy per image")
+    synthesis = synthesize(compiled, "ecp5-85k")
+    write_synth_report(directory, synthesis)
+    keys = ("lut", "ff", "dsp", "bram", "fmax_mhz", "clock_mhz", "timing_met", "estimate", "wall_seconds")
+    figures["synthesis"] = {key: synthesis[key] for key in keys}
+    figures["energy"] = energy_figures(power_report(compiled))
+    clock_mhz = min(synthesis["clock_mhz"], synthesis["fmax_mhz"])
+    rate = clock_mhz * 1e6 / report["cycles_per_image"]
+    figures["headline"] = {"clock_mhz": clock_mhz, "images_per_second": rate,
+                           "over_cpu": rate / figures["cpu_baseline"]["best_images_per_second"],
+                           "fpga_j_per_image": figures["energy"]["fpga_j_per_image"],
+                           "gpu_j_per_image_best": figures["energy"]["gpu"]["j_per_image_best"],
+                           "gpu_best_batch": figures["energy"]["gpu"]["best_batch"],
+                           "gpu_source": figures["energy"]["gpu"]["source"],
+                           "ratio_best": figures["energy"]["ratio_best"],
+                           "bit_exact_images": GENERATOR28_IMAGES if report["mismatches"] == 0 else 0}
+    return figures
+
+
 def energy_figures(report: dict) -> dict:
     fpga = report["fpga"]
     ranged = ("fpga_j_per_image", "fpga_one_image_j", "ratio_best", "ratio_batch1")
@@ -234,6 +288,7 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
             synthesis, energy = target_figures(model_path, Path(scratch) / target_name, target_name)
             figures.setdefault("synthesis", {})[target_name] = synthesis
             figures.setdefault("energy", {})[target_name] = energy
+        figures["generator28"] = generator28_figures(Path(scratch) / "generator28", progress)
     progress(f"undense compile, rtl and sim -n 64 from an empty simulator cache, {FRESH_RUNS} times")
     fresh = fresh_sim_walls(model_path)
     figures["simulation"]["bundled"]["fresh_compile_rtl_and_sim_64_wall_s"] = fresh["median_s"]

@@ -438,6 +438,14 @@ def bench(output, repeats):
                    f"batch {top['cpu_batch']:,})")
     for target_name, figure in figures["energy"].items():
         click.echo(f"energy on {target_name}: {figure.get('sentence', 'no figure: see its synthesis in the JSON')}")
+    g28 = figures["generator28"]
+    sim28, top28 = g28["simulation"], g28["headline"]
+    click.echo(f"28x28 generator on ecp5-85k: {sim28['images']:,} inputs, {sim28['mismatches']} mismatches; "
+               f"{sim28['cycles_per_image']:,.0f} cycles per image ({sim28['cycles_over_prediction']:.1%} of the "
+               f"predicted); {top28['clock_mhz']:g} MHz (timing met: {g28['synthesis']['timing_met']}), "
+               f"{top28['images_per_second']:,.0f} images/s, {top28['over_cpu']:.2f}x onnxruntime's best here; "
+               f"quality {g28['quality']['rtl_to_float_score']:.1%} of the float model's")
+    click.echo(f"energy of the 28x28 generator: {g28['energy']['sentence']}")
     click.echo(f"-> {output}")
 
 
