@@ -131,14 +131,20 @@ def model_section(report: dict) -> str:
               f"{escape(report['slowest_layer'])}), {report['total_pe']} processing elements.</p>")
 
 
-def images_section(generated: dict | None, directory: Path) -> str:
+def images_section(generated: dict | None, directory: Path, classes: int) -> str:
+    """The grid generate wrote; for a class-conditional model (`classes` > 0) what each image was asked for."""
     if generated is None or not Path(generated["grid"]).is_file():
         return "<h2>Generated images</h2>" + missing("generate --backend rtl", directory)
     score = ("" if generated["quality_score"] is None
              else f"; quality score {generated['quality_score']:.2f} of 10")
+    asked = ""
+    if classes and generated.get("digit") is not None:
+        asked = f", each asked for class {generated['digit']}"
+    elif classes:
+        asked = f", asked for the {classes} classes in turn (0 to {classes - 1} along each row)"
     return (f"<h2>Generated images</h2><img class=\"grid\" alt=\"generated images\" "
             f"src=\"{embedded_png(Path(generated['grid']))}\"><p>{generated['images']} images from random latents "
-            f"(seed {generated['seed']}) on the <b>{escape(generated['backend'])}</b> backend{score}.</p>")
+            f"(seed {generated['seed']}){asked} on the <b>{escape(generated['backend'])}</b> backend{score}.</p>")
 
 
 def simulation_section(sim: dict | None, directory: Path) -> str:
@@ -257,7 +263,7 @@ def render(compiled: Compiled) -> str:
     sections = [
         stages_section(directory),
         model_section(compile_report),
-        images_section(load_json(directory, GENERATE_REPORT), directory),
+        images_section(load_json(directory, GENERATE_REPORT), directory, compiled.graph.condition_classes),
         simulation_section(load_json(directory, SIM_REPORT), directory),
         resources_section(compiled),
         energy_section(power, directory),
