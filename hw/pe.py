@@ -15,6 +15,10 @@ accumulators), so that the logic depends on the PE's shape only and PEs of equal
 (hw/shared.py). The weight memory is a ROM, except
 where the compiler placed it in SPRAM (the iCE40 UP5K): then its words arrive on the load port before the first
 image.
+
+A convolution's PE (hw/conv_unit.py) is the same PE: its column table is indexed by the event's input channel and
+its entries are taps (weight, row offset, dy, dx); the event brings its origin in the output map, which the PE adds
+to each tap's offset at stage 2, where a tap that falls outside the map becomes a zero product into row 0.
 """
 from dataclasses import dataclass
 
