@@ -52,7 +52,7 @@ class Spatial:
     width: int
     offset_bits: int  # a tap's local row offset, signed
     step_bits: int    # a tap's dy and dx, signed
-    base_bits: int    # an origin's row base y * S * W + x * S
+    base_bits: int    # an origin's row base y * S * W + x * S (the PE computes it)
     y_bits: int       # an origin's y * S
     x_bits: int       # an origin's x * S
 
@@ -167,8 +167,7 @@ def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: in
     oy, ox = origins(geometry)
     channel_of = features // (h_in * w_in)
     return Block(tuple(entries), tuple(starts), tuple(counts), len(range(group, c_out, groups)) * h_out * w_out,
-                 tuple((int(c), int(oy[f] * w_out + ox[f]), int(oy[f]), int(ox[f]))
-                       for c, f in zip(channel_of, features, strict=True)))
+                 tuple((int(c), int(oy[f]), int(ox[f])) for c, f in zip(channel_of, features, strict=True)))
 
 
 def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int) -> Spatial:
@@ -194,8 +193,8 @@ def entry_bits(weight_bits: int, shape: Spatial) -> int:
 
 
 def origin_bits(channels: int, shape: Spatial) -> int:
-    """A PE's origin table entry (per position of its lane): the channel and the origin."""
-    return index_bits(channels) + shape.base_bits + shape.y_bits + shape.x_bits
+    """A lane's origin table entry (per position): the channel and the origin (y * S, x * S)."""
+    return index_bits(channels) + shape.y_bits + shape.x_bits
 
 
 def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, in_block: int, out_block: int,
@@ -220,10 +219,11 @@ def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, in_bl
 
 
 def logic_cost(shape: Spatial, pes: int, rows: int) -> tuple[int, int]:
-    """LUT4s and flip-flops a convolution's PEs add to a Dense unit's (dense_unit.logic_cost): per PE the
-    lookup stage's event register, the origin carried to stage 2, the tap's row (an adder) and its bounds (two
-    adders and four comparisons). Counted operator by operator, not yet calibrated against Yosys."""
-    origin = shape.base_bits + shape.y_bits + shape.x_bits
-    lut = index_bits(rows) + 3 * (shape.y_bits + shape.x_bits + 4) + 8
-    ff = 3 * origin + 2
+    """LUT4s and flip-flops a convolution's PEs add to a Dense unit's (dense_unit.logic_cost): per PE the origin
+    carried to stage 2, its row base (y times the map's width in shifted adds, plus x), the tap's row (an adder)
+    and its bounds (two adders and four comparisons). Counted operator by operator, not yet calibrated against
+    Yosys."""
+    origin = shape.y_bits + shape.x_bits
+    lut = index_bits(rows) + 3 * (origin + 8) + bin(shape.width).count("1") * shape.base_bits
+    ff = 2 * origin + shape.base_bits + 2
     return pes * lut, pes * ff

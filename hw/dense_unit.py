@@ -75,13 +75,13 @@ def positions(count: int, ways: int, way: int, block: int = 1) -> int:
 class Block:
     """The weights of one PE: entries (value, local row) column by column, and each local column's first entry
     and entry count (at least one: an empty column holds one zero entry). A convolution's PE (hw/conv_unit.py)
-    holds taps (value, local row offset, dy, dx) channel by channel, and each position's (channel, row base, y,
-    x)."""
+    holds taps (value, local row offset, dy, dx) channel by channel, and each position's (channel, y, x)
+    origin."""
     entries: tuple[tuple[int, ...], ...]
     starts: tuple[int, ...]
     counts: tuple[int, ...]
     rows: int
-    origins: tuple[tuple[int, int, int, int], ...] | None = None
+    origins: tuple[tuple[int, int, int], ...] | None = None
 
 
 def block(codes: np.ndarray, lanes: int, groups: int, lane: int, group: int) -> Block:

@@ -74,7 +74,7 @@ class PEShape:
     def origin_layout(self) -> data.StructLayout:
         """A convolution's event origin in the output map (hw/conv_unit.py)."""
         p = self.spatial
-        return data.StructLayout({"base": unsigned(p.base_bits), "y": unsigned(p.y_bits), "x": unsigned(p.x_bits)})
+        return data.StructLayout({"y": unsigned(p.y_bits), "x": unsigned(p.x_bits)})
 
     def event_layout(self) -> data.StructLayout:
         """An event as the logic takes it: a convolution's indexes its channel and brings its origin."""
@@ -130,8 +130,7 @@ def origin_layout(params: PEParams) -> data.StructLayout:
 
 
 def origin_entries(params: PEParams) -> list[dict]:
-    return [{"channel": channel, "origin": {"base": base, "y": y, "x": x}}
-            for channel, base, y, x in params.block.origins]
+    return [{"channel": channel, "origin": {"y": y, "x": x}} for channel, y, x in params.block.origins]
 
 
 def weight_words(params: PEParams) -> list[int]:
@@ -272,8 +271,11 @@ class PELogic(wiring.Component):
         weight2, row2 = entry2.value, entry2.row
         if p.spatial is not None:
             origin1, origin2 = data_register(p.origin_layout(), "origin1"), data_register(p.origin_layout(), "origin2")
-            m.d.sync += [origin1.eq(origin), origin2.eq(origin1)]
-            weight2, row2 = self.scatter(m, entry2, origin2)
+            base2 = data_register(p.spatial.base_bits, "base2")  # the origin's row, y * W + x, in shifted adds
+            m.d.sync += [origin1.eq(origin), origin2.eq(origin1),
+                         base2.eq(sum(origin1.y << bit for bit in range(p.spatial.width.bit_length())
+                                      if p.spatial.width >> bit & 1) + origin1.x)]
+            weight2, row2 = self.scatter(m, entry2, origin2, base2)
         m.d.comb += self.mac.eq(valid2 & (weight2 != 0))
         m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
                                                           p.multiplier)
@@ -352,7 +354,7 @@ class PELogic(wiring.Component):
             with m.Elif(valid_p & end_p & (bank_p == index)):
                 m.d.sync += full[index].eq(1)
 
-    def scatter(self, m: Module, entry, origin):
+    def scatter(self, m: Module, entry, origin, base):
         """A convolution's tap at stage 2 (hw/conv_unit.py): its row, the event's origin plus the tap's offset,
         and its weight; a tap that falls outside the output map adds zero to row 0."""
         p = self.shape.spatial
@@ -362,5 +364,5 @@ class PELogic(wiring.Component):
         m.d.comb += [y.eq(origin.y + entry.dy), x.eq(origin.x + entry.dx),
                      inside.eq((y >= 0) & (y < p.height) & (x >= 0) & (x < p.width))]
         weight, row = Signal.like(entry.value, name="tap_weight"), Signal(self.shape.row_bits, name="tap_row")
-        m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, origin.base + entry.row, 0))]
+        m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, base + entry.row, 0))]
         return weight, row
