@@ -97,12 +97,12 @@ class Folding:
         lanes = self.lanes(groups)
         return [self.cost(node, lanes) for node in self.graph.nodes]
 
-    def grown(self, layer: str) -> dict[str, int] | None:
-        """The groups with `layer`'s cluster one group wider, or None where it cannot grow."""
+    def grown(self, layer: str, step: int = 1) -> dict[str, int] | None:
+        """The groups with `layer`'s cluster `step` groups wider, or None where it cannot grow."""
         cluster = self.clusters[layer]
         if cluster is None:
             return None  # tied to the model's input
-        groups = {**self.groups, **{name: self.groups[name] + 1 for name in cluster}}
+        groups = {**self.groups, **{name: self.groups[name] + step for name in cluster}}
         for name in cluster:
             node = self.dense[name]
             if groups[name] > node.out_rows or not can_spread(self.graph, node):
@@ -120,7 +120,17 @@ class Folding:
             producer = next((n for n in self.graph.nodes if n.output == tensor), None)
             if producer is not None and isinstance(producer, QDense):
                 candidates.append(producer.name)
-        return [grid for grid in (self.grown(name) for name in dict.fromkeys(candidates)) if grid is not None]
+        steps = [(name, step) for name in dict.fromkeys(candidates) for step in sorted({1, self.next_share(name)})]
+        return [grid for grid in (self.grown(name, step) for name, step in steps) if grid is not None]
+
+    def next_share(self, layer: str) -> int:
+        """How many more groups it takes for each of `layer`'s groups to hold fewer rows (a convolution's: output
+        channels): a step of one can leave the rows as unevenly shared as before and the layer no faster, where
+        this step is the next that shares them better."""
+        rows, groups = self.dense[layer].out_rows, self.groups[layer]
+        share = -(-rows // groups)
+        wider = next((more for more in range(groups + 1, rows + 1) if -(-rows // more) < share), groups + 1)
+        return wider - groups
 
 
 def can_spread(graph: QGraph, node: QDense) -> bool:
