@@ -263,6 +263,9 @@ class QGraph:
     def consumers(self, tensor: str) -> list[QDense | QAdd]:
         return [n for n in self.nodes if tensor in n.inputs]
 
+    def producer(self, tensor: str) -> QDense | QAdd | None:
+        return next((n for n in self.nodes if n.output == tensor), None)
+
     def with_nodes(self, nodes) -> "QGraph":
         return replace(self, nodes=tuple(nodes))
 

@@ -140,17 +140,27 @@ def can_spread(graph: QGraph, node: QDense) -> bool:
 
 
 def feeds_convolutions(graph: QGraph, tensor: str) -> bool:
-    """Whether only convolution units read `tensor` (through Adds): only they read a feature map in runs of a
-    channel (ir.Edge.block), as a convolution unit with several groups sends it."""
+    """Whether only convolution units read `tensor` (through Adds whose other inputs convolutions make too): only
+    they read a feature map in runs of a channel (ir.Edge.block), as a convolution unit with several groups sends
+    it, and an Add's inputs must travel in the same order."""
     if tensor == graph.output:
         return False
     for consumer in graph.consumers(tensor):
         if isinstance(consumer, QAdd):
-            if not feeds_convolutions(graph, consumer.output):
+            if not (all(made_by_convolutions(graph, t) for t in consumer.inputs)
+                    and feeds_convolutions(graph, consumer.output)):
                 return False
         elif not conv_unit.scatters(consumer):
             return False
     return True
+
+
+def made_by_convolutions(graph: QGraph, tensor: str) -> bool:
+    """Whether a convolution unit makes `tensor`, or an Add of tensors convolution units make."""
+    producer = graph.producer(tensor)
+    if isinstance(producer, QAdd):
+        return all(made_by_convolutions(graph, t) for t in producer.inputs)
+    return producer is not None and conv_unit.scatters(producer)
 
 
 def output_bits(graph: QGraph, node: QDense) -> int:
