@@ -28,8 +28,6 @@ from undense.hw.stream_lookup import StreamLookup
 from undense.hw.stream_register import StreamRegister
 
 EVENT_BITS = 48
-PE_DRAIN_LATENCY = 5  # an issued read: the lane's command register, the PE's, its read address, the
-# accumulator's read, the PE's output
 # What a layer counts when built with count_events (hw/dense_unit.EVENTS says what each touches)
 EVENTS = ("stream_in", "event_reads", "weight_reads", "macs", "acc_updates", "drain_reads", "requantized",
           "table_reads", "stream_out")
@@ -203,7 +201,7 @@ class EventDense(wiring.Component):
                 m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr),
                              pe.drain_bank.eq(command_bank), pe.release.eq(release)]
 
-        # the partial sums are out PE_DRAIN_LATENCY cycles after the issue; each group's go through an adder tree,
+        # the partial sums are out the PEs' drain_latency cycles after the issue; each group's go through an adder tree,
         # with the row's constants beside them, into the group's requantizer. Each group takes the issue through a
         # register copy of its own, and times its sums, constants, tree and requantizer from that copy: from one
         # register, the valid bits (identical in every group, so merged by synthesis into one chain) would be the
@@ -213,7 +211,7 @@ class EventDense(wiring.Component):
             issued = Signal(name=f"g{group}_issue", attrs=KEEP)
             m.d.sync += issued.eq(issue)
             valid = issued
-            for stage in range(PE_DRAIN_LATENCY - 1):
+            for stage in range(pes[0].params.shape().drain_latency - 1):
                 valid = delayed(m, valid, f"g{group}_drain_valid{stage}")
             tree = build_shared(m, platform, f"g{group}_sum", AdderTree, p.lanes, p.requant.acc_bits,
                                 p.requant.row_layout())
@@ -255,7 +253,7 @@ class EventDense(wiring.Component):
         read = rows.read_port()
         m.d.comb += [read.addr.eq(step), read.en.eq(issued)]
         constants = read.data
-        for stage in range(PE_DRAIN_LATENCY - 2):
+        for stage in range(p.pes[0].shape().drain_latency - 2):
             constants = delayed(m, constants, f"g{group}_constants{stage}", data=True)
         return constants
 

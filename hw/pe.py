@@ -60,6 +60,13 @@ class PEShape:
     acc_styles: tuple = (None, None)  # placement of the two banks (compiler/resources)
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
     spatial: Spatial | None = None  # a convolution's PE: entries are taps, rows computed (hw/conv_unit.py)
+    registered_reads: bool = False  # the banks' read data go through a register of their own (block RAM)
+
+    @property
+    def drain_latency(self) -> int:
+        """Cycles from the layer's drain issue to a PE's partial sum: the lane's command register, the PE's, its
+        read address, the accumulator's read, a register after it where reads are registered, the PE's output."""
+        return 5 + self.registered_reads
 
     def entry_layout(self) -> data.StructLayout:
         if self.spatial is None:
@@ -97,6 +104,7 @@ class PEParams:
     styles: dict[str, str] | None = None  # placement of "weights", "columns", "acc0", "acc1" (compiler/resources)
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
     spatial: Spatial | None = None  # a convolution's PE (hw/conv_unit.py)
+    registered_reads: bool = False  # its layer's banks are in block RAM (PEShape.registered_reads)
 
     @property
     def loaded_weights(self) -> bool:
@@ -109,7 +117,7 @@ class PEParams:
         return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
                        index_bits(self.block.rows), indexed, self.value_shape, self.weight_bits, self.acc_bits,
                        self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
-                       self.multiplier, self.spatial)
+                       self.multiplier, self.spatial, self.registered_reads)
 
     def entry_layout(self) -> data.StructLayout:
         return self.shape().entry_layout()
@@ -286,7 +294,8 @@ class PELogic(wiring.Component):
         m.d.comb += [multiplier.a.eq(weight_q), multiplier.b.eq(value_q)]
         # what travels beside the product: stage 2 + k at index k
         stages = [(valid2, row2, bank2, end2)]
-        for stage in range(3, 4 + MULTIPLIER_STAGES):  # and P + 1, where the sum is written back
+        late = int(p.registered_reads)  # a read issued a stage earlier, its sum forwarded a stage longer
+        for stage in range(3, 4 + MULTIPLIER_STAGES + late):  # and P + 1, where the sum is written back
             before = stages[-1]
             later = (Signal(name=f"valid{stage}"), data_register(unsigned(p.row_bits), f"row{stage}"),
                      data_register(1, f"bank{stage}"), data_register(1, f"end{stage}"))
@@ -295,10 +304,11 @@ class PELogic(wiring.Component):
             stages.append(later)
         # P + 1: the sum computed at P is written back from a register, so that the adder's loop stays clear of
         # the memory's write port (a bank built from LUT RAM sits wherever the placer finds RAM slices)
-        valid_a, row_a, bank_a, _ = stages[-1]       # P + 1
-        valid_p, row_p, bank_p, end_p = stages[-2]   # P: the product's stage
-        valid_w, row_w, bank_w, _ = stages[-3]       # P - 1: its read data arrive next cycle
-        row_r = stages[-4][1]                        # P - 2: its read address goes into a register
+        product_stage = 2 + MULTIPLIER_STAGES
+        valid_a, row_a, bank_a, _ = stages[product_stage - 1]   # P + 1
+        valid_p, row_p, bank_p, end_p = stages[product_stage - 2]   # P: the product's stage
+        valid_w, row_w, bank_w, _ = stages[product_stage - 3]   # P - 1: its read data arrive next cycle
+        row_r = stages[product_stage - 4 - late][1]  # P - 2 (or P - 3): its read address goes into a register
 
         # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
         # a cycle later). The drain's command comes to many PEs at once, from a register of its lane's that may be
@@ -317,6 +327,8 @@ class PELogic(wiring.Component):
         # written) and the one two ahead (at P + 1, written in the cycle of the read). A row met again that soon
         # takes its sum from the register that holds it instead; which one is known a cycle ahead, when the
         # entries are at stages P - 1, P and P + 1
+        # Where reads are registered (a block RAM, wherever the placer finds one, and its slow output), the read
+        # is issued a stage earlier and misses a third sum, that of the entry at P + 2, kept a cycle longer
         written, forward = data_register(signed(p.acc_bits), "written"), Signal(name="forward")
         written_before, forward_before = data_register(signed(p.acc_bits), "written_before"), \
             Signal(name="forward_before")
@@ -330,7 +342,17 @@ class PELogic(wiring.Component):
             banks.append((acc.write_port(), acc.read_port()))
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = [read.data for _, read in banks]
-        stored = Mux(forward_before, written_before, Mux(bank_p, data_out[1], data_out[0]))
+        if p.registered_reads:
+            data_out = [delayed_data(m, data, f"acc{index}_read_q") for index, data in enumerate(data_out)]
+        stored = Mux(bank_p, data_out[1], data_out[0])
+        if p.registered_reads:
+            valid_b, row_b, bank_b, _ = stages[product_stage]  # P + 2
+            written_earlier, forward_earlier = data_register(signed(p.acc_bits), "written_earlier"), \
+                Signal(name="forward_earlier")
+            m.d.sync += [forward_earlier.eq(valid_b & (row_b == row_w) & (bank_b == bank_w)),
+                         written_earlier.eq(written_before)]
+            stored = Mux(forward_earlier, written_earlier, stored)
+        stored = Mux(forward_before, written_before, stored)
         with m.If(valid_p):
             m.d.sync += written.eq(Mux(forward, written, stored) + product)
         for index, (write, read) in enumerate(banks):
@@ -346,6 +368,8 @@ class PELogic(wiring.Component):
             m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                          write.data.eq(Mux(clearing, 0, written)), write.en.eq(writing)]
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
+        if p.registered_reads:
+            drained_bank = delayed_data(m, drained_bank, "drained_bank_q")
         m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
         m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
@@ -366,3 +390,10 @@ class PELogic(wiring.Component):
         weight, row = Signal.like(entry.value, name="tap_weight"), Signal(self.shape.row_bits, name="tap_row")
         m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, base + entry.row, 0))]
         return weight, row
+
+
+def delayed_data(m: Module, value, name: str):
+    """`value` a cycle later, in a register of the data path."""
+    later = data_register(value.shape(), name)
+    m.d.sync += later.eq(value)
+    return later

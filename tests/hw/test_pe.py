@@ -1,6 +1,7 @@
 """One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows
 (a row met again one, two or three entries later takes the sum not yet written back), image after image through
-both banks, with the drain stalling the input, and after an image shorter than the PE's pipeline."""
+both banks, with the drain stalling the input, and after an image shorter than the PE's pipeline; with the banks'
+reads registered (block RAM) as without."""
 import numpy as np
 import pytest
 from amaranth import signed
@@ -9,14 +10,14 @@ from amaranth.sim import Simulator
 from undense.hw.dense_unit import block
 from undense.hw.pe import PEParams, ProcessingElement
 
-DRAIN_LATENCY = 4  # drain_data is the row asked for four cycles before (hw/pe.py's pe_ports)
 
-
-def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: bool) -> list[np.ndarray]:
     """Run `images` (each a list of (column, value) events) through a PE holding all of `codes` (rows, columns);
     each image's row sums, as the drain reads them."""
     part = block(codes, 1, 1, 0, 0)
-    pe = ProcessingElement(PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20))
+    params = PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20, registered_reads=registered)
+    pe = ProcessingElement(params)
+    drain_latency = params.shape().drain_latency - 1  # the layer's command register is not the PE's
     sums = []
 
     async def feed(ctx):
@@ -32,12 +33,12 @@ def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]]) -> list[np.n
             bank = image % 2
             await ctx.tick().until(pe.full.bit_select(bank, 1))
             rows = []
-            for row in range(part.rows + DRAIN_LATENCY):
+            for row in range(part.rows + drain_latency):
                 ctx.set(pe.drain_en, row < part.rows)
                 ctx.set(pe.drain_bank, bank)
                 ctx.set(pe.drain_addr, min(row, part.rows - 1))
                 await ctx.tick()
-                if row >= DRAIN_LATENCY - 1 and len(rows) < part.rows:
+                if row >= drain_latency - 1 and len(rows) < part.rows:
                     rows.append(ctx.get(pe.drain_data))
             ctx.set(pe.release, 1 << bank)
             await ctx.tick()
@@ -56,8 +57,9 @@ def expected_sums(codes: np.ndarray, events: list[tuple[int, int]]) -> np.ndarra
     return sum((codes[:, column] * value for column, value in events), np.zeros(codes.shape[0], dtype=np.int64))
 
 
-@pytest.mark.parametrize("rows,seed", [(1, 0), (2, 1), (3, 2), (5, 3)])
-def test_rows_met_again_soon_sum_exactly(rows, seed):
+@pytest.mark.parametrize("registered", [False, True])
+@pytest.mark.parametrize("rows,seed", [(1, 0), (2, 1), (3, 2), (4, 4), (5, 3)])
+def test_rows_met_again_soon_sum_exactly(rows, seed, registered):
     """Few rows, so that entries of the same row follow one another at every distance."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(-128, 128, size=(rows, 6)) * (rng.random((rows, 6)) < 0.7)
@@ -67,5 +69,5 @@ def test_rows_met_again_soon_sum_exactly(rows, seed):
                                                 strict=True)] for _ in range(3)]
     images[0] += [(1, -256), (1, 255), (1, -256)]  # both ends of the values' range, the same column in a row
     images.insert(1, [(2, 5)])  # an image shorter than the pipeline: the next comes back to a bank still filling
-    for got, events in zip(pe_sums(codes, images), images, strict=True):
+    for got, events in zip(pe_sums(codes, images, registered), images, strict=True):
         assert got.tolist() == expected_sums(codes, events).tolist()
