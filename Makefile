@@ -41,7 +41,7 @@ $(INSTALLED): pyproject.toml
 demo: system-packages $(INSTALLED)
 	$(BIN)/undense doctor
 	mkdir -p $(OUT)
-	$(BIN)/undense sample $(MODEL) -n 64 -o $(OUT)/float_samples.png
+	$(BIN)/undense sample $(MODEL) -n 100 -o $(OUT)/float_samples.png
 	$(BIN)/undense compile $(MODEL) -o $(OUT)/build --target $(TARGET)
 	$(BIN)/undense sim $(OUT)/build -n 64
 	$(BIN)/undense generate $(OUT)/build -n 100 --backend rtl
