@@ -239,8 +239,14 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
                                     node.weight_bits, node.acc_bits, row_bits(node), event_queue_depth(family))
     if node.is_convolution:
         shape = conv_unit.spatial(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), groups)
-        extra = conv_unit.logic_cost(shape, lanes * groups, node.out_features)
+        extra = conv_unit.logic_cost(shape, lanes, lanes * groups, node.geometry.in_shape[0], in_bits,
+                                     node.out_features)
         lut, ff = lut + extra[0], ff + extra[1]
+    if any(use.style == "block" for use in memories if ".logic.acc" in use.name):  # registered reads (hw/pe.py)
+        ff += lanes * groups * (3 * node.acc_bits + index_bits(node.out_features) + 4)
+        lut += lanes * groups * (node.acc_bits + index_bits(node.out_features))  # the third forward
+    if any(use.style == "block" for use in memories if use.name.endswith("requantizer.table")):
+        ff += groups * (out_bits + 1)
     raw = node.multiplier is None
     if not raw:
         per_lut, per_ff = dense_unit.requantizer_cost(node.acc_bits, row_bits(node), out_bits, requant_shift_bits(node),

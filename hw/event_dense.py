@@ -147,12 +147,13 @@ class EventDense(wiring.Component):
         lookup = m.submodules[f"lane{lane}_origins"] = StreamLookup(
             p.in_layout(), origin_layout(pe), origin_entries(pe), p.style(f"lane{lane}_origins.table"))
         wiring.connect(m, events, lookup.i)
-        found = stream.Signature(layout).create()
+        # a block RAM's output is slow and the RAM may sit far from the queues: straight into a register stage
+        register = m.submodules[f"lane{lane}_found"] = StreamRegister(layout)
         event, word = lookup.o.payload.event, lookup.o.payload.found
-        m.d.comb += [found.valid.eq(lookup.o.valid), lookup.o.ready.eq(found.ready),
-                     found.payload.index.eq(word.channel), found.payload.origin.eq(word.origin),
-                     found.payload.value.eq(event.value), found.payload.last.eq(event.last)]
-        return found
+        m.d.comb += [register.i.valid.eq(lookup.o.valid), lookup.o.ready.eq(register.i.ready),
+                     register.i.payload.index.eq(word.channel), register.i.payload.origin.eq(word.origin),
+                     register.i.payload.value.eq(event.value), register.i.payload.last.eq(event.last)]
+        return register.o
 
     def drain(self, m: Module, platform, pes: list[ProcessingElement]):
         """Once every PE holds the image in a bank: row positions in order, every group at once, each group's

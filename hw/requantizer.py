@@ -146,5 +146,11 @@ class Requantizer(wiring.Component):
         valid6 = Signal()
         m.d.comb += [table_rd.addr.eq(code - p.table_offset), table_rd.en.eq(valid5)]
         m.d.sync += valid6.eq(valid5)
-        m.d.comb += [self.o.valid.eq(valid6), self.o.payload.eq(table_rd.data)]
+        if p.table_style != "block":
+            m.d.comb += [self.o.valid.eq(valid6), self.o.payload.eq(table_rd.data)]
+            return m
+        # a block RAM's output is slow, and the RAM may sit far from the group's queue: a register between them
+        valid7, looked_up = Signal(), data_register(p.out_shape, "looked_up")
+        m.d.sync += [valid7.eq(valid6), looked_up.eq(table_rd.data)]
+        m.d.comb += [self.o.valid.eq(valid7), self.o.payload.eq(looked_up)]
         return m
