@@ -120,13 +120,15 @@ class Folding:
             producer = next((n for n in self.graph.nodes if n.output == tensor), None)
             if producer is not None and isinstance(producer, QDense):
                 candidates.append(producer.name)
-        steps = [(name, step) for name in dict.fromkeys(candidates) for step in sorted({1, self.next_share(name)})]
+        steps = [(name, step) for name in dict.fromkeys(candidates)
+                 for step in sorted({1, self.next_share(name) if self.dense[name].is_convolution else 1})]
         return [grid for grid in (self.grown(name, step) for name, step in steps) if grid is not None]
 
     def next_share(self, layer: str) -> int:
-        """How many more groups it takes for each of `layer`'s groups to hold fewer rows (a convolution's: output
-        channels): a step of one can leave the rows as unevenly shared as before and the layer no faster, where
-        this step is the next that shares them better."""
+        """How many more groups it takes for each of a convolution's groups to hold fewer output channels: a step
+        of one can leave them as unevenly shared as before and the layer no faster (32 channels: 9 groups hold 4
+        each, 10 still do, 11 hold 3), where this step is the next that shares them better. (A Dense layer's rows
+        are many and the balance pass deals them out: it grows one group at a time.)"""
         rows, groups = self.dense[layer].out_rows, self.groups[layer]
         share = -(-rows // groups)
         wider = next((more for more in range(groups + 1, rows + 1) if -(-rows // more) < share), groups + 1)
