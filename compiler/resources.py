@@ -72,6 +72,16 @@ def yosys_attrs(style: str | None) -> dict[str, str]:
     return {} if style is None else {"ram_style": style, "rom_style": style}
 
 
+def block_slice_bits(depth: int, width: int, family: str) -> int:
+    """The width to split an ECP5 memory of `depth` x `width` into, each slice one block RAM at its widest for
+    that depth (0: it fits one as it is, or another family). A memory split by depth would select between RAMs
+    placed apart before its output register (hw/pe.py's accumulator banks)."""
+    if family != "ecp5":
+        return 0
+    widest = max(w for d, w in BRAM_SHAPES[family] if d >= depth) if depth <= BRAM_SHAPES[family][0][0] else 0
+    return widest if 0 < widest < width else 0
+
+
 def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES[family])
 

@@ -22,7 +22,7 @@ to each tap's offset at stage 2, where a tap that falls outside the map becomes 
 """
 from dataclasses import dataclass
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -61,6 +61,7 @@ class PEShape:
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
     spatial: Spatial | None = None  # a convolution's PE: entries are taps, rows computed (hw/conv_unit.py)
     registered_reads: bool = False  # the banks' read data go through a register of their own (block RAM)
+    acc_slice_bits: int = 0  # each bank as memories this wide, one block RAM each (0: one memory)
 
     @property
     def drain_latency(self) -> int:
@@ -105,6 +106,7 @@ class PEParams:
     multiplier: str | None = None  # the vendor's DSP block to build the multiplier from (hw/multiplier.py)
     spatial: Spatial | None = None  # a convolution's PE (hw/conv_unit.py)
     registered_reads: bool = False  # its layer's banks are in block RAM (PEShape.registered_reads)
+    acc_slice_bits: int = 0  # PEShape.acc_slice_bits
 
     @property
     def loaded_weights(self) -> bool:
@@ -117,7 +119,7 @@ class PEParams:
         return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
                        index_bits(self.block.rows), indexed, self.value_shape, self.weight_bits, self.acc_bits,
                        self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
-                       self.multiplier, self.spatial, self.registered_reads)
+                       self.multiplier, self.spatial, self.registered_reads, self.acc_slice_bits)
 
     def entry_layout(self) -> data.StructLayout:
         return self.shape().entry_layout()
@@ -335,15 +337,26 @@ class PELogic(wiring.Component):
         m.d.sync += [forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w)),
                      forward_before.eq(valid_a & (row_a == row_w) & (bank_a == bank_w)),
                      written_before.eq(written)]
-        banks = []
+        # a bank wider than a block RAM at its depth is split by width, so that each RAM's output goes straight
+        # into its register (split by depth, Yosys would select between RAMs placed apart before the register)
+        width = p.acc_slice_bits or p.acc_bits
+        slices = [(low, min(low + width, p.acc_bits)) for low in range(0, p.acc_bits, width)]
+        banks = []  # each bank's slices, their (write, read) ports
         for index in range(2):
-            m.submodules[f"acc{index}"] = acc = Memory(shape=signed(p.acc_bits), depth=p.acc_rows, init=[],
-                                                       attrs=yosys_attrs(p.acc_styles[index]))
-            banks.append((acc.write_port(), acc.read_port()))
+            ports = []
+            for part, (low, high) in enumerate(slices):
+                name = f"acc{index}" if len(slices) == 1 else f"acc{index}_{part}"
+                m.submodules[name] = acc = Memory(shape=unsigned(high - low), depth=p.acc_rows, init=[],
+                                                  attrs=yosys_attrs(p.acc_styles[index]))
+                ports.append((acc.write_port(), acc.read_port()))
+            banks.append(ports)
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
-        data_out = [read.data for _, read in banks]
-        if p.registered_reads:
-            data_out = [delayed_data(m, data, f"acc{index}_read_q") for index, data in enumerate(data_out)]
+        data_out = []
+        for index, ports in enumerate(banks):
+            parts = [read.data for _, read in ports]
+            if p.registered_reads:
+                parts = [delayed_data(m, data, f"acc{index}_read_q{part}") for part, data in enumerate(parts)]
+            data_out.append(Cat(*parts).as_signed())
         stored = Mux(bank_p, data_out[1], data_out[0])
         if p.registered_reads:
             valid_b, row_b, bank_b, _ = stages[product_stage]  # P + 2
@@ -355,18 +368,19 @@ class PELogic(wiring.Component):
         stored = Mux(forward_before, written_before, stored)
         with m.If(valid_p):
             m.d.sync += written.eq(Mux(forward, written, stored) + product)
-        for index, (write, read) in enumerate(banks):
+        for index, ports in enumerate(banks):
             # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
-            read_addr = data_register(read.addr.shape(), f"acc{index}_read_addr")
-            write_addr = data_register(write.addr.shape(), f"acc{index}_write_addr")
+            read_addr = data_register(ports[0][1].addr.shape(), f"acc{index}_read_addr")
+            write_addr = data_register(ports[0][0].addr.shape(), f"acc{index}_write_addr")
             clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
             draining_next = drain & (drain_bank == index)
             clearing_next, accumulating_next = clear & (clear_bank == index), valid_p & (bank_p == index)
             m.d.sync += [read_addr.eq(Mux(draining_next, drain_addr, row_r)),
                          write_addr.eq(Mux(clearing_next, clear_addr, row_p)), clearing.eq(clearing_next),
                          writing.eq(clearing_next | accumulating_next)]
-            m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
-                         write.data.eq(Mux(clearing, 0, written)), write.en.eq(writing)]
+            for (write, read), (low, high) in zip(ports, slices, strict=True):
+                m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
+                             write.data.eq(Mux(clearing, 0, written[low:high])), write.en.eq(writing)]
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
         if p.registered_reads:
             drained_bank = delayed_data(m, drained_bank, "drained_bank_q")

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.resources import (
+    block_slice_bits,
     event_queue_depth,
     product_slice_bits,
     requant_shift_base,
@@ -73,11 +74,13 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     in_shape = value_shape(graph, node.input)
     blocks, spatial = pe_blocks(node, in_block)
     registered = any(style == "block" for memory, style in styles.items() if ".logic.acc" in memory)
+    slices = block_slice_bits(positions(node.out_rows, groups, 0) * (node.out_features // node.out_rows),
+                              node.acc_bits, family) if registered else 0
     pes = tuple(PEParams(blocks(lane, group), positions(node.in_features, lanes, lane, in_block),
                          lane_positions(node.in_features, lanes, in_block), in_shape, node.weight_bits, node.acc_bits,
                          {memory: styles.get(f"pe{lane * groups + group}.{memory}")
                           for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
-                         family if primitives else None, spatial, registered)
+                         family if primitives else None, spatial, registered, slices)
                 for lane in range(lanes) for group in range(groups))
     constants, repeat = row_constants(graph, node), row_repeat(graph, node)
     rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group,

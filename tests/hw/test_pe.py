@@ -1,7 +1,7 @@
 """One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows
 (a row met again one, two or three entries later takes the sum not yet written back), image after image through
 both banks, with the drain stalling the input, and after an image shorter than the PE's pipeline; with the banks'
-reads registered (block RAM) as without."""
+reads registered (block RAM) as without, and with the banks split by width."""
 import numpy as np
 import pytest
 from amaranth import signed
@@ -11,11 +11,13 @@ from undense.hw.dense_unit import block
 from undense.hw.pe import PEParams, ProcessingElement
 
 
-def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: bool) -> list[np.ndarray]:
+def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: bool,
+            slice_bits: int) -> list[np.ndarray]:
     """Run `images` (each a list of (column, value) events) through a PE holding all of `codes` (rows, columns);
     each image's row sums, as the drain reads them."""
     part = block(codes, 1, 1, 0, 0)
-    params = PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20, registered_reads=registered)
+    params = PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20, registered_reads=registered,
+                      acc_slice_bits=slice_bits)
     pe = ProcessingElement(params)
     drain_latency = params.shape().drain_latency - 1  # the layer's command register is not the PE's
     sums = []
@@ -57,9 +59,9 @@ def expected_sums(codes: np.ndarray, events: list[tuple[int, int]]) -> np.ndarra
     return sum((codes[:, column] * value for column, value in events), np.zeros(codes.shape[0], dtype=np.int64))
 
 
-@pytest.mark.parametrize("registered", [False, True])
+@pytest.mark.parametrize("registered,slice_bits", [(False, 0), (True, 0), (True, 7)])  # 7: 20-bit sums in 3 RAMs
 @pytest.mark.parametrize("rows,seed", [(1, 0), (2, 1), (3, 2), (4, 4), (5, 3)])
-def test_rows_met_again_soon_sum_exactly(rows, seed, registered):
+def test_rows_met_again_soon_sum_exactly(rows, seed, registered, slice_bits):
     """Few rows, so that entries of the same row follow one another at every distance."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(-128, 128, size=(rows, 6)) * (rng.random((rows, 6)) < 0.7)
@@ -69,5 +71,5 @@ def test_rows_met_again_soon_sum_exactly(rows, seed, registered):
                                                 strict=True)] for _ in range(3)]
     images[0] += [(1, -256), (1, 255), (1, -256)]  # both ends of the values' range, the same column in a row
     images.insert(1, [(2, 5)])  # an image shorter than the pipeline: the next comes back to a bank still filling
-    for got, events in zip(pe_sums(codes, images, registered), images, strict=True):
+    for got, events in zip(pe_sums(codes, images, registered, slice_bits), images, strict=True):
         assert got.tolist() == expected_sums(codes, events).tolist()
