@@ -74,14 +74,17 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     in_shape = value_shape(graph, node.input)
     blocks, spatial = pe_blocks(node, in_block)
     registered = any(style == "block" for memory, style in styles.items() if ".logic.acc" in memory)
-    slices = block_slice_bits(positions(node.out_rows, groups, 0) * (node.out_features // node.out_rows),
-                              node.acc_bits, family) if registered else 0
-    pes = tuple(PEParams(blocks(lane, group), positions(node.in_features, lanes, lane, in_block),
-                         lane_positions(node.in_features, lanes, in_block), in_shape, node.weight_bits, node.acc_bits,
-                         {memory: styles.get(f"pe{lane * groups + group}.{memory}")
-                          for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
-                         family if primitives else None, spatial, registered, slices)
-                for lane in range(lanes) for group in range(groups))
+
+    def pe(lane: int, group: int) -> PEParams:
+        part = blocks(lane, group)
+        slices = block_slice_bits(part.rows, node.acc_bits, family) if registered else 0
+        return PEParams(part, positions(node.in_features, lanes, lane, in_block),
+                        lane_positions(node.in_features, lanes, in_block), in_shape, node.weight_bits, node.acc_bits,
+                        {memory: styles.get(f"pe{lane * groups + group}.{memory}")
+                         for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
+                        family if primitives else None, spatial, registered, slices)
+
+    pes = tuple(pe(lane, group) for lane in range(lanes) for group in range(groups))
     constants, repeat = row_constants(graph, node), row_repeat(graph, node)
     rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group,
                                                                          out_block)[::repeat]))
