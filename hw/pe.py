@@ -37,6 +37,11 @@ from undense.hw.shared import build_shared
 
 # Register stages from the multiplier's operands to the product beside the row (hw/multiplier.py's two among them)
 MULTIPLIER_STAGES = 4
+# An accumulator bank's read that meets a write of its row in the same cycle is never used: the forwarding takes
+# the sum instead. So its read-during-write result may be anything, and Yosys need not build Amaranth's
+# read-old-data across a block RAM's two ports in logic (a comparator, the write's data and address registered,
+# a multiplexer in front of each output bit's register, which pulled that register away from its RAM)
+NO_RW_CHECK = {"no_rw_check": 1}
 
 
 def event_layout(positions: int, value_shape) -> data.StructLayout:
@@ -347,7 +352,7 @@ class PELogic(wiring.Component):
             for part, (low, high) in enumerate(slices):
                 name = f"acc{index}" if len(slices) == 1 else f"acc{index}_{part}"
                 m.submodules[name] = acc = Memory(shape=unsigned(high - low), depth=p.acc_rows, init=[],
-                                                  attrs=yosys_attrs(p.acc_styles[index]))
+                                                  attrs={**yosys_attrs(p.acc_styles[index]), **NO_RW_CHECK})
                 ports.append((acc.write_port(), acc.read_port()))
             banks.append(ports)
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
