@@ -82,18 +82,6 @@ def block_slice_bits(depth: int, width: int, family: str) -> int:
     return widest if 0 < widest < width else 0
 
 
-def block_part_depth(depth: int, width: int, family: str) -> int:
-    """The depth of the parts an ECP5 memory of `depth` x `width` is split into where the fewest block RAMs that
-    hold it are one RAM's depth each (0: none is needed, the RAMs sit side by side). Split by Yosys, the RAMs,
-    placed apart, would be selected between before any register; split by the design (hw/pe.py's weights),
-    each part's output goes into a register of its own and one is chosen a cycle later."""
-    if family != "ecp5":
-        return 0
-    ram_depth, _ = min(BRAM_SHAPES[family], key=lambda shape: (ceil(depth / shape[0]) * ceil(width / shape[1]),
-                                                               ceil(width / shape[1]), -shape[0]))
-    return ram_depth if ram_depth < depth else 0
-
-
 def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(ceil(depth / d) * ceil(width / w) for d, w in BRAM_SHAPES[family])
 
@@ -121,11 +109,6 @@ class MemoryUse:
     blocks: int  # block RAMs (0 unless style is "block")
     spram: int = 0  # SPRAMs (0 unless style is "huge")
     rom: bool = False
-    part_depth: int = 0  # a PE's weights in block RAMs split by depth, each part read into a register (0: not)
-
-    @property
-    def parts(self) -> int:
-        return ceil(self.depth / self.part_depth) if self.part_depth else 1
 
 
 @dataclass(frozen=True)
@@ -150,10 +133,8 @@ def memory(name: str, depth: int, width: int, family: str, rom: bool = False, we
     """A memory placed; of a ROM whose words share constant bits, synthesis stores only the `stored` others."""
     style = style or memory_style(depth, width, family, rom, weights)
     kept = width if stored is None else stored
-    block = style == "block"
-    return MemoryUse(name, depth, width, style, bram_blocks(depth, kept, family) if block else 0,
-                     spram_blocks(depth, kept, family) if style == "huge" else 0, rom,
-                     block_part_depth(depth, kept, family) if block and weights else 0)
+    return MemoryUse(name, depth, width, style, bram_blocks(depth, kept, family) if style == "block" else 0,
+                     spram_blocks(depth, kept, family) if style == "huge" else 0, rom)
 
 
 def event_queue_depth(family: str | None) -> int:
@@ -289,9 +270,6 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
             ff += LOADER_FFS
         if use.style == "logic" and not use.rom:
             ff += use.depth * use.width
-        if use.part_depth:  # each part's register, the choice among them, a pipeline stage more in the PE
-            lut += use.width * (use.parts - 1)
-            ff += use.width * use.parts + 2 * index_bits(use.parts) + in_bits + 4
     pe = lanes * groups
     dsp = pe * dsp_blocks(node.weight_bits, in_bits, family)
     if dsp == 0:  # the MACs' multipliers are in logic

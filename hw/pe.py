@@ -22,7 +22,7 @@ to each tap's offset at stage 2, where a tap that falls outside the map becomes 
 """
 from dataclasses import dataclass
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -67,7 +67,6 @@ class PEShape:
     spatial: Spatial | None = None  # a convolution's PE: entries are taps, rows computed (hw/conv_unit.py)
     registered_reads: bool = False  # the banks' read data go through a register of their own (block RAM)
     acc_slice_bits: int = 0  # each bank as memories this wide, one block RAM each (0: one memory)
-    split_weights: bool = False  # entries come from block RAMs split by depth: a cycle later (PEParams)
 
     @property
     def drain_latency(self) -> int:
@@ -113,9 +112,6 @@ class PEParams:
     spatial: Spatial | None = None  # a convolution's PE (hw/conv_unit.py)
     registered_reads: bool = False  # its layer's banks are in block RAM (PEShape.registered_reads)
     acc_slice_bits: int = 0  # PEShape.acc_slice_bits
-    # the weights as block RAMs of this depth (compiler/resources.block_part_depth), each read into a register of
-    # its own, one chosen a cycle later (0: one memory)
-    weight_part_depth: int = 0
 
     @property
     def loaded_weights(self) -> bool:
@@ -128,8 +124,7 @@ class PEParams:
         return PEShape(index_bits(len(self.block.entries)), index_bits(max(self.block.counts)),
                        index_bits(self.block.rows), indexed, self.value_shape, self.weight_bits, self.acc_bits,
                        self.block.rows, tuple((self.styles or {}).get(f"logic.acc{bank}") for bank in range(2)),
-                       self.multiplier, self.spatial, self.registered_reads, self.acc_slice_bits,
-                       self.weight_part_depth > 0)
+                       self.multiplier, self.spatial, self.registered_reads, self.acc_slice_bits)
 
     def entry_layout(self) -> data.StructLayout:
         return self.shape().entry_layout()
@@ -197,16 +192,11 @@ class ProcessingElement(wiring.Component):
                                                 init=[{"start": start, "extra": count - 1}
                                                       for start, count in zip(p.block.starts, p.block.counts,
                                                                               strict=True)])
-        column = columns.read_port(domain="comb")
-        m.d.comb += [column.addr.eq(port.column_addr), port.column.eq(column.data)]
-        if p.weight_part_depth:
-            self.weight_parts(m, port)
-            return
         m.submodules.weights = weights = Memory(shape=p.entry_layout(), depth=len(p.block.entries),
                                                 init=[] if p.loaded_weights else weight_entries(p),
                                                 attrs=p.style("weights"))
-        weight_rd = weights.read_port()
-        m.d.comb += port.entry.eq(weight_rd.data)
+        column, weight_rd = columns.read_port(domain="comb"), weights.read_port()
+        m.d.comb += [column.addr.eq(port.column_addr), port.column.eq(column.data), port.entry.eq(weight_rd.data)]
         if p.loaded_weights:  # SPRAM has one port: loading and reading share its address
             weight_wr = weights.write_port()
             shared = Signal.like(weight_rd.addr, name="shared_addr")
@@ -215,23 +205,6 @@ class ProcessingElement(wiring.Component):
                          weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
         else:
             m.d.comb += [weight_rd.addr.eq(port.entry_addr), weight_rd.en.eq(1)]
-
-    def weight_parts(self, m: Module, port):
-        """The weights in block RAMs one RAM deep each (PEParams.weight_part_depth), each read into a register of
-        its own, wherever the placer puts the RAM; the entry is chosen among those registers a cycle later."""
-        p, entries = self.params, weight_entries(self.params)
-        low_bits = p.weight_part_depth.bit_length() - 1
-        parts = []
-        for index, start in enumerate(range(0, len(entries), p.weight_part_depth)):
-            m.submodules[f"weights{index}"] = memory = Memory(
-                shape=p.entry_layout(), depth=len(entries[start:start + p.weight_part_depth]),
-                init=entries[start:start + p.weight_part_depth], attrs=p.style("weights"))
-            read = memory.read_port()
-            m.d.comb += [read.addr.eq(port.entry_addr[:low_bits]), read.en.eq(1)]
-            parts.append(delayed_data(m, read.data.as_value(), f"weights{index}_q"))
-        part_read = delayed_data(m, port.entry_addr[low_bits:], "weight_part_read")
-        chosen = delayed_data(m, part_read, "weight_part")
-        m.d.comb += port.entry.eq(Array(parts)[chosen])
 
 
 def pe_ports(shape: PEShape) -> dict:
@@ -306,12 +279,6 @@ class PELogic(wiring.Component):
         bank1, end1 = data_register(1, "bank1"), data_register(1, "end1")
         m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & ~left.any())]
         m.d.comb += self.weight_read.eq(valid1)
-        if p.split_weights:  # the entry comes a cycle later, chosen among its block RAMs' registers
-            late = Signal(name="valid1_late")
-            m.d.sync += late.eq(valid1)
-            valid1, value1 = late, delayed_data(m, value1, "value1_late")
-            bank1, end1 = delayed_data(m, bank1, "bank1_late"), delayed_data(m, end1, "end1_late")
-            origin = None if origin is None else delayed_data(m, origin, "origin_late")
         valid2, entry2, value2 = Signal(), data_register(entry_layout, "entry2"), data_register(p.value_shape, "value2")
         bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
         m.d.sync += [valid2.eq(valid1), entry2.eq(self.memories.entry), value2.eq(value1), bank2.eq(bank1),

@@ -1,12 +1,11 @@
 """A stream stage that looks each transfer's `index` up in a ROM and sends the transfer on with the word found.
 
-The ROM is read synchronously, as a block RAM reads, so the word arrives a cycle after its address; it then goes
-straight into a register of the second stage (a block RAM's output is slow and the RAM may sit far away). Both
-stages advance together: while the output waits, the stages and the ROM's read hold. A convolution's PE looks up
-each event's origin in the output map this way (hw/pe.py): a table as deep as its lane's positions is too big for
-the logic a table read in the cycle of its address would need.
+The ROM is read synchronously, as a block RAM reads, so the word arrives a cycle after its address: the stage
+holds one transfer, and while its output waits the ROM's read is disabled, which holds the word. A convolution's
+PE looks up each event's origin in the output map this way (hw/pe.py): a table as deep as its lane's positions is
+too big for the logic a table read in the cycle of its address would need.
 """
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,11 +29,9 @@ class StreamLookup(wiring.Component):
                                             attrs=self.attrs)
         read = table.read_port()
         advance = ~self.o.valid | self.o.ready
-        valid, event = Signal(), data_register(self.i.payload.shape(), "event")  # the stage of the read
-        sent, found = data_register(self.i.payload.shape(), "sent"), data_register(self.word_shape, "found")
+        event = data_register(self.i.payload.shape(), "event")
         m.d.comb += [read.addr.eq(self.i.payload.index), read.en.eq(advance), self.i.ready.eq(advance),
-                     self.o.payload.event.eq(sent), self.o.payload.found.eq(found)]
+                     self.o.payload.event.eq(event), self.o.payload.found.eq(read.data)]
         with m.If(advance):
-            m.d.sync += [valid.eq(self.i.valid), event.eq(self.i.payload),
-                         self.o.valid.eq(valid), sent.eq(event), found.eq(read.data)]
+            m.d.sync += [self.o.valid.eq(self.i.valid), event.eq(self.i.payload)]
         return m

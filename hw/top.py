@@ -15,7 +15,6 @@ from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.resources import (
     block_slice_bits,
-    dense_memories,
     event_queue_depth,
     product_slice_bits,
     requant_shift_base,
@@ -75,18 +74,15 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     in_shape = value_shape(graph, node.input)
     blocks, spatial = pe_blocks(node, in_block)
     registered = any(style == "block" for memory, style in styles.items() if ".logic.acc" in memory)
-    part_depths = {} if family is None else {use.name.removeprefix(f"{node.name}."): use.part_depth
-                                             for use in dense_memories(graph, node, lanes, groups, family)}
 
     def pe(lane: int, group: int) -> PEParams:
-        part, index = blocks(lane, group), lane * groups + group
+        part = blocks(lane, group)
         slices = block_slice_bits(part.rows, node.acc_bits, family) if registered else 0
         return PEParams(part, positions(node.in_features, lanes, lane, in_block),
                         lane_positions(node.in_features, lanes, in_block), in_shape, node.weight_bits, node.acc_bits,
-                        {memory: styles.get(f"pe{index}.{memory}")
+                        {memory: styles.get(f"pe{lane * groups + group}.{memory}")
                          for memory in ("weights", "columns", "logic.acc0", "logic.acc1")},
-                        family if primitives else None, spatial, registered, slices,
-                        part_depths.get(f"pe{index}.weights", 0))
+                        family if primitives else None, spatial, registered, slices)
 
     pes = tuple(pe(lane, group) for lane in range(lanes) for group in range(groups))
     constants, repeat = row_constants(graph, node), row_repeat(graph, node)

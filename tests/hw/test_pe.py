@@ -1,9 +1,9 @@
-"""One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows (a
-row met again one, two or three entries later takes the sum not yet written back), image after image through both
-banks, with the drain stalling the input, and after an image shorter than the PE's pipeline; with the banks' reads
-registered (block RAM) as without, with the banks split by width, and with the weights in parts. A read that meets
-a write of its row in the same cycle gets the old data in Amaranth's simulation; the PE must not use it (its banks
-are synthesized with `no_rw_check`), so it also runs with banks that read the new data then."""
+"""One processing element on Amaranth's simulator: its rows' sums equal numpy's, whatever the order of its rows
+(a row met again one, two or three entries later takes the sum not yet written back), image after image through
+both banks, with the drain stalling the input, and after an image shorter than the PE's pipeline; with the banks'
+reads registered (block RAM) as without, and with the banks split by width. A read that meets a write of its row
+in the same cycle gets the old data in Amaranth's simulation; the PE must not use it (its banks are synthesized
+with `no_rw_check`), so it also runs with banks that read the new data then."""
 import numpy as np
 import pytest
 from amaranth import signed
@@ -22,13 +22,13 @@ class WriteFirstMemory(Memory):
         return super().read_port(transparent_for=self.write_ports, **options)
 
 
-def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: bool, slice_bits: int,
-            part_depth: int = 0) -> list[np.ndarray]:
+def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: bool,
+            slice_bits: int) -> list[np.ndarray]:
     """Run `images` (each a list of (column, value) events) through a PE holding all of `codes` (rows, columns);
     each image's row sums, as the drain reads them."""
     part = block(codes, 1, 1, 0, 0)
     params = PEParams(part, codes.shape[1], codes.shape[1], signed(9), 8, 20, registered_reads=registered,
-                      acc_slice_bits=slice_bits, weight_part_depth=part_depth)
+                      acc_slice_bits=slice_bits)
     pe = ProcessingElement(params)
     drain_latency = params.shape().drain_latency - 1  # the layer's command register is not the PE's
     sums = []
@@ -70,12 +70,11 @@ def expected_sums(codes: np.ndarray, events: list[tuple[int, int]]) -> np.ndarra
     return sum((codes[:, column] * value for column, value in events), np.zeros(codes.shape[0], dtype=np.int64))
 
 
-@pytest.mark.parametrize("registered,slice_bits,collision,part_depth", [
-    (False, 0, "old", 0), (True, 0, "old", 0), (True, 7, "old", 0),  # 7: 20-bit sums in 3 RAMs
-    (False, 0, "new", 0), (True, 7, "new", 0),
-    (True, 0, "old", 4), (False, 0, "old", 2)])  # weights in parts of 4 or 2 entries
+@pytest.mark.parametrize("registered,slice_bits,collision", [
+    (False, 0, "old"), (True, 0, "old"), (True, 7, "old"),  # 7: 20-bit sums in 3 RAMs
+    (False, 0, "new"), (True, 7, "new")])
 @pytest.mark.parametrize("rows,seed", [(1, 0), (2, 1), (3, 2), (4, 4), (5, 3)])
-def test_rows_met_again_soon_sum_exactly(rows, seed, registered, slice_bits, collision, part_depth, monkeypatch):
+def test_rows_met_again_soon_sum_exactly(rows, seed, registered, slice_bits, collision, monkeypatch):
     """Few rows, so that entries of the same row follow one another at every distance."""
     if collision == "new":
         monkeypatch.setattr(pe_module, "Memory", WriteFirstMemory)
@@ -87,5 +86,5 @@ def test_rows_met_again_soon_sum_exactly(rows, seed, registered, slice_bits, col
                                                 strict=True)] for _ in range(3)]
     images[0] += [(1, -256), (1, 255), (1, -256)]  # both ends of the values' range, the same column in a row
     images.insert(1, [(2, 5)])  # an image shorter than the pipeline: the next comes back to a bank still filling
-    for got, events in zip(pe_sums(codes, images, registered, slice_bits, part_depth), images, strict=True):
+    for got, events in zip(pe_sums(codes, images, registered, slice_bits), images, strict=True):
         assert got.tolist() == expected_sums(codes, events).tolist()
