@@ -72,6 +72,12 @@ def yosys_attrs(style: str | None) -> dict[str, str]:
     return {} if style is None else {"ram_style": style, "rom_style": style}
 
 
+def registered_reads(placement) -> bool:
+    """Whether a layer's PEs register their banks' reads (hw/pe.py): its accumulators are in block RAM, given
+    (memory name, style) pairs."""
+    return any(style == "block" for name, style in placement if ".logic.acc" in name)
+
+
 def block_slice_bits(depth: int, width: int, family: str) -> int:
     """The width to split an ECP5 memory of `depth` x `width` into, each slice one block RAM at its widest for
     that depth (0: it fits one as it is, or another family). A memory split by depth would select between RAMs
@@ -252,7 +258,7 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
         extra = conv_unit.logic_cost(shape, lanes, lanes * groups, node.geometry.in_shape[0], in_bits,
                                      node.out_features)
         lut, ff = lut + extra[0], ff + extra[1]
-    if any(use.style == "block" for use in memories if ".logic.acc" in use.name):  # registered reads (hw/pe.py)
+    if registered_reads((use.name, use.style) for use in memories):
         ff += lanes * groups * (3 * node.acc_bits + index_bits(node.out_features) + 4)
         lut += lanes * groups * (node.acc_bits + index_bits(node.out_features))  # the third forward
     if any(use.style == "block" for use in memories if use.name.endswith("requantizer.table")):

@@ -21,7 +21,7 @@ from undense.hw.adder_tree import AdderTree
 from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
 from undense.hw.fifo import StreamFIFO
 from undense.hw.pe import PEParams, ProcessingElement, event_layout, origin_entries, origin_layout
-from undense.hw.registers import KEEP, data_register
+from undense.hw.registers import KEEP, data_register, delayed
 from undense.hw.requantizer import Requantizer, RequantParams
 from undense.hw.shared import build_shared
 from undense.hw.stream_lookup import StreamLookup
@@ -310,10 +310,3 @@ def all_registered(m: Module, tests: list, names: list[str], name: str):
     m.d.sync += [register.eq(test) for register, test in zip(held, tests, strict=True)]
     m.d.sync += every.eq(Cat(held).all())
     return every
-
-
-def delayed(m: Module, signal, name: str, data: bool = False):
-    """`signal` a cycle later; in a register without reset where it is `data` (hw/registers.py)."""
-    later = data_register(signal.shape(), name) if data else Signal.like(signal, name=name)
-    m.d.sync += later.eq(signal)
-    return later

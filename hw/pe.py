@@ -32,7 +32,7 @@ from undense.compiler.resources import loaded_at_run_time, yosys_attrs
 from undense.hw.conv_unit import Spatial
 from undense.hw.dense_unit import Block
 from undense.hw.multiplier import Multiplier
-from undense.hw.registers import KEEP, data_register
+from undense.hw.registers import KEEP, data_register, delayed
 from undense.hw.shared import build_shared
 
 # Register stages from the multiplier's operands to the product beside the row (hw/multiplier.py's two among them)
@@ -360,7 +360,7 @@ class PELogic(wiring.Component):
         for index, ports in enumerate(banks):
             parts = [read.data for _, read in ports]
             if p.registered_reads:
-                parts = [delayed_data(m, data, f"acc{index}_read_q{part}") for part, data in enumerate(parts)]
+                parts = [delayed(m, bits, f"acc{index}_read_q{part}", data=True) for part, bits in enumerate(parts)]
             data_out.append(Cat(*parts).as_signed())
         stored = Mux(bank_p, data_out[1], data_out[0])
         if p.registered_reads:
@@ -388,7 +388,7 @@ class PELogic(wiring.Component):
                              write.data.eq(Mux(clearing, 0, written[low:high])), write.en.eq(writing)]
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
         if p.registered_reads:
-            drained_bank = delayed_data(m, drained_bank, "drained_bank_q")
+            drained_bank = delayed(m, drained_bank, "drained_bank_q", data=True)
         m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
         m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
@@ -410,9 +410,3 @@ class PELogic(wiring.Component):
         m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, base + entry.row, 0))]
         return weight, row
 
-
-def delayed_data(m: Module, value, name: str):
-    """`value` a cycle later, in a register of the data path."""
-    later = data_register(value.shape(), name)
-    m.d.sync += later.eq(value)
-    return later

@@ -17,6 +17,7 @@ from undense.compiler.resources import (
     block_slice_bits,
     event_queue_depth,
     product_slice_bits,
+    registered_reads,
     requant_shift_base,
     requant_shift_bits,
     row_constants,
@@ -73,7 +74,7 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     raw = node.multiplier is None
     in_shape = value_shape(graph, node.input)
     blocks, spatial = pe_blocks(node, in_block)
-    registered = any(style == "block" for memory, style in styles.items() if ".logic.acc" in memory)
+    registered = registered_reads(styles.items())
 
     def pe(lane: int, group: int) -> PEParams:
         part = blocks(lane, group)
