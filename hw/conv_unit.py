@@ -10,8 +10,10 @@ output map. One description covers
   the u x u copies (a, b) of an input pixel. Taps of one channel that land on the same (o, dy, dx) add into one
   weight, so an input meets each output it touches once, as in compiler/geometry.py's matrix;
 - groups (depthwise): a channel's taps reach only its group's output channels.
-The weights are stored once, as taps, never per position: the PE adds the event's origin (y * S, x * S, from
-its column table) to the tap's offset (hw/pe.py), and a tap that falls outside the map adds nothing.
+The weights are stored as taps, never per position: the PE adds the event's origin (y * S, x * S, from its
+lane's origin table) to the tap's offset (hw/pe.py), and a tap that falls outside the map adds nothing. A lane's
+PEs hold the taps of the channels that lane carries only (on an edge in runs of a channel, a lane has whole
+channels of its own).
 
 Output channel o belongs to group o % groups, which holds its channels' maps one after another: local row
 (o // groups) * H * W + y * W + x. A unit with several groups sends each channel's positions together on its
@@ -152,21 +154,26 @@ def macs(geometry: Conv2d, taps: ScatterTaps) -> np.ndarray:
 
 def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: int, group: int,
           in_block: int) -> Block:
-    """PE (lane, group)'s share: its group's taps channel by channel (a channel without any holds one zero
-    entry), each channel's first entry and count, and per position of its lane the channel and the origin."""
+    """PE (lane, group)'s share: its group's taps of the channels its lane carries, channel by channel (a channel
+    without any holds one zero entry), each channel's first entry and count, and per position of its lane the
+    channel and the origin. A channel its lane never carries (an edge in runs of a channel deals each lane
+    whole channels) keeps no taps: its column points at entry 0, which no event reads."""
     c_in, h_in, w_in = geometry.in_shape
     c_out, h_out, w_out = geometry.out_shape
     channels, weights, offsets, dy, dx = group_taps(taps, geometry, groups, group)
+    features = lane_features(geometry.in_features, lanes, lane, in_block)
+    channel_of = features // (h_in * w_in)
+    carried = np.isin(np.arange(c_in), channel_of)
     entries, starts, counts = [], [], []
     for channel in range(c_in):
         mine = np.flatnonzero(channels == channel)
-        starts.append(len(entries))
-        entries += [(int(weights[t]), int(offsets[t]), int(dy[t]), int(dx[t])) for t in mine] or [(0, 0, 0, 0)]
+        starts.append(len(entries) if carried[channel] else 0)
         counts.append(max(len(mine), 1))
-    features = lane_features(geometry.in_features, lanes, lane, in_block)
+        if carried[channel]:
+            entries += [(int(weights[t]), int(offsets[t]), int(dy[t]), int(dx[t])) for t in mine] or [(0, 0, 0, 0)]
     oy, ox = origins(geometry)
-    channel_of = features // (h_in * w_in)
-    return Block(tuple(entries), tuple(starts), tuple(counts), len(range(group, c_out, groups)) * h_out * w_out,
+    rows = len(range(group, c_out, groups)) * h_out * w_out
+    return Block(tuple(entries or [(0, 0, 0, 0)]), tuple(starts), tuple(counts), rows,
                  tuple((int(c), int(oy[f]), int(ox[f])) for c, f in zip(channel_of, features, strict=True)))
 
 

@@ -53,25 +53,36 @@ def test_taps_scatter_exactly_the_convolutions_matrix(geometry, seed):
 @settings(max_examples=60, deadline=None)
 @given(geometry=geometries(), seed=st.integers(0, 2**16), lanes=st.integers(1, 3), groups=st.integers(1, 2),
        blocked=st.booleans())
-def test_pe_blocks_hold_every_tap_once_and_each_position_its_origin(geometry, seed, lanes, groups, blocked):
-    """Over a grid's PEs: a group's PEs hold its channels' taps (each lane all of them), and a lane's origins are
-    its positions' (lane_features, in runs of a channel where the input edge has them)."""
+def test_pe_blocks_hold_their_lanes_channels_taps_and_each_position_its_origin(geometry, seed, lanes, groups,
+                                                                                blocked):
+    """Over a grid's PEs: a PE holds, column by column, its group's taps of exactly the channels its lane carries
+    (in runs of a channel where the input edge has them, each lane has channels of its own), and a lane's origins
+    are its positions'."""
     rng = np.random.default_rng(seed)
     kernel = rng.integers(-3, 4, size=geometry.kernel_shape) * (rng.random(geometry.kernel_shape) < 0.6)
     taps = conv_unit.scatter_taps(geometry, kernel)
     c_in, h_in, w_in = geometry.in_shape
     in_block = h_in * w_in if blocked else 1
     sy, sx = conv_unit.stride(geometry)
+    held = 0
     for lane in range(lanes):
         features = lane_features(geometry.in_features, lanes, lane, in_block)
-        held = 0
+        channel, position = features // (h_in * w_in), features % (h_in * w_in)
+        carried = sorted(set(channel.tolist()))
         for group in range(groups):
             part = conv_unit.block(geometry, taps, lanes, groups, lane, group, in_block)
+            channels, weights, offsets, dy, dx = conv_unit.group_taps(taps, geometry, groups, group)
+            for c in carried:
+                column = part.entries[part.starts[c]:part.starts[c] + part.counts[c]]
+                expected = [(int(weights[t]), int(offsets[t]), int(dy[t]), int(dx[t]))
+                            for t in np.flatnonzero(channels == c)] or [(0, 0, 0, 0)]
+                assert list(column) == expected
+            assert len(part.entries) == max(sum(max(int(np.sum(channels == c)), 1) for c in carried), 1)
             held += sum(1 for entry in part.entries if entry[0] != 0)
-            channel, position = features // (h_in * w_in), features % (h_in * w_in)
             y, x = position // w_in * sy, position % w_in * sx
             expected = [(int(c), int(a), int(b)) for c, a, b in zip(channel, y, x, strict=True)]
             assert list(part.origins) == expected
+    if blocked:  # every channel on one lane: each tap held once
         assert held == len(taps.weights)
 
 
