@@ -9,6 +9,7 @@ from rich.console import Console
 
 from undense.compiler.targets import AUTO_TARGET, DEFAULT_TARGET, targets
 from undense.errors import UndenseError
+from undense.hw.synth import PLACERS, STATIC_PLACER_BRAM_SHARE
 from undense.runtime.tables import print_compile_report, print_power_report, print_sim_report, print_synth_report
 
 console = Console(stderr=True)  # progress and messages; results go to stdout
@@ -285,14 +286,17 @@ def cocotb_command(build_dir, bench, simulator, wave, count, seed):
 @main.command()
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", "target_name", help="FPGA to synthesize for  [default: the one the model was compiled for]")
-def synth(build_dir, target_name):
+@click.option("--placer", type=click.Choice(PLACERS),
+              help="nextpnr's placer  [default: static where the design fills over "
+                   f"{STATIC_PLACER_BRAM_SHARE:.0%} of the part's block RAMs, else heap]")
+def synth(build_dir, target_name, placer):
     """Synthesize (Yosys) and place and route (nextpnr) the accelerator for an FPGA; writes DIR/synth.json."""
     from undense.runtime.compiled import load
     from undense.runtime.synthesis import synthesize, write_report
 
     compiled = load(build_dir)
     with console.status("synthesizing") as status:
-        report = synthesize(compiled, target_name, progress=_progress(status))
+        report = synthesize(compiled, target_name, progress=_progress(status), placer=placer)
     path = write_report(build_dir, report)
     print_synth_report(report)
     click.echo(f"-> {path}")

@@ -101,7 +101,8 @@ def print_synth_report(report: dict, console: Console | None = None) -> None:
     console.print(table)
     met = "[green]met[/]" if report["timing_met"] else "[red]NOT met[/]"
     console.print(f"Fmax {report['fmax_mhz']:.1f} MHz: timing {met} at {report['clock_mhz']:g} MHz; "
-                  f"Yosys {report['wall_seconds']['yosys']:.0f} s, nextpnr {report['wall_seconds']['nextpnr']:.0f} s",
+                  f"Yosys {report['wall_seconds']['yosys']:.0f} s, nextpnr {report['wall_seconds']['nextpnr']:.0f} s "
+                  f"({report['placer']} placer)",
                   highlight=False)
     for kind, owners in report["placement"].items():
         console.print(f"{kind}: " + ", ".join(f"{owner} {count}" for owner, count in owners.items()), highlight=False)
