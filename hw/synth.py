@@ -62,9 +62,10 @@ FAMILIES = {
 }
 RESOURCES = ("lut", "ff", "dsp", "bram", "spram", "lutram")
 # nextpnr's placers: HeAP (its default) and the static (electrostatic) one. Neither places every design better.
-# On the 85F, the 28x28 generator (196 to 200 of its 208 block RAMs) placed at 95.22 MHz with static against
-# 88.34 with HeAP, the same netlist; the 8x8 MLP's 97 PEs (45,000 LUTs, 25 block RAMs) at 98.2 with HeAP against
-# 87.07 with static. So a design that fills most of the part's block RAMs gets static, the others HeAP.
+# On the 85F, the 28x28 generator (200 of its 208 block RAMs) placed at 95.22 and 91.27 MHz with static against
+# 88.34 and 82.43 with HeAP (38 and 50 PEs, the same netlists); the 8x8 MLP's 97 PEs (45,000 LUTs, 25 block RAMs)
+# at 98.2 with HeAP against 87.07 with static, and on the 25F at 129.5 against 124.42 (docs/hardware.md,
+# "Synthesis"). So a design that fills most of the part's block RAMs gets static, the others HeAP.
 PLACERS = ("heap", "static")
 STATIC_PLACER_BRAM_SHARE = 0.5
 
