@@ -61,6 +61,7 @@ FAMILIES = {
         "SB_SPRAM256KA": ("spram", 1)}, prepare=f"{KEEP_COPIES}; {UNDEFINED_SPRAM_INIT}"),
 }
 RESOURCES = ("lut", "ff", "dsp", "bram", "spram", "lutram")
+PLACED_IN = {"dsp": "multipliers", "bram": "memories", "spram": "memories", "lutram": "memories"}
 # nextpnr's placers: HeAP (its default) and the static (electrostatic) one. Neither places every design better.
 # On the 85F, the 28x28 generator (200 of its 208 block RAMs) placed at 95.22 and 91.27 MHz with static against
 # 88.34 and 82.43 with HeAP (38 and 50 PEs, the same netlists); the 8x8 MLP's 97 PEs (45,000 LUTs, 25 block RAMs)
@@ -74,7 +75,6 @@ def default_placer(estimate: dict, capacity: dict) -> str:
     """The placer for a design, from the compiler's estimate of it and the part's capacity."""
     fills_block_ram = capacity["bram"] and estimate["bram"] > STATIC_PLACER_BRAM_SHARE * capacity["bram"]
     return "static" if fills_block_ram else "heap"
-PLACED_IN = {"dsp": "multipliers", "bram": "memories", "spram": "memories", "lutram": "memories"}
 
 
 def resource_of(family: Family, cell_type: str) -> tuple[str, int] | None:
