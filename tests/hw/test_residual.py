@@ -10,13 +10,12 @@ from undense.hw.top import Accelerator, code_shape, output_lanes
 from undense.runtime.synthetic import residual_block
 
 
-@pytest.mark.parametrize("groups", [None, {"fc1": 3, "fc2": 3}])  # as folded; the Add merging three lanes
-def test_residual_block_matches_golden(run_stream_bench, groups):
+@pytest.mark.parametrize("lanes", [3, 1])  # the 85F's fold (the Add merging three lanes), and one PE a layer
+def test_residual_block_matches_golden(run_stream_bench, lanes):
     x = np.random.default_rng(4).normal(size=(100, 10)).astype(np.float32)
     graph = undense.compile(residual_block(10), calibration=x).graph
-    if groups is not None:
-        graph = fold(graph, target("ecp5-85k"), samples=x, groups=groups)
-        assert graph.edges[graph.output].lanes == 3
+    graph = fold(graph, target("ecp5-85k"), samples=x, groups={"fc1": lanes, "fc2": lanes})
+    assert graph.edges[graph.output].lanes == lanes
     codes = golden.quantize_input(graph, x[:6])
     expected = golden.run_codes(graph, codes)[graph.output]
     bits = code_shape(graph.quant[graph.output]).width
