@@ -227,7 +227,8 @@ def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, in_bl
 
 def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: int, rows: int) -> tuple[int, int]:
     """LUT4s and flip-flops a convolution's unit adds to a Dense unit's (dense_unit.logic_cost): per lane the
-    lookup stage and the register stage after its table (an event with its channel and origin, twice); per PE the
+    lookup's two stages (hw/stream_lookup.py: the event, then the event with the word found) and the register
+    stage after them (an event with its channel and origin, twice); per PE the
     origin carried to stage 2, its row base (y times the map's width in shifted adds, plus x), the tap's row (an
     adder) and its bounds (two adders and four comparisons). Counted operator by operator, not yet calibrated
     against Yosys."""
@@ -235,4 +236,4 @@ def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: 
     event = index_bits(channels) + origin + value_bits + 1
     lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.width).count("1") * shape.base_bits)
     ff = pes * (2 * origin + shape.base_bits + 2)
-    return lut + lanes * (event + 4), ff + lanes * (3 * event + 3)
+    return lut + lanes * (event + 4), ff + lanes * (4 * event + 4)

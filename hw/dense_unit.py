@@ -274,8 +274,9 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
         ff += lanes * (2 * event_bits + 2)
     lut += groups * (lanes - 1) * acc_bits + 3 * index_bits(steps) + 30  # adder trees, drain counters
     ff += groups * (2 * lanes - 1) * acc_bits + groups * row_bits + 2 * index_bits(steps) + 10
-    lut += groups * (40 + 2 * out_bits)  # output queues and the nonzero test
-    ff += groups * (2 * out_bits + index_bits(steps) + 12)
+    in_flight = index_bits(OUTPUT_FIFO_DEPTH + 1)  # each group's count of positions on their way to its queue
+    lut += groups * (40 + 2 * out_bits + in_flight)  # output queues and the nonzero test
+    ff += groups * (2 * out_bits + index_bits(steps) + 12 + in_flight)
     return lut, ff
 
 

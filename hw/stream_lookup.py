@@ -1,11 +1,16 @@
 """A stream stage that looks each transfer's `index` up in a ROM and sends the transfer on with the word found.
 
-The ROM is read synchronously, as a block RAM reads, so the word arrives a cycle after its address: the stage
-holds one transfer, and while its output waits the ROM's read is disabled, which holds the word. A convolution's
-PE looks up each event's origin in the output map this way (hw/pe.py): a table as deep as its lane's positions is
-too big for the logic a table read in the cycle of its address would need.
+The ROM is read synchronously, as a block RAM reads, so the word arrives a cycle after its address, and it goes
+straight into a register of its own, a cycle later still: the stage is a pipeline of two, and while its output
+waits neither moves (the ROM's read is disabled, which holds the word). A block RAM's output is slow (5.6 ns on
+an ECP5 without its output register) and the RAM may sit anywhere on a chip whose block RAMs are nearly all in
+use: read straight into logic, or into a register behind a multiplexer, it was the 28x28 generator's critical
+path on the 85F (10.96 ns). A register whose only input is the word, enabled as the pipeline moves, is a
+flip-flop with a clock enable that the placer puts beside the RAM. A convolution's lane looks up each event's
+origin in the output map this way (hw/event_dense.py): a table as deep as its lane's positions is too big for
+the logic a table read in the cycle of its address would need.
 """
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -29,9 +34,12 @@ class StreamLookup(wiring.Component):
                                             attrs=self.attrs)
         read = table.read_port()
         advance = ~self.o.valid | self.o.ready
-        event = data_register(self.i.payload.shape(), "event")
+        reading = Signal()  # a transfer whose word the ROM is reading
+        read_event = data_register(self.i.payload.shape(), "read_event")
+        event, found = data_register(self.i.payload.shape(), "event"), data_register(self.word_shape, "found")
         m.d.comb += [read.addr.eq(self.i.payload.index), read.en.eq(advance), self.i.ready.eq(advance),
-                     self.o.payload.event.eq(event), self.o.payload.found.eq(read.data)]
+                     self.o.payload.event.eq(event), self.o.payload.found.eq(found)]
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(self.i.valid), event.eq(self.i.payload)]
+            m.d.sync += [reading.eq(self.i.valid), read_event.eq(self.i.payload),
+                         self.o.valid.eq(reading), event.eq(read_event), found.eq(read.data)]
         return m
