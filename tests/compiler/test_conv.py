@@ -128,8 +128,8 @@ def test_macs_in_compile_json_are_the_nonzero_weight_and_real_input_pairs(layer,
     except onnx.shape_inference.InferenceError:
         return  # a shape ONNX itself refuses (an output smaller than one pixel)
     in_size = int(np.prod(built.graph.input[0].type.tensor_type.shape.dim[1].dim_value * np.prod(layer[1])))
-    if built.graph.output[0].type.tensor_type.shape.dim[2].dim_value < 1:
-        return
+    if min(dim.dim_value for dim in built.graph.output[0].type.tensor_type.shape.dim[2:]) < 1:
+        return  # no output pixel: compile refuses it (tests/compiler/test_validate.py)
     compiled = undense.compile(built, calibration=np.random.default_rng(seed).normal(size=(16, in_size)))
     node = next(n for n in compiled.graph.nodes if isinstance(n, QDense) and n.geometry.op != "channelwise")
     brute = brute_force_matrix(node.geometry, node.kernel)
@@ -243,3 +243,10 @@ def test_bits_and_layer_bits_quantize_a_convolution():
     (layer,) = compiled.graph.nodes
     assert layer.weight_bits == 4 and np.abs(layer.kernel).max() <= 7
     assert compiled.graph.quant[layer.output].bits == 4 and compiled.graph.quant[compiled.graph.input].bits == 6
+
+
+def test_a_conv_whose_output_has_no_pixel_is_refused():
+    """A kernel wider than the padded input: ONNX's shape inference lets it through with a width of 0."""
+    built = conv((1, 3, 2), 2, (2, 3))
+    with pytest.raises(UndenseError, match=r"node 'conv' \(Conv\): its attributes give an output of \[2, 2, 0\]"):
+        undense.compile(built, calibration=np.zeros((4, 6)))
