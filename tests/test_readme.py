@@ -56,6 +56,7 @@ def test_the_python_example_runs_as_written(clone):
     assert done.stdout.strip() == "(16, 64)"
 
 
+@pytest.mark.first
 def test_your_own_model_runs_as_written(clone):
     """A model that is not the bundled one: 16 latents, Tanh then Sigmoid, 8x8 out."""
     onnx.save(mlp([16, 48, 64], ["Tanh", "Sigmoid"], density=0.3, seed=21), clone / "my_model.onnx")

@@ -10,6 +10,7 @@ from undense.hw.top import Accelerator, code_shape, output_lanes
 from undense.runtime.synthetic import residual_block
 
 
+@pytest.mark.first
 @pytest.mark.parametrize("lanes", [3, 1])  # the 85F's fold (the Add merging three lanes), and one PE a layer
 def test_residual_block_matches_golden(run_stream_bench, lanes):
     x = np.random.default_rng(4).normal(size=(100, 10)).astype(np.float32)

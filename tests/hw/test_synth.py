@@ -58,6 +58,7 @@ def test_the_static_placer_takes_a_design_that_fills_the_block_rams(generator_pa
     assert default_placer(mlp_grid, part.capacity()) == "heap"
 
 
+@pytest.mark.first
 @pytest.mark.parametrize(("target", "placer"), [("ice40-up5k", "static"), ("ecp5-25k", None)])
 def test_small_unit_synthesizes_as_estimated(tmp_path, target, placer):
     """Each family with one of the placers: nextpnr-ecp5's static placer has a fixed cost (two minutes on this
@@ -72,6 +73,7 @@ def test_small_unit_synthesizes_as_estimated(tmp_path, target, placer):
                for kind, owners in report["placement"].items())
 
 
+@pytest.mark.first
 def test_bundled_model_on_ecp5_matches_the_estimate(tmp_path, generator_path):
     """Folded for 100k images/s (5 PEs) on the 25F: about 100 s here, where 250k on the 85F (11 PEs) took 250 s
     and the whole 85F design takes nextpnr about twenty minutes, so it is `make bench` that synthesizes that."""
@@ -82,6 +84,7 @@ def test_bundled_model_on_ecp5_matches_the_estimate(tmp_path, generator_path):
     assert abs(report["estimate"]["lut"] - report["lut"]) <= 0.25 * report["lut"]
 
 
+@pytest.mark.first
 def test_bundled_model_fits_the_up5k_with_its_weights_in_spram(tmp_path, generator_path):
     undense.compile(generator_path, tmp_path, target_name="ice40-up5k")  # 8 bits
     report = synthesize(tmp_path, "ice40-up5k")
