@@ -129,7 +129,7 @@ def test_macs_in_compile_json_are_the_nonzero_weight_and_real_input_pairs(layer,
         return  # a shape ONNX itself refuses (an output smaller than one pixel)
     in_size = int(np.prod(built.graph.input[0].type.tensor_type.shape.dim[1].dim_value * np.prod(layer[1])))
     if min(dim.dim_value for dim in built.graph.output[0].type.tensor_type.shape.dim[2:]) < 1:
-        return  # no output pixel: compile refuses it (tests/compiler/test_validate.py)
+        return  # no output pixel: compile refuses it (test_a_conv_whose_output_has_no_pixel_is_refused)
     compiled = undense.compile(built, calibration=np.random.default_rng(seed).normal(size=(16, in_size)))
     node = next(n for n in compiled.graph.nodes if isinstance(n, QDense) and n.geometry.op != "channelwise")
     brute = brute_force_matrix(node.geometry, node.kernel)
