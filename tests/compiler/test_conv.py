@@ -129,8 +129,8 @@ def test_macs_in_compile_json_are_the_nonzero_weight_and_real_input_pairs(layer,
         built = conv_model(*layer, seed=seed)
     except onnx.shape_inference.InferenceError:
         return  # a shape ONNX itself refuses (an output smaller than one pixel)
-    in_size = int(np.prod(built.graph.input[0].type.tensor_type.shape.dim[1].dim_value * np.prod(layer[1])))
     _, size, _, kernel, _, pads, _, transposed, upsample, _ = layer
+    in_size = int(np.prod(built.graph.input[0].type.tensor_type.shape.dim[1].dim_value * np.prod(size)))
     overhangs = not transposed and any(n * u + pads[axis] + pads[axis + 2] < k
                                        for axis, (n, u, k) in enumerate(zip(size, upsample, kernel, strict=True)))
     if overhangs or min(dim.dim_value for dim in built.graph.output[0].type.tensor_type.shape.dim[2:]) < 1:
