@@ -170,13 +170,16 @@ class Fold:
 class Edge:
     """How a tensor travels between units: as events on `lanes` lanes, index i on lane i % lanes, or, where a
     convolution unit with several groups makes it, runs of `block` indices (a channel of its feature map) dealt
-    to the lanes in turn (hw/dense_unit.lane_features). An event's value is the code less `offset`; on a sparse
-    edge a value of zero stays home (the offset is the zero point)."""
+    to the lanes in turn (hw/dense_unit.lane_features), or with a `row_width` (the map's width) row by row across
+    each lane's channels, for convolutions that read it through a rolling window (hw/conv_unit.py). An event's
+    value is the code less `offset`; on a sparse edge a value of zero stays home (the offset is the zero point).
+    """
 
     lanes: int
     sparse: bool
     offset: int
     block: int = 1
+    row_width: int = 0
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,6 +11,7 @@ from math import ceil
 
 import numpy as np
 
+from undense.compiler import activity
 from undense.compiler.ir import QAdd, QDense, QGraph, SparseRows
 from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
 from undense.hw import add_unit, conv_unit, dense_unit
@@ -199,7 +200,9 @@ def row_repeat(graph: QGraph, node: QDense) -> int:
         return 1
     _, height, width = node.geometry.out_shape
     constants = np.array(row_constants(graph, node)).reshape(-1, height * width, 3)
-    return height * width if np.all(constants == constants[:, :1]) else 1
+    if not np.all(constants == constants[:, :1]):
+        return 1
+    return width if activity.conv_flow(graph, node).rows_out else height * width  # a channel's row, or its map
 
 
 def stored_shift(shift: int, base: int) -> int:
@@ -212,15 +215,16 @@ def dense_memories(graph: QGraph, node: QDense, lanes: int, groups: int, family:
     """Every memory of the layer's unit, as its description lists them (hw/dense_unit.py), placed. A PE's column
     table is read in the cycle it is addressed, so it is always logic."""
     table_bits = code_bits(graph, node.output, node.acc_bits)
-    in_block, out_block = graph.edges[node.input].block, graph.edges[node.output].block
-    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1, out_block,
-                                row_repeat(graph, node))
+    out = graph.edges[node.output]
+    rows = dense_unit.row_words(row_constants(graph, node), groups, node.acc_bits, MULTIPLIER_BITS + 1, out.block,
+                                row_repeat(graph, node), out.row_width)
     table_entries = 0 if node.table is None else len(node.table)
     in_bits, out_bits = value_bits(graph, node.input), value_bits(graph, node.output, node.acc_bits)
     if node.is_convolution:
         listed = conv_unit.memories(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), lanes, groups,
-                                    in_block, out_block, node.weight_bits, in_bits, node.acc_bits, row_bits(node),
-                                    rows, out_bits, table_entries, table_bits, event_queue_depth(family))
+                                    activity.conv_flow(graph, node), out.block, node.weight_bits, in_bits,
+                                    node.acc_bits, row_bits(node), rows, out_bits, table_entries, table_bits,
+                                    event_queue_depth(family))
     else:
         listed = dense_unit.memories(node.dense_codes(), lanes, groups, node.weight_bits, in_bits, node.acc_bits,
                                      row_bits(node), rows, out_bits, table_entries, table_bits,
@@ -254,7 +258,8 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
     lut, ff = dense_unit.logic_cost(memories, lanes, groups, node.in_features, node.out_features, in_bits, out_bits,
                                     node.weight_bits, node.acc_bits, row_bits(node), event_queue_depth(family))
     if node.is_convolution:
-        shape = conv_unit.spatial(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), groups)
+        shape = conv_unit.spatial(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), groups,
+                                  activity.conv_flow(graph, node))
         extra = conv_unit.logic_cost(shape, lanes, lanes * groups, node.geometry.in_shape[0], in_bits,
                                      node.out_features)
         lut, ff = lut + extra[0], ff + extra[1]

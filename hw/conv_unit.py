@@ -20,6 +20,7 @@ Output channel o belongs to group o % groups, which holds its channels' maps one
 group's lane (an edge with runs of H * W: dense_unit.lane_features); only another convolution reads such an
 edge.
 """
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,6 +34,22 @@ from undense.hw.dense_unit import Block, Memory, drain_cycles, group_memories, l
 
 # What each counted event touches (hw/dense_unit.EVENTS), and an input event's lookup of its origin
 EVENTS = {**dense_unit.EVENTS, "stream_in": (("origins.table", "read"),)}
+WINDOWS = os.environ.get("UNDENSE_WINDOWS") == "1"
+# A window drains a row of positions before it asks its PEs about the next: their answers come through registers
+# (hw/event_dense.py), this many cycles late at most
+MIN_ROW_POSITIONS = 8
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How a convolution's maps travel and where its sums wait: its input's runs and row width (ir.Edge), whether
+    its groups' maps are laid out and drained row by row (y, then channel, then x) rather than channel by channel,
+    and whether they wait in a rolling window of rows rather than a whole map."""
+
+    in_block: int = 1
+    in_row_width: int = 0
+    rows_out: bool = False
+    window: bool = False
 
 
 class ScatterTaps(NamedTuple):
@@ -54,9 +71,18 @@ class Spatial:
     width: int
     offset_bits: int  # a tap's local row offset, signed
     step_bits: int    # a tap's dy and dx, signed
-    base_bits: int    # an origin's row base y * S * W + x * S (the PE computes it)
+    base_bits: int    # an origin's row base y * S * row_stride + x * S (the PE computes it)
     y_bits: int       # an origin's y * S
     x_bits: int       # an origin's x * S
+    row_stride: int   # positions from one row of a group's map to the next (W, or its channels times W)
+    window_rows: int = 0  # rows of the rolling window, a power of two (0: the whole map)
+    window_row_bits: int = 0  # a window row's positions, as address bits (its channels times W, rounded up)
+    count_bits: int = 0  # the PE's counts of rows, which wrap: enough for the rows in flight
+
+    @property
+    def row_bits(self) -> int:
+        """Bits of a window's address: its row, then the position in it."""
+        return (self.window_rows - 1).bit_length() + self.window_row_bits
 
 
 def unsupported(geometry: Conv2d) -> str | None:
@@ -131,11 +157,22 @@ def scatter_matrix(geometry: Conv2d, taps: ScatterTaps) -> scipy.sparse.csr_arra
     return matrix
 
 
-def group_taps(taps: ScatterTaps, geometry: Conv2d, groups: int, group: int) -> tuple[np.ndarray, ...]:
+def strides(geometry: Conv2d, groups: int, flow: Flow) -> tuple[int, int]:
+    """Positions from one channel of a group's accumulators to the next, and from one row to the next (in a
+    window, the row is the window's and the PE computes it)."""
+    channels, height, width = geometry.out_shape
+    if flow.rows_out:
+        return width, -(-channels // groups) * width
+    return height * width, width
+
+
+def group_taps(taps: ScatterTaps, geometry: Conv2d, groups: int, group: int,
+               flow: Flow = Flow()) -> tuple[np.ndarray, ...]:
     """The taps group `group`'s PEs hold, as (channel, weight, local row offset, dy, dx)."""
-    _, h_out, w_out = geometry.out_shape
+    channel_stride, row_stride = strides(geometry, groups, flow)
     mine = taps.outs % groups == group
-    offsets = (taps.outs[mine] // groups) * h_out * w_out + taps.dy[mine] * w_out + taps.dx[mine]
+    rows = 0 if flow.window else taps.dy[mine] * row_stride
+    offsets = (taps.outs[mine] // groups) * channel_stride + rows + taps.dx[mine]
     return taps.channels[mine], taps.weights[mine], offsets, taps.dy[mine], taps.dx[mine]
 
 
@@ -152,16 +189,40 @@ def macs(geometry: Conv2d, taps: ScatterTaps) -> np.ndarray:
     return np.diff(scatter_matrix(geometry, taps).tocsc().indptr)
 
 
+def window_shape(geometry: Conv2d, taps: ScatterTaps, groups: int) -> tuple[int, int]:
+    """A rolling window's rows and a row's positions, both powers of two. An input in row y reaches output rows
+    y S + dy_min to y S + dy_max; the window holds every row an input may still reach and one more, drained
+    while the next rows fill (so that the PEs of a lane that is ahead never wait for a row they are not done
+    with: hw/event_dense.py)."""
+    channels, _, width = geometry.out_shape
+    dy = np.concatenate([taps.dy, [0]])
+    span = int(dy.max()) - min(int(dy.min()), 0) + 1
+    return 1 << span.bit_length(), 1 << (-(-channels // groups) * width - 1).bit_length()
+
+
+def window_marks(geometry: Conv2d, taps: ScatterTaps, y: int) -> tuple[int, int]:
+    """For an input in row y (its origin y S): the last output row its taps reach, and how many output rows are
+    complete once its row has passed (all of them after the last input row)."""
+    _, h_in, _ = geometry.in_shape
+    _, h_out, _ = geometry.out_shape
+    sy = stride(geometry)[0]
+    dy = np.concatenate([taps.dy, [0]])
+    top = min(max(y + int(dy.max()), 0), h_out - 1)
+    done = h_out if y == (h_in - 1) * sy else min(max(y + sy + int(dy.min()), 0), h_out)
+    return top, done
+
+
 def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: int, group: int,
-          in_block: int) -> Block:
+          flow: Flow = Flow()) -> Block:
     """PE (lane, group)'s share: its group's taps of the channels its lane carries, channel by channel (a channel
     without any holds one zero entry), each channel's first entry and count, and per position of its lane the
-    channel and the origin. A channel its lane never carries (an edge in runs of a channel deals each lane
-    whole channels) keeps no taps: its column points at entry 0, which no event reads."""
+    channel and the origin (and in a window, the rows it reaches and finishes, and whether it ends its row). A
+    channel its lane never carries (an edge in runs of a channel deals each lane whole channels) keeps no taps:
+    its column points at entry 0, which no event reads."""
     c_in, h_in, w_in = geometry.in_shape
     c_out, h_out, w_out = geometry.out_shape
-    channels, weights, offsets, dy, dx = group_taps(taps, geometry, groups, group)
-    features = lane_features(geometry.in_features, lanes, lane, in_block)
+    channels, weights, offsets, dy, dx = group_taps(taps, geometry, groups, group, flow)
+    features = lane_features(geometry.in_features, lanes, lane, flow.in_block, flow.in_row_width)
     channel_of = features // (h_in * w_in)
     carried = np.isin(np.arange(c_in), channel_of)
     entries, starts, counts = [], [], []
@@ -172,20 +233,32 @@ def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: in
         if carried[channel]:
             entries += [(int(weights[t]), int(offsets[t]), int(dy[t]), int(dx[t])) for t in mine] or [(0, 0, 0, 0)]
     oy, ox = origins(geometry)
+    origin = [(int(c), int(oy[f]), int(ox[f])) for c, f in zip(channel_of, features, strict=True)]
+    if flow.window:
+        rows, row_words = window_shape(geometry, taps, groups)
+        per_row = len(features) // h_in
+        origin = [(*found, *window_marks(geometry, taps, found[1]), int(position % per_row == per_row - 1))
+                  for position, found in enumerate(origin)]
+        return Block(tuple(entries or [(0, 0, 0, 0)]), tuple(starts), tuple(counts), rows * row_words, tuple(origin))
     rows = len(range(group, c_out, groups)) * h_out * w_out
-    return Block(tuple(entries or [(0, 0, 0, 0)]), tuple(starts), tuple(counts), rows,
-                 tuple((int(c), int(oy[f]), int(ox[f])) for c, f in zip(channel_of, features, strict=True)))
+    return Block(tuple(entries or [(0, 0, 0, 0)]), tuple(starts), tuple(counts), rows, tuple(origin))
 
 
-def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int) -> Spatial:
+def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int, flow: Flow = Flow()) -> Spatial:
     """The field widths every PE of the layer shares."""
     _, h_out, w_out = geometry.out_shape
     oy, ox = origins(geometry)
-    offsets = np.concatenate([group_taps(taps, geometry, groups, g)[2] for g in range(groups)] + [[0]])
+    offsets = np.concatenate([group_taps(taps, geometry, groups, g, flow)[2] for g in range(groups)] + [[0]])
     steps = np.concatenate([taps.dy, taps.dx, [0]])
+    row_stride = 0 if flow.window else strides(geometry, groups, flow)[1]
+    window = {}
+    if flow.window:
+        rows, row_words = window_shape(geometry, taps, groups)
+        window = {"window_rows": rows, "window_row_bits": (row_words - 1).bit_length(),
+                  "count_bits": index_bits(4 * (h_out + rows))}
     return Spatial(h_out, w_out, signed_bits(offsets), signed_bits(steps),
-                   index_bits(int((oy * w_out + ox).max()) + 1), index_bits(int(oy.max()) + 1),
-                   index_bits(int(ox.max()) + 1))
+                   index_bits(int((oy * row_stride + ox).max()) + 1), index_bits(int(oy.max()) + 1),
+                   index_bits(int(ox.max()) + 1), row_stride, **window)
 
 
 def signed_bits(values: np.ndarray) -> int:
@@ -200,27 +273,30 @@ def entry_bits(weight_bits: int, shape: Spatial) -> int:
 
 
 def origin_bits(channels: int, shape: Spatial) -> int:
-    """A lane's origin table entry (per position): the channel and the origin (y * S, x * S)."""
-    return index_bits(channels) + shape.y_bits + shape.x_bits
+    """A lane's origin table entry (per position): the channel and the origin (y * S, x * S); in a window, the
+    last row the position reaches, the rows complete once it has passed, and whether it ends its row."""
+    marks = 2 * index_bits(shape.height + 1) + 1 if shape.window_rows else 0
+    return index_bits(channels) + shape.y_bits + shape.x_bits + marks
 
 
-def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, in_block: int, out_block: int,
+def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, flow: Flow, out_block: int,
              weight_bits: int, value_bits: int, acc_bits: int, row_bits: int, rows: list[list[int]],
              out_value_bits: int, table_entries: int, table_bits: int, fifo_depth: int) -> list[Memory]:
     """Every memory of the unit (hw/event_dense.py): a Dense unit's (dense_unit.pe_memories, group_memories),
-    the weights as taps and the column table per input channel, and per lane its origin table."""
-    shape = spatial(geometry, taps, groups)
+    the weights as taps and the column table per input channel, and per lane its origin table; a window's PE
+    has one bank."""
+    shape = spatial(geometry, taps, groups, flow)
     found = []
     for lane in range(lanes):
-        lane_positions = dense_unit.positions(geometry.in_features, lanes, lane, in_block)
+        lane_positions = dense_unit.positions(geometry.in_features, lanes, lane, flow.in_block)
         looked_up = origin_bits(geometry.in_shape[0], shape)
         event_bits = looked_up + value_bits + 1  # the queues carry the channel and the origin looked up
         found.append(Memory(f"lane{lane}_origins.table", lane_positions, looked_up, rom=True))
         for group in range(groups):
-            part = block(geometry, taps, lanes, groups, lane, group, in_block)
+            part = block(geometry, taps, lanes, groups, lane, group, flow)
             column = index_bits(len(part.entries)) + index_bits(max(part.counts))
             found += pe_memories(lane * groups + group, part, entry_bits(weight_bits, shape), column, event_bits,
-                                 acc_bits, fifo_depth)
+                                 acc_bits, fifo_depth, banks=1 if flow.window else 2)
     return found + group_memories(drain_cycles(geometry.out_features, groups, out_block), row_bits, rows,
                                   out_value_bits, table_entries, table_bits)
 

@@ -58,12 +58,25 @@ def pipeline_bits(weight_bits: int, value_bits: int, acc_bits: int, row_bits: in
     return 3 * weight_bits + 8 * row_bits + 4 * value_bits + 4 * acc_bits
 
 
-def lane_features(count: int, lanes: int, lane: int, block: int = 1) -> np.ndarray:
+def lane_features(count: int, lanes: int, lane: int, block: int = 1, row_width: int = 0) -> np.ndarray:
     """The indices of `count` that lane (or group) `lane` of `lanes` carries, position by position: runs of
     `block` consecutive indices (1, or a feature map's channel, whose positions stay together) dealt to the
-    lanes in turn; with runs of one, index i goes to lane i % lanes at position i // lanes."""
+    lanes in turn; with runs of one, index i goes to lane i % lanes at position i // lanes. With a `row_width`,
+    the lane's channels travel row by row instead (a map's row y of each of its channels in turn, then row
+    y + 1), as a convolution unit sends a map that rolling windows read (hw/conv_unit.py)."""
     runs = np.arange(lane, ceil(count / block), lanes)
-    return (runs[:, None] * block + np.arange(block)).reshape(-1)
+    features = runs[:, None] * block + np.arange(block)
+    if row_width:
+        features = features.reshape(len(runs), -1, row_width).transpose(1, 0, 2)
+    return features.reshape(-1)
+
+
+def row_ends(count: int, lanes: int, lane: int, block: int, row_width: int) -> np.ndarray:
+    """The last index of each row on a lane whose map travels row by row (lane_features): sent even where it is
+    zero, so that a rolling window that reads the lane learns the row has passed."""
+    features = lane_features(count, lanes, lane, block, row_width)
+    per_row = len(features) // (block // row_width)
+    return features[per_row - 1::per_row]
 
 
 def positions(count: int, ways: int, way: int, block: int = 1) -> int:
@@ -107,24 +120,34 @@ def column_counts(codes: np.ndarray, lanes: int, groups: int) -> np.ndarray:
     return np.maximum(counts, 1)
 
 
-def input_events(values: np.ndarray, lanes: int, sparse: bool, block: int = 1) -> np.ndarray:
+def input_events(values: np.ndarray, lanes: int, sparse: bool, block: int = 1, row_width: int = 0) -> np.ndarray:
     """Which inputs travel as events, per image: [images, in_features] booleans. On a sparse edge a zero value
-    stays home, except each lane's last position, which marks the end of the image."""
+    stays home, except each lane's last position, which marks the end of the image, and on a map that travels
+    row by row the last position of each row (row_ends)."""
     present = values != 0 if sparse else np.ones(values.shape, dtype=bool)
     n = values.shape[1]
     for lane in range(min(lanes, ceil(n / block))):
         present[:, lane_features(n, lanes, lane, block)[-1]] = True
+        if row_width:
+            present[:, row_ends(n, lanes, lane, block, row_width)] = True
     return present
 
 
-def pe_work(present: np.ndarray, counts: np.ndarray, lanes: int, block: int = 1) -> np.ndarray:
-    """Cycles each PE spends on each image: the entries of the columns whose events arrived.
+def split_events(present: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The events with a value, which issue their column's entries, and those of value zero (an image's or a
+    row's end, sent though zero), which issue one entry each: [images, in] each, as integers."""
+    return (present & (values != 0)).astype(np.int64), (present & (values == 0)).astype(np.int64)
+
+
+def pe_work(present: np.ndarray, values: np.ndarray, counts: np.ndarray, lanes: int, block: int = 1) -> np.ndarray:
+    """Cycles each PE spends on each image: the entries its lane's events issue (split_events).
     [images, lanes, groups]."""
     images, n_in = present.shape
+    valued, zero = split_events(present, values)
     work = np.zeros((images, lanes, counts.shape[1]), dtype=np.int64)
     for lane in range(lanes):
         columns = lane_features(n_in, lanes, lane, block)
-        work[:, lane, :] = present[:, columns].astype(np.int64) @ counts[columns]
+        work[:, lane, :] = valued[:, columns] @ counts[columns] + zero[:, columns].sum(axis=1)[:, None]
     return work
 
 
@@ -137,26 +160,29 @@ def drain_cycles(out_features: int, groups: int, block: int = 1) -> int:
     return lane_positions(out_features, groups, block)
 
 
-def image_cycles(present: np.ndarray, counts: np.ndarray, lanes: int, out_features: int, in_block: int = 1,
-                 out_block: int = 1) -> np.ndarray:
+def image_cycles(present: np.ndarray, values: np.ndarray, counts: np.ndarray, lanes: int, out_features: int,
+                 in_block: int = 1, out_block: int = 1, window: bool = False) -> np.ndarray:
     """Cycles per image of the layer, image by image: its busiest PE or its drain, whichever is longer (the two
-    overlap, on the two banks of accumulators), plus their fixed overheads."""
+    overlap, on the two banks of accumulators), plus their fixed overheads. A rolling window (hw/conv_unit.py)
+    drains through its PEs' pipelines, a cycle of each PE's a position, so there the two add up."""
     groups = counts.shape[1]
-    busiest = pe_work(present, counts, lanes, in_block).reshape(len(present), -1).max(axis=1)
-    return np.maximum(busiest, drain_cycles(out_features, groups, out_block) + DRAIN_OVERHEAD)
+    busiest = pe_work(present, values, counts, lanes, in_block).reshape(len(present), -1).max(axis=1)
+    drain = drain_cycles(out_features, groups, out_block)
+    return busiest + drain if window else np.maximum(busiest, drain + DRAIN_OVERHEAD)
 
 
-def events(counts: np.ndarray, macs: np.ndarray, present: np.ndarray, sent: np.ndarray, lanes: int,
-           table: bool) -> dict[str, int]:
+def events(counts: np.ndarray, macs: np.ndarray, present: np.ndarray, values: np.ndarray, sent: np.ndarray,
+           lanes: int, table: bool) -> dict[str, int]:
     """The counts the unit's counters must show for these images: `counts` the entries each column issues in
     each group's PE ([in, groups], column_counts), `macs` the nonzero products each column makes ([in]),
-    `present` the input events ([images, in]), `sent` the output events ([images, out])."""
+    `present` the input events and `values` the inputs ([images, in]), `sent` the output events ([images, out])."""
     arrived = int(present.sum())
-    per_column = present.sum(axis=0)  # images in which each column's event arrived
+    valued, zero = (kind.sum(axis=0) for kind in split_events(present, values))  # per column, over images
+    entries = int(valued @ counts.sum(axis=1) + zero.sum() * counts.shape[1])
     images, out_features = len(present), sent.shape[1]
     return {"stream_in": arrived, "event_reads": arrived * counts.shape[1],
-            "weight_reads": int(per_column @ counts.sum(axis=1)), "macs": int(per_column @ macs),
-            "acc_updates": int(per_column @ counts.sum(axis=1)), "drain_reads": images * out_features * lanes,
+            "weight_reads": entries, "macs": int(valued @ macs),
+            "acc_updates": entries, "drain_reads": images * out_features * lanes,
             "requantized": images * out_features, "table_reads": images * out_features if table else 0,
             "stream_out": int(sent.sum())}
 
@@ -184,7 +210,7 @@ def hardware_bias(bias: np.ndarray, row_sums: np.ndarray, offset: int, acc_bits:
 
 
 def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int, multiplier_bits: int,
-              block: int = 1, repeat: int = 1) -> list[list[int]]:
+              block: int = 1, repeat: int = 1, row_width: int = 0) -> list[list[int]]:
     """Each group's row-constant memory as words, its rows' (bias, multiplier, stored shift) packed low to high
     (hw/requantizer.RequantParams.row_layout), padded with zero words to the drain's steps; one word for each
     `repeat` rows that share their constants."""
@@ -193,7 +219,8 @@ def row_words(constants: list[tuple[int, int, int]], groups: int, acc_bits: int,
     for group in range(groups):
         packed = [(bias % (1 << acc_bits)) | multiplier << acc_bits | shift << (acc_bits + multiplier_bits)
                   for bias, multiplier, shift in (constants[row] for row in lane_features(len(constants), groups,
-                                                                                          group, block)[::repeat])]
+                                                                                          group, block,
+                                                                                          row_width)[::repeat])]
         words.append(packed + [0] * (steps - len(packed)))
     return words
 
@@ -225,12 +252,13 @@ def memories(codes: np.ndarray, lanes: int, groups: int, weight_bits: int, value
 
 
 def pe_memories(pe: int, part: Block, entry_bits: int, column_bits: int, event_bits: int, acc_bits: int,
-                fifo_depth: int) -> list[Memory]:
-    """A PE's memories: its event queue, weights (`entry_bits` an entry), column table, two accumulator banks."""
+                fifo_depth: int, banks: int = 2) -> list[Memory]:
+    """A PE's memories: its event queue, weights (`entry_bits` an entry), column table, accumulator banks (two;
+    a convolution's rolling window is one)."""
     return [Memory(f"queue{pe}.storage", fifo_depth - 1, event_bits, rom=False),
             Memory(f"pe{pe}.weights", len(part.entries), entry_bits, rom=True, weights=True),
             Memory(f"pe{pe}.columns", len(part.starts), column_bits, rom=True),
-            *(Memory(f"pe{pe}.logic.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(2))]
+            *(Memory(f"pe{pe}.logic.acc{bank}", part.rows, acc_bits, rom=False) for bank in range(banks))]
 
 
 def group_memories(steps: int, row_bits: int, rows: list[list[int]], out_value_bits: int, table_entries: int,

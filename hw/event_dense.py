@@ -57,6 +57,14 @@ class DenseParams:
     in_block: int = 1   # runs of indices per lane on the input edge and the output (dense_unit.lane_features)
     out_block: int = 1
     row_repeat: int = 1  # rows in a row that share their constants (GroupRows holds one set each)
+    out_row_positions: int = 0  # positions of a row of each group's map, where it travels row by row: the last
+    # of each is sent even where it is zero (0: the map travels otherwise)
+
+    @property
+    def window(self):
+        """A convolution's rolling window (hw/conv_unit.Spatial), or None where its PEs hold whole maps."""
+        spatial = self.pes[0].spatial
+        return spatial if spatial is not None and spatial.window_rows else None
 
     @property
     def steps(self) -> int:
@@ -104,7 +112,9 @@ class EventDense(wiring.Component):
             m.d.comb += [pe.load_addr.eq(self.load_addr), pe.load_data.eq(self.load_data),
                          pe.load_en.eq(self.load_en[enable])]
         self.distribute(m, platform, pes)
-        issue, rows = self.drain(m, platform, pes)
+        issue = Signal()
+        draining = (self.drain_images if p.window is None else self.drain_rows)(m, pes, issue)
+        rows = self.drain(m, platform, pes, issue, draining)
         if self.count_events:
             self.count(m, pes, issue, rows)
         return m
@@ -155,27 +165,18 @@ class EventDense(wiring.Component):
                      register.i.payload.value.eq(event.value), register.i.payload.last.eq(event.last)]
         return register.o
 
-    def drain(self, m: Module, platform, pes: list[ProcessingElement]):
-        """Once every PE holds the image in a bank: row positions in order, every group at once, each group's
-        lanes summed, requantized, and sent when nonzero. Returns the strobes the counters need."""
+    def drain_images(self, m: Module, pes: list[ProcessingElement], issue):
+        """Once every PE holds the image in a bank, its row positions in order, every group at once, while
+        `issue` says the output queues have room. Whether the PEs are full is registered in two steps, first
+        beside each lane's PEs, then for the layer: an AND over every PE would gather the whole layer in a cycle."""
         p = self.params
         bank, draining = Signal(name="drain_bank"), Signal(name="draining")
         step = Signal(range(p.steps), name="step")
-        # every decision from registers: the PEs are many and spread over the chip, so whether they are full and
-        # whether the output queues have room are registered in two steps, first beside each lane's PEs or each
-        # group's queue, then for the layer (an AND over every PE, or over every group's sum and comparison, would
-        # gather the whole layer in a cycle); room is two cycles late, so counted two short. Each group counts the
-        # positions in flight to its queue itself, from its copy of the issue (a cycle late, so one more short): one
-        # counter beside the drain's control reached every group's comparison across the chip, the 28x28
-        # generator's critical path on the 85F once its lookups were registered (10.71 ns)
         lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
         lanes_ready = [[Signal(name=f"lane{lane}_bank{b}_ready") for b in range(2)] for lane in range(p.lanes)]
         for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
             m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in its_pes).all()) for b in range(2)]
         ready_banks = [Cat(ready[b] for ready in lanes_ready).all() for b in range(2)]
-        queues = [build_shared(m, platform, f"g{g}_fifo", StreamFIFO, p.out_layout(), OUTPUT_FIFO_DEPTH,
-                               (p.styles or {}).get(f"g{g}_fifo.storage")) for g in range(p.groups)]
-        issue = Signal()
         starting, finishing = Signal(), Signal()
         m.d.comb += [starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0])),
                      finishing.eq(issue & (step == p.steps - 1))]
@@ -198,6 +199,53 @@ class EventDense(wiring.Component):
             for pe in lane_pes[lane]:
                 m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr),
                              pe.drain_bank.eq(command_bank), pe.release.eq(release)]
+        return draining
+
+    def drain_rows(self, m: Module, pes: list[ProcessingElement], issue):
+        """A rolling window's rows in turn, each once every PE has it complete: its positions in order, every
+        group at once, while `issue` says the output queues have room. Each PE's drain takes a cycle of its
+        issue and goes down its pipeline (hw/pe.py). Whether the PEs have the next row complete is registered
+        beside each lane's PEs, then for the layer; a PE's answer counts the row begun a few cycles after the
+        row's first position, which a row of MIN_ROW_POSITIONS has long drained by its last."""
+        p, window = self.params, self.params.window
+        per_row = p.steps // window.height
+        draining = Signal(name="draining")
+        position = Signal(range(per_row), name="row_position")
+        slot = Signal((window.window_rows - 1).bit_length(), name="window_slot")
+        lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
+        lanes_ready = [Signal(name=f"lane{lane}_row_ready") for lane in range(p.lanes)]
+        for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
+            m.d.sync += ready.eq(Cat(pe.ready for pe in its_pes).all())
+        with m.If(~draining & Cat(lanes_ready).all()):
+            m.d.sync += [draining.eq(1), position.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += position.eq(position + 1)
+            with m.If(position == per_row - 1):
+                m.d.sync += [draining.eq(0), slot.eq(slot + 1)]
+        for lane in range(p.lanes):
+            command_en = Signal(name=f"lane{lane}_command_en", attrs=KEEP)
+            command_addr = data_register(pes[0].drain_addr.shape(), f"lane{lane}_command_addr", KEEP)
+            first, last = (data_register(1, f"lane{lane}_command_{end}", KEEP) for end in ("first", "last"))
+            m.d.sync += [command_en.eq(issue), command_addr.eq(Cat(position.as_unsigned()[:window.window_row_bits]
+                                                                      if window.window_row_bits else [], slot)),
+                         first.eq(position == 0), last.eq(position == per_row - 1)]
+            for pe in lane_pes[lane]:
+                m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr), pe.drain_first.eq(first),
+                             pe.drain_last.eq(last)]
+        return draining
+
+    def drain(self, m: Module, platform, pes: list[ProcessingElement], issue, draining):
+        """The drain's positions, `issue`d every group at once: each group's lanes summed, requantized, and sent
+        when nonzero. Returns the strobes the counters need. Every decision from registers: the PEs are many and
+        spread over the chip, so whether the output queues have room is registered in two steps, first beside
+        each group's queue, then for the layer (an AND over every group's sum and comparison would gather the
+        whole layer in a cycle); room is two cycles late, so counted two short. Each group counts the positions
+        in flight to its queue itself, from its copy of the issue (a cycle late, so one more short): one counter
+        beside the drain's control reached every group's comparison across the chip, the 28x28 generator's
+        critical path on the 85F once its lookups were registered (10.71 ns)."""
+        p = self.params
+        queues = [build_shared(m, platform, f"g{g}_fifo", StreamFIFO, p.out_layout(), OUTPUT_FIFO_DEPTH,
+                               (p.styles or {}).get(f"g{g}_fifo.storage")) for g in range(p.groups)]
 
         # the partial sums are out the PEs' drain_latency cycles after the issue; each group's go through an adder tree,
         # with the row's constants beside them, into the group's requantizer. Each group takes the issue through a
@@ -228,7 +276,7 @@ class EventDense(wiring.Component):
         m.d.comb += issue.eq(draining & room)
         for group, queue in enumerate(queues):
             wiring.connect(m, queue.o, wiring.flipped(self.o[group]))
-        return issue, rows
+        return rows
 
     def group_constants(self, m: Module, group: int, issued):
         """The group's row constants at each issued step (`issued`: the group's copy of the issue, a cycle
@@ -272,10 +320,16 @@ class EventDense(wiring.Component):
             m.d.sync += position.eq(Mux(position == p.steps - 1, 0, position + 1))
         value = Signal(p.out_value_shape, name=f"g{group}_value")
         last = position == rows - 1
+        sent_anyway = last
+        if p.out_row_positions:  # and the last of each row
+            within = Signal(range(p.out_row_positions), name=f"g{group}_row_position")
+            with m.If(codes.valid):
+                m.d.sync += within.eq(Mux(within == p.out_row_positions - 1, 0, within + 1))
+            sent_anyway = last | (within == p.out_row_positions - 1)
         m.d.comb += value.eq(codes.payload - p.out_offset)
         row = Signal(name=f"g{group}_row")
         m.d.comb += row.eq(codes.valid & (position < rows))
-        keep = row & ((value != 0) | last) if p.sparse_out else row
+        keep = row & ((value != 0) | sent_anyway) if p.sparse_out else row
         m.d.comb += [queue.i.valid.eq(keep), queue.i.payload.index.eq(position),
                      queue.i.payload.value.eq(value), queue.i.payload.last.eq(last)]
         return row

@@ -22,7 +22,7 @@ to each tap's offset at stage 2, where a tap that falls outside the map becomes 
 """
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,6 +37,7 @@ from undense.hw.shared import build_shared
 
 # Register stages from the multiplier's operands to the product beside the row (hw/multiplier.py's two among them)
 MULTIPLIER_STAGES = 4
+PRODUCT_STAGE = 2 + MULTIPLIER_STAGES  # where the product meets its row's sum
 # An accumulator bank's read that meets a write of its row in the same cycle is never used: the forwarding takes
 # the sum instead. So its read-during-write result may be anything, and Yosys need not build Amaranth's
 # read-old-data across a block RAM's two ports in logic (a comparator, the write's data and address registered,
@@ -69,9 +70,18 @@ class PEShape:
     acc_slice_bits: int = 0  # each bank as memories this wide, one block RAM each (0: one memory)
 
     @property
+    def window(self) -> bool:
+        """The PE accumulates in a rolling window of rows (hw/conv_unit.py), drained through its pipeline."""
+        return self.spatial is not None and self.spatial.window_rows > 0
+
+    @property
     def drain_latency(self) -> int:
         """Cycles from the layer's drain issue to a PE's partial sum: the lane's command register, the PE's, its
-        read address, the accumulator's read, a register after it where reads are registered, the PE's output."""
+        read address, the accumulator's read, a register after it where reads are registered, the PE's output.
+        A window's drain goes down the pipeline instead, from the PE's command register to the product's stage
+        and the output register after it."""
+        if self.window:
+            return 3 + PRODUCT_STAGE
         return 5 + self.registered_reads
 
     def entry_layout(self) -> data.StructLayout:
@@ -85,9 +95,14 @@ class PEShape:
         return data.StructLayout({"start": unsigned(self.entry_bits), "extra": unsigned(self.extra_bits)})
 
     def origin_layout(self) -> data.StructLayout:
-        """A convolution's event origin in the output map (hw/conv_unit.py)."""
+        """A convolution's event origin in the output map (hw/conv_unit.py); in a window, with the last output row
+        the event reaches, the rows complete once its row has passed, and whether it ends its row."""
         p = self.spatial
-        return data.StructLayout({"y": unsigned(p.y_bits), "x": unsigned(p.x_bits)})
+        marks = {}
+        if self.window:
+            rows = unsigned(index_bits(p.height + 1))
+            marks = {"top": rows, "done": rows, "ends": 1}
+        return data.StructLayout({"y": unsigned(p.y_bits), "x": unsigned(p.x_bits), **marks})
 
     def event_layout(self) -> data.StructLayout:
         """An event as the logic takes it: a convolution's indexes its channel and brings its origin."""
@@ -145,7 +160,9 @@ def origin_layout(params: PEParams) -> data.StructLayout:
 
 
 def origin_entries(params: PEParams) -> list[dict]:
-    return [{"channel": channel, "origin": {"y": y, "x": x}} for channel, y, x in params.block.origins]
+    names = ("y", "x", "top", "done", "ends")
+    return [{"channel": channel, "origin": dict(zip(names, origin, strict=False))}
+            for channel, *origin in params.block.origins]
 
 
 def weight_words(params: PEParams) -> list[int]:
@@ -208,15 +225,21 @@ class ProcessingElement(wiring.Component):
 
 
 def pe_ports(shape: PEShape) -> dict:
-    """A PE's ports towards its layer."""
+    """A PE's ports towards its layer: a window's drain takes rows in turn (the first and last position of each
+    marked), where banks hold whole images."""
+    if shape.window:
+        drain = {"ready": Out(1),  # a row is complete here that has not begun to drain
+                 "drain_first": In(1), "drain_last": In(1)}
+    else:
+        drain = {"full": Out(2),  # bank b holds a finished image
+                 "release": In(2),  # pulse: bank b has been drained
+                 "drain_bank": In(1)}
     return {
         "i": In(stream.Signature(shape.event_layout())),
-        "full": Out(2),            # bank b holds a finished image
-        "release": In(2),          # pulse: bank b has been drained
-        "drain_bank": In(1),
+        **drain,
         "drain_addr": In(shape.row_bits),
         "drain_en": In(1),
-        "drain_data": Out(signed(shape.acc_bits)),  # the row asked for four cycles before
+        "drain_data": Out(signed(shape.acc_bits)),  # the row asked for drain_latency cycles before
         # one-cycle strobes of the events the power model counts
         "weight_read": Out(1),
         "mac": Out(1),
@@ -242,31 +265,46 @@ class PELogic(wiring.Component):
         p = self.shape
         entry_layout = p.entry_layout()
         column = self.memories.column
-        bank, full = Signal(), self.full
+        bank = Signal()
         valid = Signal()
+        # the drain's command comes to many PEs at once, from a register of its lane's that may be far away, so
+        # each PE registers it, in registers of its own (kept: synthesis would otherwise share one between every
+        # PE, and its load with them)
+        drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
+        drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
+        m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr)]
+        # a window's drain takes a cycle of the issue: its read and clear go down the pipeline in its place
+        advance = ~drain if p.window else 1
         value, entry_bank = data_register(p.value_shape, "value"), data_register(1, "entry_bank")
         image_end = data_register(1, "image_end")
         origin = None if p.spatial is None else data_register(p.origin_layout(), "origin")
         address = data_register(column.start.shape(), "address")
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         free = ~valid | ~left.any()
-        # bank b is taken from the last event of an image into it until its release: `full` says so only once
-        # the last entry has been added, several cycles later, and an image shorter than that would come back
-        # to the bank before
-        taken_banks = Signal(2, name="taken_banks")
         m.d.comb += [self.memories.column_addr.eq(self.i.payload.index), self.memories.entry_addr.eq(address),
-                     self.i.ready.eq(free & ~Mux(bank, taken_banks[1], taken_banks[0])),
                      self.taken.eq(self.i.valid & self.i.ready)]
+        if p.window:
+            image_slot = self.window_rows(m, drain, valid & advance & ~left.any() & origin.ends, free)
+        else:
+            # bank b is taken from the last event of an image into it until its release: `full` says so only once
+            # the last entry has been added, several cycles later, and an image shorter than that would come back
+            # to the bank before
+            taken_banks = Signal(2, name="taken_banks")
+            m.d.sync += drain_bank.eq(self.drain_bank)
+            m.d.comb += self.i.ready.eq(free & ~Mux(bank, taken_banks[1], taken_banks[0]))
         with m.If(self.taken):
-            m.d.sync += [valid.eq(1), address.eq(column.start), left.eq(column.extra),
+            # an event of value zero (an image's or a row's end, sent though zero) issues one entry, which adds 0
+            m.d.sync += [valid.eq(1), address.eq(column.start),
+                         left.eq(Mux(self.i.payload.value == 0, 0, column.extra)),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
                 m.d.sync += origin.eq(self.i.payload.origin)
-            with m.If(self.i.payload.last):
-                m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
-        with m.Elif(valid & left.any()):
+            if not p.window:
+                with m.If(self.i.payload.last):
+                    m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
+        with m.Elif(valid & left.any() & advance):
             m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
-        with m.Elif(valid):
+        with m.Elif(valid & advance):
             m.d.sync += valid.eq(0)
 
         # 1: the entry is out of memory; 2: registered (a block RAM's output is slow); then the multiplier's
@@ -277,7 +315,8 @@ class PELogic(wiring.Component):
         # at the product's stage (P) the product and the row's sum meet and the new sum is written back
         valid1, value1 = Signal(), data_register(p.value_shape, "value1")
         bank1, end1 = data_register(1, "bank1"), data_register(1, "end1")
-        m.d.sync += [valid1.eq(valid), value1.eq(value), bank1.eq(entry_bank), end1.eq(valid & image_end & ~left.any())]
+        m.d.sync += [valid1.eq(valid & advance), value1.eq(value), bank1.eq(entry_bank),
+                     end1.eq(valid & advance & image_end & ~left.any())]
         m.d.comb += self.weight_read.eq(valid1)
         valid2, entry2, value2 = Signal(), data_register(entry_layout, "entry2"), data_register(p.value_shape, "value2")
         bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
@@ -286,12 +325,23 @@ class PELogic(wiring.Component):
         weight2, row2 = entry2.value, entry2.row
         if p.spatial is not None:
             origin1, origin2 = data_register(p.origin_layout(), "origin1"), data_register(p.origin_layout(), "origin2")
-            base2 = data_register(p.spatial.base_bits, "base2")  # the origin's row, y * W + x, in shifted adds
+            base2 = data_register(p.spatial.base_bits, "base2")  # the origin's row, y * stride + x, in shifted adds
+            stride = p.spatial.row_stride
             m.d.sync += [origin1.eq(origin), origin2.eq(origin1),
-                         base2.eq(sum(origin1.y << bit for bit in range(p.spatial.width.bit_length())
-                                      if p.spatial.width >> bit & 1) + origin1.x)]
-            weight2, row2 = self.scatter(m, entry2, origin2, base2)
-        m.d.comb += self.mac.eq(valid2 & (weight2 != 0))
+                         base2.eq(sum(origin1.y << bit for bit in range(stride.bit_length()) if stride >> bit & 1)
+                                  + origin1.x)]
+            slot2 = None
+            if p.window:
+                slot1, slot2 = (data_register(image_slot.shape(), name) for name in ("slot1", "slot2"))
+                m.d.sync += [slot1.eq(image_slot), slot2.eq(slot1)]
+            weight2, row2 = self.scatter(m, entry2, origin2, base2, slot2)
+        if p.window:  # the drain's read and clear, in the place of the entry it held back
+            drain1, drain2 = Signal(name="drain1"), Signal(name="drain2")
+            drain_row1 = data_register(drain_addr.shape(), "drain_row1")
+            drain_row2 = data_register(drain_addr.shape(), "drain_row2")
+            m.d.sync += [drain1.eq(drain), drain_row1.eq(drain_addr), drain2.eq(drain1), drain_row2.eq(drain_row1)]
+            row2 = Mux(drain2, drain_row2, row2)
+        m.d.comb += self.mac.eq(valid2 & (weight2 != 0) & (value2 != 0))
         m.submodules.multiplier = multiplier = Multiplier(entry2.value.shape(), p.value_shape, signed(p.acc_bits),
                                                           p.multiplier)
         weight_q = data_register(entry2.value.shape(), "weight_q")
@@ -300,7 +350,8 @@ class PELogic(wiring.Component):
         m.d.sync += [weight_q.eq(weight2), value_q.eq(value2), product.eq(multiplier.p)]
         m.d.comb += [multiplier.a.eq(weight_q), multiplier.b.eq(value_q)]
         # what travels beside the product: stage 2 + k at index k
-        stages = [(valid2, row2, bank2, end2)]
+        stages = [(valid2 | drain2 if p.window else valid2, row2, bank2, end2)]
+        drains = [drain2] if p.window else []
         late = int(p.registered_reads)  # a read issued a stage earlier, its sum forwarded a stage longer
         for stage in range(3, 4 + MULTIPLIER_STAGES + late):  # and P + 1, where the sum is written back
             before = stages[-1]
@@ -309,21 +360,20 @@ class PELogic(wiring.Component):
             m.d.sync += [later[0].eq(before[0]), later[1].eq(before[1]), later[2].eq(before[2]),
                          later[3].eq(before[0] & before[3])]
             stages.append(later)
+            if p.window and stage <= PRODUCT_STAGE:
+                drains.append(delayed(m, drains[-1], f"drain{stage}"))
         # P + 1: the sum computed at P is written back from a register, so that the adder's loop stays clear of
         # the memory's write port (a bank built from LUT RAM sits wherever the placer finds RAM slices)
-        product_stage = 2 + MULTIPLIER_STAGES
+        product_stage = PRODUCT_STAGE
         valid_a, row_a, bank_a, _ = stages[product_stage - 1]   # P + 1
         valid_p, row_p, bank_p, end_p = stages[product_stage - 2]   # P: the product's stage
         valid_w, row_w, bank_w, _ = stages[product_stage - 3]   # P - 1: its read data arrive next cycle
         row_r = stages[product_stage - 4 - late][1]  # P - 2 (or P - 3): its read address goes into a register
 
         # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
-        # a cycle later). The drain's command comes to many PEs at once, from a register of its lane's that may be
-        # far away, so each PE registers it, in registers of its own (kept: synthesis would otherwise share one
-        # between every PE, and its load with them), before it reads; and again before it clears
-        drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
-        drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
-        m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr), drain_bank.eq(self.drain_bank)]
+        # a cycle later), from the PE's copy of the drain's command (above)
+        if p.window:
+            drain = Const(0)  # a window drains through the pipeline, as an entry
         clear, clear_bank = Signal(name="clear"), data_register(1, "clear_bank")
         clear_addr = data_register(drain_addr.shape(), "clear_addr")
         drained_bank = data_register(1, "drained_bank")
@@ -347,7 +397,7 @@ class PELogic(wiring.Component):
         width = p.acc_slice_bits or p.acc_bits
         slices = [(low, min(low + width, p.acc_bits)) for low in range(0, p.acc_bits, width)]
         banks = []  # each bank's slices, their (write, read) ports
-        for index in range(2):
+        for index in range(1 if p.window else 2):
             ports = []
             for part, (low, high) in enumerate(slices):
                 name = f"acc{index}" if len(slices) == 1 else f"acc{index}_{part}"
@@ -362,7 +412,7 @@ class PELogic(wiring.Component):
             if p.registered_reads:
                 parts = [delayed(m, bits, f"acc{index}_read_q{part}", data=True) for part, bits in enumerate(parts)]
             data_out.append(Cat(*parts).as_signed())
-        stored = Mux(bank_p, data_out[1], data_out[0])
+        stored = data_out[0] if p.window else Mux(bank_p, data_out[1], data_out[0])
         if p.registered_reads:
             valid_b, row_b, bank_b, _ = stages[product_stage]  # P + 2
             written_earlier, forward_earlier = data_register(signed(p.acc_bits), "written_earlier"), \
@@ -371,8 +421,14 @@ class PELogic(wiring.Component):
                          written_earlier.eq(written_before)]
             stored = Mux(forward_earlier, written_earlier, stored)
         stored = Mux(forward_before, written_before, stored)
+        old = Mux(forward, written, stored)
         with m.If(valid_p):
-            m.d.sync += written.eq(Mux(forward, written, stored) + product)
+            m.d.sync += written.eq(old + product)
+        if p.window:  # a drain's entry: the row's sum out, and zero written back
+            drained_sum = data_register(self.drain_data.shape(), "drained")
+            with m.If(drains[-1]):
+                m.d.sync += [written.eq(0), drained_sum.eq(old)]
+            m.d.comb += self.drain_data.eq(drained_sum)
         for index, ports in enumerate(banks):
             # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
             read_addr = data_register(ports[0][1].addr.shape(), f"acc{index}_read_addr")
@@ -386,6 +442,8 @@ class PELogic(wiring.Component):
             for (write, read), (low, high) in zip(ports, slices, strict=True):
                 m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
                              write.data.eq(Mux(clearing, 0, written[low:high])), write.en.eq(writing)]
+        if p.window:
+            return
         drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
         if p.registered_reads:
             drained_bank = delayed(m, drained_bank, "drained_bank_q", data=True)
@@ -393,13 +451,14 @@ class PELogic(wiring.Component):
         m.d.comb += self.drain_data.eq(drained)
         for index in range(2):
             with m.If(self.release[index]):
-                m.d.sync += [full[index].eq(0), taken_banks[index].eq(0)]
+                m.d.sync += [self.full[index].eq(0), taken_banks[index].eq(0)]
             with m.Elif(valid_p & end_p & (bank_p == index)):
-                m.d.sync += full[index].eq(1)
+                m.d.sync += self.full[index].eq(1)
 
-    def scatter(self, m: Module, entry, origin, base):
+    def scatter(self, m: Module, entry, origin, base, slot=None):
         """A convolution's tap at stage 2 (hw/conv_unit.py): its row, the event's origin plus the tap's offset,
-        and its weight; a tap that falls outside the output map adds zero to row 0."""
+        and its weight; a tap that falls outside the output map adds zero to row 0. In a window, the row's
+        place is the output row (its image's first row at `slot`, wrapping) above the position in the row."""
         p = self.shape.spatial
         y = Signal(signed(max(p.y_bits, p.step_bits) + 2), name="tap_y")
         x = Signal(signed(max(p.x_bits, p.step_bits) + 2), name="tap_x")
@@ -407,6 +466,38 @@ class PELogic(wiring.Component):
         m.d.comb += [y.eq(origin.y + entry.dy), x.eq(origin.x + entry.dx),
                      inside.eq((y >= 0) & (y < p.height) & (x >= 0) & (x < p.width))]
         weight, row = Signal.like(entry.value, name="tap_weight"), Signal(self.shape.row_bits, name="tap_row")
-        m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, base + entry.row, 0))]
+        place = base + entry.row
+        if slot is not None:
+            place = Cat(place[:p.window_row_bits], (y + slot)[:(p.window_rows - 1).bit_length()])
+        m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, place, 0))]
         return weight, row
+
+    def window_rows(self, m: Module, drain, row_passed, free):
+        """A window's bookkeeping, in rows counted from the first image on (wrapping at count_bits): the image
+        its events belong to (its first row), the rows complete here (an event that ends its row has issued its
+        last entry: the drain's read comes after it down the pipeline), the rows whose drain has begun and
+        those drained. An event is taken once the last row it reaches fits in the window beside the rows not
+        yet drained. Returns the window row of the image's first row, which the event's taps count from."""
+        p = self.shape.spatial
+        bits, origin = p.count_bits, self.i.payload.origin
+        base, finished = Signal(bits, name="image_base"), Signal(bits, name="finished")
+        started, drained = Signal(bits, name="started"), Signal(bits, name="drained")
+        image_slot, done = data_register((p.window_rows - 1).bit_length(), "image_slot"), data_register(bits, "done")
+        drain_first, drain_last = data_register(1, "drain_first_q", KEEP), data_register(1, "drain_last_q", KEEP)
+        m.d.sync += [drain_first.eq(self.drain_first), drain_last.eq(self.drain_last)]
+        reach = Signal(bits, name="reach")
+        m.d.comb += [reach.eq(base + origin.top - drained),
+                     self.i.ready.eq(free & ~drain & (reach < p.window_rows))]
+        with m.If(self.taken):
+            m.d.sync += [image_slot.eq(base), done.eq(base + origin.done)]
+            with m.If(self.i.payload.last):
+                m.d.sync += base.eq(base + p.height)
+        with m.If(row_passed):
+            m.d.sync += finished.eq(done)
+        with m.If(drain & drain_first):
+            m.d.sync += started.eq(started + 1)
+        with m.If(drain & drain_last):
+            m.d.sync += drained.eq(drained + 1)
+        m.d.sync += self.ready.eq(finished != started)
+        return image_slot
 

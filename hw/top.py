@@ -11,6 +11,7 @@ from amaranth import Cat, Module, Shape, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from undense.compiler import activity
 from undense.compiler.ir import QAdd, QDense, QGraph
 from undense.compiler.numbers import QuantParams
 from undense.compiler.resources import (
@@ -69,11 +70,11 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     the multipliers are the family's DSP blocks with their own registers (hw/multiplier.py)."""
     fold = node.fold
     lanes, groups = fold.lanes, fold.groups
-    in_block, out_block = graph.edges[node.input].block, graph.edges[node.output].block
+    in_block, out = graph.edges[node.input].block, graph.edges[node.output]
     styles = {} if family is None else node.fold.placement
     raw = node.multiplier is None
     in_shape = value_shape(graph, node.input)
-    blocks, spatial = pe_blocks(node, in_block)
+    blocks, spatial = pe_blocks(graph, node)
     registered = registered_reads(styles.items())
 
     def pe(lane: int, group: int) -> PEParams:
@@ -88,9 +89,11 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
     pes = tuple(pe(lane, group) for lane in range(lanes) for group in range(groups))
     constants, repeat = row_constants(graph, node), row_repeat(graph, node)
     rows = tuple(GroupRows(tuple(constants[row] for row in lane_features(node.out_features, groups, group,
-                                                                         out_block)[::repeat]))
+                                                                         out.block, out.row_width)[::repeat]))
                  for group in range(groups))
-    out = graph.edges[node.output]
+    row_positions = 0
+    if out.row_width:  # the map travels row by row: its rows' ends are sent
+        row_positions = positions(node.out_features, groups, 0, out.block) // node.geometry.out_shape[1]
     table_style = next((style for name, style in styles.items() if name.endswith("requantizer.table")), None)
     requant = RequantParams(
         acc_bits=node.acc_bits, out_shape=code_shape(graph.quant[node.output], node.acc_bits),
@@ -101,19 +104,19 @@ def dense_params(graph: QGraph, node: QDense, family: str | None = None, primiti
         slice_bits=product_slice_bits(family), multiplier=family if primitives else None)
     return DenseParams(lanes, groups, node.in_features, node.out_features, pes, rows, requant, in_shape,
                        value_shape(graph, node.output, node.acc_bits), out.offset, out.sparse,
-                       event_queue_depth(family), styles, in_block, out_block, repeat)
+                       event_queue_depth(family), styles, in_block, out.block, repeat, row_positions)
 
 
-def pe_blocks(node: QDense, in_block: int):
+def pe_blocks(graph: QGraph, node: QDense):
     """Each PE's block by (lane, group) (hw/dense_unit.py, or a convolution's taps: hw/conv_unit.py), and the
     addressing its PEs share (None for a Dense layer)."""
     lanes, groups = node.fold.lanes, node.fold.groups
     if not node.is_convolution:
         codes = node.dense_codes()
         return (lambda lane, group: dense_unit.block(codes, lanes, groups, lane, group)), None
-    taps = conv_unit.scatter_taps(node.geometry, node.kernel)
-    return ((lambda lane, group: conv_unit.block(node.geometry, taps, lanes, groups, lane, group, in_block)),
-            conv_unit.spatial(node.geometry, taps, groups))
+    taps, flow = conv_unit.scatter_taps(node.geometry, node.kernel), activity.conv_flow(graph, node)
+    return ((lambda lane, group: conv_unit.block(node.geometry, taps, lanes, groups, lane, group, flow)),
+            conv_unit.spatial(node.geometry, taps, groups, flow))
 
 
 def add_params(graph: QGraph, node: QAdd) -> AddParams:

@@ -74,17 +74,18 @@ class Folding:
         key = (node.name, *self.grid(node, lanes), *(lanes[t] for t in node.inputs))
         if key not in self._cycles:
             graph, values = self.balanced(lanes)
-            present = activity.presence(graph, {t: values[t] for t in node.inputs}, lanes)
-            self._cycles[key] = activity.layer_cycles(graph, self.node(node.name, lanes), present, lanes)
+            inputs = {t: values[t] for t in node.inputs}
+            present = activity.presence(graph, inputs, lanes)
+            self._cycles[key] = activity.layer_cycles(graph, self.node(node.name, lanes), present, inputs, lanes)
         return self._cycles[key]
 
     def cost(self, node, lanes: dict[str, int]) -> LayerCost:
         key = (node.name, *self.grid(node, lanes))
         if key not in self._costs:
             graph = self.balanced(lanes)[0]
-            block = activity.blocks(graph, lanes)
-            graph = graph.replace_edges({t: replace(e, lanes=lanes[t], block=block.get(t, 1))
-                                         for t, e in graph.edges.items()})
+            block, widths = activity.blocks(graph, lanes), activity.row_widths(graph, lanes)
+            graph = graph.replace_edges({t: replace(e, lanes=lanes[t], block=block.get(t, 1),
+                                                    row_width=widths.get(t, 0)) for t, e in graph.edges.items()})
             self._costs[key] = layer_cost(graph, self.node(node.name, lanes), self.target.family,
                                           *self.grid(node, lanes))
         return self._costs[key]
@@ -265,7 +266,7 @@ def fold(graph: QGraph, target: Target, images_per_second: float | None = None,
         where = {use.name.removeprefix(f"{node.name}."): use.style for use in folding.cost(node, lanes).memories}
         folded.append(replace(node, fold=Fold(lanes_in, groups, round(float(cycles.mean()), 2),
                                               float(np.percentile(cycles, 99)), where)))
-    block = activity.blocks(graph, lanes)
-    edges = {tensor: Edge(lanes[tensor], edge.sparse, edge.offset, block.get(tensor, 1))
+    block, widths = activity.blocks(graph, lanes), activity.row_widths(graph, lanes)
+    edges = {tensor: Edge(lanes[tensor], edge.sparse, edge.offset, block.get(tensor, 1), widths.get(tensor, 0))
              for tensor, edge in graph.edges.items()}
     return graph.with_nodes(folded).replace_edges(edges)

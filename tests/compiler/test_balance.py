@@ -68,7 +68,7 @@ def test_the_busiest_pe_gets_less():
     values = golden.run_codes(graph, activity.input_codes(graph, calibration))
     lanes = {graph.input: 1, **{node.output: groups[node.name] for node in graph.nodes}}
     present = activity.presence(graph, values, lanes)
-    as_trained = [activity.layer_cycles(graph, node, present, lanes).mean() for node in graph.nodes]
+    as_trained = [activity.layer_cycles(graph, node, present, values, lanes).mean() for node in graph.nodes]
     balanced = [node.fold.cycles for node in folded.nodes]
     assert max(balanced) < max(as_trained)
     assert balanced[1] < as_trained[1]

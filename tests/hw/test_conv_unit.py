@@ -70,7 +70,7 @@ def test_pe_blocks_hold_their_lanes_channels_taps_and_each_position_its_origin(g
         channel, position = features // (h_in * w_in), features % (h_in * w_in)
         carried = sorted(set(channel.tolist()))
         for group in range(groups):
-            part = conv_unit.block(geometry, taps, lanes, groups, lane, group, in_block)
+            part = conv_unit.block(geometry, taps, lanes, groups, lane, group, conv_unit.Flow(in_block))
             channels, weights, offsets, dy, dx = conv_unit.group_taps(taps, geometry, groups, group)
             for c in carried:
                 column = part.entries[part.starts[c]:part.starts[c] + part.counts[c]]
