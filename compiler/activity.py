@@ -78,8 +78,6 @@ def row_widths(graph: QGraph, lanes: dict[str, int]) -> dict[str, int]:
     """The feature maps that travel row by row (ir.Edge.row_width: the map's width), with these lanes: those a
     convolution unit makes, whose groups hold as many channels each, and that only convolution units read, each
     through a rolling window of rows (hw/conv_unit.py)."""
-    if not conv_unit.WINDOWS:
-        return {}
     found = {}
     for node in graph.nodes:
         if not (isinstance(node, QDense) and conv_unit.scatters(node)) or node.output == graph.output:

@@ -261,7 +261,7 @@ def dense_cost(graph: QGraph, node: QDense, lanes: int, groups: int, family: str
         shape = conv_unit.spatial(node.geometry, conv_unit.scatter_taps(node.geometry, node.kernel), groups,
                                   activity.conv_flow(graph, node))
         extra = conv_unit.logic_cost(shape, lanes, lanes * groups, node.geometry.in_shape[0], in_bits,
-                                     node.out_features)
+                                     node.out_features, node.acc_bits)
         lut, ff = lut + extra[0], ff + extra[1]
     if registered_reads((use.name, use.style) for use in memories):
         ff += lanes * groups * (3 * node.acc_bits + index_bits(node.out_features) + 4)

@@ -20,7 +20,6 @@ Output channel o belongs to group o % groups, which holds its channels' maps one
 group's lane (an edge with runs of H * W: dense_unit.lane_features); only another convolution reads such an
 edge.
 """
-import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -34,7 +33,6 @@ from undense.hw.dense_unit import Block, Memory, drain_cycles, group_memories, l
 
 # What each counted event touches (hw/dense_unit.EVENTS), and an input event's lookup of its origin
 EVENTS = {**dense_unit.EVENTS, "stream_in": (("origins.table", "read"),)}
-WINDOWS = os.environ.get("UNDENSE_WINDOWS") == "1"
 # A window drains a row of positions before it asks its PEs about the next: their answers come through registers
 # (hw/event_dense.py), this many cycles late at most
 MIN_ROW_POSITIONS = 8
@@ -301,7 +299,8 @@ def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, flow:
                                   out_value_bits, table_entries, table_bits)
 
 
-def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: int, rows: int) -> tuple[int, int]:
+def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: int, rows: int,
+               acc_bits: int) -> tuple[int, int]:
     """LUT4s and flip-flops a convolution's unit adds to a Dense unit's (dense_unit.logic_cost): per lane the
     lookup's two stages (hw/stream_lookup.py: the event, then the event with the word found) and the register
     stage after them (an event with its channel and origin, twice); per PE the
@@ -310,6 +309,13 @@ def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: 
     against Yosys."""
     origin = shape.y_bits + shape.x_bits
     event = index_bits(channels) + origin + value_bits + 1
-    lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.width).count("1") * shape.base_bits)
+    lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.row_stride).count("1") * shape.base_bits)
     ff = pes * (2 * origin + shape.base_bits + 2)
+    if shape.window_rows:  # a window's PE: its four row counts, the taken event's rows, the room test (two adders
+        # and a comparison), the slot's adder; the drain's entry down the pipeline (its flag to the product's
+        # stage, its row twice, the sum out); the lane's command of first and last position. The two banks'
+        # clear, their multiplexer and their read's registers are gone (dense_unit.logic_cost counts them)
+        slot_bits, count = (shape.window_rows - 1).bit_length(), shape.count_bits
+        lut += pes * (3 * count + slot_bits + 8) - pes * acc_bits
+        ff += pes * (5 * count + 3 * slot_bits + 2 * shape.row_bits + acc_bits + 10) + lanes * 2
     return lut + lanes * (event + 4), ff + lanes * (4 * event + 4)

@@ -295,7 +295,7 @@ class PELogic(wiring.Component):
         with m.If(self.taken):
             # an event of value zero (an image's or a row's end, sent though zero) issues one entry, which adds 0
             m.d.sync += [valid.eq(1), address.eq(column.start),
-                         left.eq(Mux(self.i.payload.value == 0, 0, column.extra)),
+                         left.eq(Mux(self.i.payload.value.any(), column.extra, 0)),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
                 m.d.sync += origin.eq(self.i.payload.origin)

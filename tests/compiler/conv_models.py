@@ -62,3 +62,27 @@ def upsample_conv(in_shape, out_channels, factor, kernel=(3, 3), pads=(1, 1, 1, 
     out_h = (h * factor + pads[0] + pads[2] - kernel[0]) + 1
     out_w = (w * factor + pads[1] + pads[3] - kernel[1]) + 1
     return model(nodes, inits, in_shape, [out_channels, out_h, out_w])
+
+
+def conv_chain(in_shape=(3, 4, 5), channels=4, seed=0) -> onnx.ModelProto:
+    """x -> ConvTranspose 3x3 / 2 (output_padding 1) -> Relu -> Conv 3x3 -> Relu -> depthwise Conv 3x3 (pads
+    2, 0, 0, 1) -> Relu -> Conv 1x1 to one channel -> Sigmoid -> y: a map that convolutions read row by row,
+    through rolling windows of different spans, kernels that reach above and below, and a map that travels
+    densely (the Sigmoid's) to the host."""
+    rng = np.random.default_rng(seed)
+    c_in, h, w = in_shape
+    height, width = 2 * h, 2 * w
+    inits = {"w0": sparse(rng, (c_in, channels, 3, 3)), "w1": sparse(rng, (channels, channels, 3, 3)),
+             "w2": sparse(rng, (channels, 1, 3, 3), density=0.7), "w3": sparse(rng, (1, channels, 1, 1), density=0.8)}
+    inits.update({f"b{k}": rng.normal(size=n).astype(np.float32) * 0.1 for k, n in enumerate((channels,) * 3 + (1,))})
+    nodes = [helper.make_node("ConvTranspose", ["x", "w0", "b0"], ["c0"], name="up", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+             helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], name="conv", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="depthwise", kernel_shape=[3, 3],
+                              pads=[2, 0, 0, 2], group=channels),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], name="mix", kernel_shape=[1, 1]),
+             helper.make_node("Sigmoid", ["c3"], ["y"], name="sigmoid")]
+    return model(nodes, inits, in_shape, [1, height, width])
