@@ -110,7 +110,8 @@ def choose_target(encoded: QGraph, rate: float | None = None,
                   samples: np.ndarray | None = None) -> tuple[QGraph, Target, dict]:
     """`--target auto`: the smallest target (Target.size) that holds the design at the throughput asked for
     (`rate`, images per second) or, with none asked, at the highest throughput any target gives it (within
-    RATE_TOLERANCE), so that the pick costs no speed. Each target is tried as if it had been named; the record says how each fared."""
+    RATE_TOLERANCE), so that the pick costs no speed. Each target is tried as if it had been named; the record
+    says how each fared."""
     tried, errors = [], {}
     for candidate in by_size():
         entry = {"target": candidate.name, "device": candidate.device, "clock_mhz": candidate.clock_mhz}
