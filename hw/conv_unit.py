@@ -19,6 +19,16 @@ Output channel o belongs to group o % groups, which holds its channels' maps one
 (o // groups) * H * W + y * W + x. A unit with several groups sends each channel's positions together on its
 group's lane (an edge with runs of H * W: dense_unit.lane_features); only another convolution reads such an
 edge.
+
+Where only convolutions read a map, it travels row by row instead (Flow.rows_out, ir.Edge.row_width): a group
+holds it as y * C_g * W + (o // groups) * W + x and sends each row of all its channels in turn, and the last
+position of each row even where it is zero. A convolution that reads such a map accumulates in a rolling window:
+R output rows (window_shape: the rows one input row reaches and one more, a power of two), output row y at
+(y mod R) * RW + (o // groups) * W + x. Its origin table tells each event the last output row it reaches and,
+for a row's last position, how many output rows are complete once it has passed (window_marks): the PE takes an
+event once that row fits in the window, and the layer drains a row once every PE has passed it (hw/pe.py,
+hw/event_dense.py). A row's end reaches every lane, so a lane whose queue is empty has passed the rows its
+producer has sent beyond, and a PE that waits for room waits only for rows every other lane has finished.
 """
 from dataclasses import dataclass
 from typing import NamedTuple

@@ -19,6 +19,12 @@ image.
 A convolution's PE (hw/conv_unit.py) is the same PE: its column table is indexed by the event's input channel and
 its entries are taps (weight, row offset, dy, dx); the event brings its origin in the output map, which the PE adds
 to each tap's offset at stage 2, where a tap that falls outside the map becomes a zero product into row 0.
+
+Where a convolution's input arrives row by row, its PE holds a rolling window of output rows in one bank instead
+of two whole maps (PEShape.window). The layer drains a row once every PE has passed it; the drain's read and clear
+take one cycle of the PE's issue and go down the pipeline in its place, as an entry that reads its row's sum out
+at the product's stage and writes zero back, so that the forwarding orders it with the accumulations around it.
+An event is taken once the last row it reaches fits beside the rows not yet drained (window_rows).
 """
 from dataclasses import dataclass
 

@@ -105,3 +105,43 @@ def test_a_channels_run_marks_each_lanes_last_event(lanes):
     present = activity.dense_unit.input_events(values, lanes, sparse=True, block=4)
     ends = sorted(lane_features(20, lanes, lane, 4)[-1] for lane in range(lanes))
     assert sorted(np.flatnonzero(present[0])) == ends
+
+
+@settings(max_examples=150, deadline=None)
+@given(geometry=geometries(), seed=st.integers(0, 2**16))
+def test_a_windows_marks_bound_the_rows_each_input_row_reaches(geometry, seed):
+    """In a rolling window, an input's `top` is the last output row its row's taps reach, and once its row has
+    passed no later input reaches a row below its `done`: the window may drain those. The window holds every row
+    one input reaches and one more."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.integers(-3, 4, size=geometry.kernel_shape) * (rng.random(geometry.kernel_shape) < 0.6)
+    taps = conv_unit.scatter_taps(geometry, kernel)
+    _, h_in, _ = geometry.in_shape
+    _, h_out, _ = geometry.out_shape
+    sy = conv_unit.stride(geometry)[0]
+    reached = [{y * sy + dy for dy in taps.dy.tolist() if 0 <= y * sy + dy < h_out} for y in range(h_in)]
+    rows, _ = conv_unit.window_shape(geometry, taps, groups=1)
+    for y in range(h_in):
+        top, done = conv_unit.window_marks(geometry, taps, y * sy)
+        assert all(row <= top for row in reached[y])
+        assert all(row >= done for later in reached[y + 1:] for row in later)
+        assert max(reached[y], default=top) - min(reached[y], default=top) < rows - 1
+    assert conv_unit.window_marks(geometry, taps, (h_in - 1) * sy)[1] == h_out
+
+
+@pytest.mark.parametrize(("lanes", "channels"), [(1, 3), (2, 4), (3, 3)])
+def test_a_map_that_travels_row_by_row_sends_each_rows_end(lanes, channels):
+    """Row by row, a lane carries the same channels as in runs of a channel, each row of all of them before the
+    next; the last position of every row travels even when it is zero."""
+    height, width = 3, 4
+    count = channels * height * width
+    values = np.zeros((1, count), dtype=np.int64)
+    present = activity.dense_unit.input_events(values, lanes, sparse=True, block=height * width, row_width=width)
+    ends = []
+    for lane in range(lanes):
+        features = lane_features(count, lanes, lane, height * width, width)
+        assert sorted(features) == sorted(lane_features(count, lanes, lane, height * width))
+        rows = (features % (height * width)) // width
+        assert list(rows) == sorted(rows)
+        ends += list(features[len(features) // height - 1::len(features) // height])
+    assert sorted(np.flatnonzero(present[0])) == sorted(ends)
