@@ -22,6 +22,8 @@ from undense.compiler.numbers import MULTIPLIER_BITS, index_bits
 
 EVENT_FIFO_DEPTH = {"ecp5": 16, "ice40": 4}  # each PE's queue of input events
 OUTPUT_FIFO_DEPTH = 32  # each group's queue of output events: room for the drain's pipeline of about 15
+BRANCH_QUEUES = 4  # queues a lane's second register stage feeds, where it has one (hw/event_dense.py)
+BRANCHED_QUEUE_DEPTH = 8  # the shallowest queue a second stage may feed: its room is counted a place shorter
 # A PE goes from one image's events to the next's without a gap (the other bank), so in steady state its
 # pipeline's depth costs nothing per image; the drain takes a cycle to start and one to release the bank.
 DRAIN_OVERHEAD = 2
@@ -297,9 +299,11 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
                 row + 1) + 31 + acc_bits  # and the issue counters, the event's registers, the drain's
             lut += 28 + in_bits + entry_bits  # its event queue's pointers, level and room test
             ff += 2 * index_bits(queue_depth) + in_bits + entry_bits + 4
-    if groups > 1:  # the register stage in front of each lane's queues
+    if groups > 1:  # the register stage in front of each lane's queues, and the second where there is one
         lut += lanes * (event_bits + 2)
         ff += lanes * (2 * event_bits + 2)
+        if groups > BRANCH_QUEUES and queue_depth >= BRANCHED_QUEUE_DEPTH:
+            ff += lanes * ceil(groups / BRANCH_QUEUES) * (event_bits + 1)
     lut += groups * (lanes - 1) * acc_bits + 3 * index_bits(steps) + 30  # adder trees, drain counters
     ff += groups * (2 * lanes - 1) * acc_bits + groups * row_bits + 2 * index_bits(steps) + 10
     in_flight = index_bits(OUTPUT_FIFO_DEPTH + 1)  # each group's count of positions on their way to its queue

@@ -18,7 +18,14 @@ from amaranth.lib.wiring import In, Out
 from undense.compiler.numbers import index_bits
 from undense.compiler.resources import yosys_attrs
 from undense.hw.adder_tree import AdderTree
-from undense.hw.dense_unit import OUTPUT_FIFO_DEPTH, drain_cycles, lane_positions, positions
+from undense.hw.dense_unit import (
+    BRANCH_QUEUES,
+    BRANCHED_QUEUE_DEPTH,
+    OUTPUT_FIFO_DEPTH,
+    drain_cycles,
+    lane_positions,
+    positions,
+)
 from undense.hw.fifo import StreamFIFO
 from undense.hw.pe import PEParams, ProcessingElement, event_layout, origin_entries, origin_layout
 from undense.hw.registers import KEEP, data_register, delayed
@@ -142,12 +149,24 @@ class EventDense(wiring.Component):
             # register included) two cycles ago has room now, whatever arrived since. The queues sit by their PEs,
             # spread over the chip: their readys gathered in the cycle were the 85F's critical path, so each
             # queue's test is registered beside it, and the lane's AND of those a cycle later
-            room = all_registered(m, [queue.level < p.queue_depth - 3 for queue in queues],
+            # Where a lane feeds many queues (and they are deep enough), its events reach them through a second
+            # stage, a register for each few queues placed among them: one register's fanout to queues spread
+            # over the 85F was routed 13.5 ns in one hop (the 28x28 generator's up1). An event then takes a cycle
+            # longer to arrive, so a queue's room is counted one place shorter
+            branches = [queues[first:first + BRANCH_QUEUES] for first in range(0, len(queues), BRANCH_QUEUES)]
+            branched = len(branches) > 1 and p.queue_depth >= BRANCHED_QUEUE_DEPTH
+            room = all_registered(m, [queue.level < p.queue_depth - 3 - branched for queue in queues],
                                   [f"queue{lane * p.groups + index}_room" for index in range(p.groups)],
                                   f"lane{lane}_room")
             m.d.comb += register.o.ready.eq(room)
-            for queue in queues:
-                m.d.comb += [queue.i.valid.eq(register.o.valid & room), queue.i.payload.eq(register.o.payload)]
+            for branch, its_queues in enumerate(branches if branched else [queues]):
+                valid, payload = register.o.valid & room, register.o.payload
+                if branched:
+                    valid, payload = Signal(name=f"lane{lane}_branch{branch}_valid", attrs=KEEP), \
+                        data_register(layout, f"lane{lane}_branch{branch}_event", KEEP)
+                    m.d.sync += [valid.eq(register.o.valid & room), payload.eq(register.o.payload)]
+                for queue in its_queues:
+                    m.d.comb += [queue.i.valid.eq(valid), queue.i.payload.eq(payload)]
 
     def look_up_origins(self, m: Module, lane: int, events, layout):
         """A convolution's events, each with its channel and its origin in the output map, looked up by position
