@@ -321,8 +321,8 @@ def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: 
     event = index_bits(channels) + origin + value_bits + 1
     lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.row_stride).count("1") * shape.base_bits)
     ff = pes * (2 * origin + shape.base_bits + 2)
-    if shape.window_rows:  # a window's PE: its four row counts, the taken event's rows, the room test (two adders
-        # and a comparison), the slot's adder; the drain's entry down the pipeline (its flag to the product's
+    if shape.window_rows:  # a window's PE: its four row counts, the taken event's rows, the room (two adders)
+        # and its test (a comparison), the slot's adder; the drain's entry down the pipeline (its flag to the product's
         # stage, its row twice, the sum out); the lane's command of first and last position. The two banks'
         # clear, their multiplexer and their read's registers are gone (dense_unit.logic_cost counts them)
         slot_bits, count = (shape.window_rows - 1).bit_length(), shape.count_bits

@@ -481,19 +481,24 @@ class PELogic(wiring.Component):
     def window_rows(self, m: Module, drain, row_passed, free):
         """A window's bookkeeping, in rows counted from the first image on (wrapping at count_bits): the image
         its events belong to (its first row), the rows complete here (an event that ends its row has issued its
-        last entry: the drain's read comes after it down the pipeline), the rows whose drain has begun and
-        those drained. An event is taken once the last row it reaches fits in the window beside the rows not
+        last entry: the drain's read comes after it down the pipeline), the rows whose drain has begun, and the
+        window's room. An event is taken once the last row it reaches fits in the window beside the rows not
         yet drained. Returns the window row of the image's first row, which the event's taps count from."""
         p = self.shape.spatial
         bits, origin = p.count_bits, self.i.payload.origin
         base, finished = Signal(bits, name="image_base"), Signal(bits, name="finished")
-        started, drained = Signal(bits, name="started"), Signal(bits, name="drained")
+        started = Signal(bits, name="started")
         image_slot, done = data_register((p.window_rows - 1).bit_length(), "image_slot"), data_register(bits, "done")
         drain_first, drain_last = data_register(1, "drain_first_q", KEEP), data_register(1, "drain_last_q", KEEP)
         m.d.sync += [drain_first.eq(self.drain_first), drain_last.eq(self.drain_last)]
-        reach = Signal(bits, name="reach")
-        m.d.comb += [reach.eq(base + origin.top - drained),
-                     self.i.ready.eq(free & ~drain & (reach < p.window_rows))]
+        # the room, rows drained + R - the image's first row, kept in a register of its own (not wrapping: it
+        # stays within a few maps' rows of R), so that the test after the queue is one comparison with the
+        # event's last row. Its next value is made ready both ways before the take picks one
+        room = Signal(signed(bits), name="room", init=p.window_rows)
+        kept, moved = Signal.like(room, name="room_kept"), Signal.like(room, name="room_moved")
+        m.d.comb += [kept.eq(room + (drain & drain_last)), moved.eq(kept - p.height),
+                     self.i.ready.eq(free & ~drain & (origin.top < room))]
+        m.d.sync += room.eq(Mux(self.taken & self.i.payload.last, moved, kept))
         with m.If(self.taken):
             m.d.sync += [image_slot.eq(base), done.eq(base + origin.done)]
             with m.If(self.i.payload.last):
@@ -502,8 +507,6 @@ class PELogic(wiring.Component):
             m.d.sync += finished.eq(done)
         with m.If(drain & drain_first):
             m.d.sync += started.eq(started + 1)
-        with m.If(drain & drain_last):
-            m.d.sync += drained.eq(drained + 1)
         m.d.sync += self.ready.eq(finished != started)
         return image_slot
 
