@@ -192,10 +192,7 @@ class EventDense(wiring.Component):
         bank, draining = Signal(name="drain_bank"), Signal(name="draining")
         step = Signal(range(p.steps), name="step")
         lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
-        lanes_ready = [[Signal(name=f"lane{lane}_bank{b}_ready") for b in range(2)] for lane in range(p.lanes)]
-        for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
-            m.d.sync += [ready[b].eq(Cat(pe.full[b] for pe in its_pes).all()) for b in range(2)]
-        ready_banks = [Cat(ready[b] for ready in lanes_ready).all() for b in range(2)]
+        ready_banks = [every_lane(m, lane_pes, lambda pe, b=b: pe.full[b], f"bank{b}_ready") for b in range(2)]
         starting, finishing = Signal(), Signal()
         m.d.comb += [starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0])),
                      finishing.eq(issue & (step == p.steps - 1))]
@@ -232,10 +229,7 @@ class EventDense(wiring.Component):
         position = Signal(range(per_row), name="row_position")
         slot = Signal((window.window_rows - 1).bit_length(), name="window_slot")
         lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
-        lanes_ready = [Signal(name=f"lane{lane}_row_ready") for lane in range(p.lanes)]
-        for ready, its_pes in zip(lanes_ready, lane_pes, strict=True):
-            m.d.sync += ready.eq(Cat(pe.ready for pe in its_pes).all())
-        with m.If(~draining & Cat(lanes_ready).all()):
+        with m.If(~draining & every_lane(m, lane_pes, lambda pe: pe.ready, "row_ready")):
             m.d.sync += [draining.eq(1), position.eq(0)]
         with m.Elif(issue):
             m.d.sync += position.eq(position + 1)
@@ -375,6 +369,14 @@ class EventDense(wiring.Component):
         for name, increment in increments.items():
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + increment)
+
+
+def every_lane(m: Module, lane_pes: list, flag, name: str):
+    """Whether `flag(pe)` held a cycle ago at every PE: registered beside each lane's PEs (lane{i}_`name`), then
+    ANDed for the layer."""
+    lanes = [Signal(name=f"lane{lane}_{name}") for lane in range(len(lane_pes))]
+    m.d.sync += [held.eq(Cat(flag(pe) for pe in its_pes).all()) for held, its_pes in zip(lanes, lane_pes, strict=True)]
+    return Cat(lanes).all()
 
 
 def all_registered(m: Module, tests: list, names: list[str], name: str):

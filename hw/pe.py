@@ -28,7 +28,7 @@ An event is taken once the last row it reaches fits beside the rows not yet drai
 """
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -230,6 +230,23 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [weight_rd.addr.eq(port.entry_addr), weight_rd.en.eq(1)]
 
 
+def bank_ports(m: Module, ports: list, read_next, write_next, writing_next, written, clearing_next=None,
+               name: str = "acc0"):
+    """A bank's read and write address, chosen a cycle ahead into registers (the ports see flip-flops), and its
+    write: the sum `written`, or zero where it clears."""
+    read_addr = data_register(ports[0][1].addr.shape(), f"{name}_read_addr")
+    write_addr = data_register(ports[0][0].addr.shape(), f"{name}_write_addr")
+    writing = Signal(name=f"{name}_writing")
+    m.d.sync += [read_addr.eq(read_next), write_addr.eq(write_next), writing.eq(writing_next)]
+    data = written
+    if clearing_next is not None:
+        clearing = delayed(m, clearing_next, f"{name}_clearing")
+        data = Mux(clearing, 0, written)
+    for write, read, bits in ports:
+        m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr), write.data.eq(data[bits]),
+                     write.en.eq(writing)]
+
+
 def pe_ports(shape: PEShape) -> dict:
     """A PE's ports towards its layer: a window's drain takes rows in turn (the first and last position of each
     marked), where banks hold whole images."""
@@ -276,7 +293,7 @@ class PELogic(wiring.Component):
         # the drain's command comes to many PEs at once, from a register of its lane's that may be far away, so
         # each PE registers it, in registers of its own (kept: synthesis would otherwise share one between every
         # PE, and its load with them)
-        drain, drain_bank = Signal(name="drain", attrs=KEEP), data_register(1, "drain_bank_q", KEEP)
+        drain = Signal(name="drain", attrs=KEEP)
         drain_addr = data_register(self.drain_addr.shape(), "drain_addr_q", KEEP)
         m.d.sync += [drain.eq(self.drain_en), drain_addr.eq(self.drain_addr)]
         # a window's drain takes a cycle of the issue: its read and clear go down the pipeline in its place
@@ -296,7 +313,6 @@ class PELogic(wiring.Component):
             # the last entry has been added, several cycles later, and an image shorter than that would come back
             # to the bank before
             taken_banks = Signal(2, name="taken_banks")
-            m.d.sync += drain_bank.eq(self.drain_bank)
             m.d.comb += self.i.ready.eq(free & ~Mux(bank, taken_banks[1], taken_banks[0]))
         with m.If(self.taken):
             # an event of value zero (an image's or a row's end, sent though zero) issues one entry, which adds 0
@@ -376,15 +392,8 @@ class PELogic(wiring.Component):
         valid_w, row_w, bank_w, _ = stages[product_stage - 3]   # P - 1: its read data arrive next cycle
         row_r = stages[product_stage - 4 - late][1]  # P - 2 (or P - 3): its read address goes into a register
 
-        # the banks: accumulated into at stage P (read at P - 1, written at P + 1), or drained (read, then cleared
-        # a cycle later), from the PE's copy of the drain's command (above)
-        if p.window:
-            drain = Const(0)  # a window drains through the pipeline, as an entry
-        clear, clear_bank = Signal(name="clear"), data_register(1, "clear_bank")
-        clear_addr = data_register(drain_addr.shape(), "clear_addr")
-        drained_bank = data_register(1, "drained_bank")
-        m.d.sync += [clear.eq(drain), clear_bank.eq(drain_bank), clear_addr.eq(drain_addr),
-                     drained_bank.eq(clear_bank)]
+        # the banks: accumulated into at stage P (read at P - 1, written at P + 1), and drained: a window through
+        # the pipeline, two banks by the layer's command (bank_drain)
         # the read data is registered at the memory (nothing but the memory between the address and a register).
         # It misses the sums of the two entries before this one: the one a stage ahead (at P, its sum not yet
         # written) and the one two ahead (at P + 1, written in the cycle of the read). A row met again that soon
@@ -398,23 +407,11 @@ class PELogic(wiring.Component):
         m.d.sync += [forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w)),
                      forward_before.eq(valid_a & (row_a == row_w) & (bank_a == bank_w)),
                      written_before.eq(written)]
-        # a bank wider than a block RAM at its depth is split by width, so that each RAM's output goes straight
-        # into its register (split by depth, Yosys would select between RAMs placed apart before the register)
-        width = p.acc_slice_bits or p.acc_bits
-        slices = [(low, min(low + width, p.acc_bits)) for low in range(0, p.acc_bits, width)]
-        banks = []  # each bank's slices, their (write, read) ports
-        for index in range(1 if p.window else 2):
-            ports = []
-            for part, (low, high) in enumerate(slices):
-                name = f"acc{index}" if len(slices) == 1 else f"acc{index}_{part}"
-                m.submodules[name] = acc = Memory(shape=unsigned(high - low), depth=p.acc_rows, init=[],
-                                                  attrs={**yosys_attrs(p.acc_styles[index]), **NO_RW_CHECK})
-                ports.append((acc.write_port(), acc.read_port()))
-            banks.append(ports)
+        banks = [self.bank(m, index) for index in range(1 if p.window else 2)]
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = []
         for index, ports in enumerate(banks):
-            parts = [read.data for _, read in ports]
+            parts = [read.data for _, read, _ in ports]
             if p.registered_reads:
                 parts = [delayed(m, bits, f"acc{index}_read_q{part}", data=True) for part, bits in enumerate(parts)]
             data_out.append(Cat(*parts).as_signed())
@@ -435,31 +432,50 @@ class PELogic(wiring.Component):
             with m.If(drains[-1]):
                 m.d.sync += [written.eq(0), drained_sum.eq(old)]
             m.d.comb += self.drain_data.eq(drained_sum)
-        for index, ports in enumerate(banks):
-            # each bank's read and write address chosen a cycle ahead into registers: the ports see flip-flops
-            read_addr = data_register(ports[0][1].addr.shape(), f"acc{index}_read_addr")
-            write_addr = data_register(ports[0][0].addr.shape(), f"acc{index}_write_addr")
-            clearing, writing = Signal(name=f"acc{index}_clearing"), Signal(name=f"acc{index}_writing")
-            draining_next = drain & (drain_bank == index)
-            clearing_next, accumulating_next = clear & (clear_bank == index), valid_p & (bank_p == index)
-            m.d.sync += [read_addr.eq(Mux(draining_next, drain_addr, row_r)),
-                         write_addr.eq(Mux(clearing_next, clear_addr, row_p)), clearing.eq(clearing_next),
-                         writing.eq(clearing_next | accumulating_next)]
-            for (write, read), (low, high) in zip(ports, slices, strict=True):
-                m.d.comb += [read.addr.eq(read_addr), read.en.eq(1), write.addr.eq(write_addr),
-                             write.data.eq(Mux(clearing, 0, written[low:high])), write.en.eq(writing)]
-        if p.window:
+            bank_ports(m, banks[0], row_r, row_p, valid_p, written)
             return
-        drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
-        if p.registered_reads:
-            drained_bank = delayed(m, drained_bank, "drained_bank_q", data=True)
-        m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
-        m.d.comb += self.drain_data.eq(drained)
+        self.bank_drain(m, banks, data_out, drain, drain_addr, (row_r, row_p, valid_p, bank_p), written)
         for index in range(2):
             with m.If(self.release[index]):
                 m.d.sync += [self.full[index].eq(0), taken_banks[index].eq(0)]
             with m.Elif(valid_p & end_p & (bank_p == index)):
                 m.d.sync += self.full[index].eq(1)
+
+    def bank(self, m: Module, index: int) -> list:
+        """Bank `index`'s memories, each with its (write port, read port, bits of the sum). A bank wider than a
+        block RAM at its depth is split by width, so that each RAM's output goes straight into its register
+        (split by depth, Yosys would select between RAMs placed apart before the register)."""
+        p = self.shape
+        width = p.acc_slice_bits or p.acc_bits
+        slices = [(low, min(low + width, p.acc_bits)) for low in range(0, p.acc_bits, width)]
+        ports = []
+        for part, (low, high) in enumerate(slices):
+            name = f"acc{index}" if len(slices) == 1 else f"acc{index}_{part}"
+            m.submodules[name] = acc = Memory(shape=unsigned(high - low), depth=p.acc_rows, init=[],
+                                              attrs={**yosys_attrs(p.acc_styles[index]), **NO_RW_CHECK})
+            ports.append((acc.write_port(), acc.read_port(), slice(low, high)))
+        return ports
+
+    def bank_drain(self, m: Module, banks: list, data_out: list, drain, drain_addr, accumulating, written):
+        """Two banks: the layer drains one (reads, then clears a cycle later), from the PE's copy of its command,
+        while the entry at the product's stage accumulates into the other."""
+        row_r, row_p, valid_p, bank_p = accumulating
+        drain_bank = data_register(1, "drain_bank_q", KEEP)
+        clear, clear_bank = Signal(name="clear"), data_register(1, "clear_bank")
+        clear_addr = data_register(drain_addr.shape(), "clear_addr")
+        drained_bank = data_register(1, "drained_bank")
+        m.d.sync += [drain_bank.eq(self.drain_bank), clear.eq(drain), clear_bank.eq(drain_bank),
+                     clear_addr.eq(drain_addr), drained_bank.eq(clear_bank)]
+        for index, ports in enumerate(banks):
+            draining = drain & (drain_bank == index)
+            clearing = clear & (clear_bank == index)
+            bank_ports(m, ports, Mux(draining, drain_addr, row_r), Mux(clearing, clear_addr, row_p),
+                       clearing | valid_p & (bank_p == index), written, clearing, f"acc{index}")
+        drained = data_register(self.drain_data.shape(), "drained")  # from a register to the adders
+        if self.shape.registered_reads:
+            drained_bank = delayed(m, drained_bank, "drained_bank_q", data=True)
+        m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
+        m.d.comb += self.drain_data.eq(drained)
 
     def scatter(self, m: Module, entry, origin, base, slot=None):
         """A convolution's tap at stage 2 (hw/conv_unit.py): its row, the event's origin plus the tap's offset,
