@@ -304,6 +304,8 @@ def logic_cost(memories: list, lanes: int, groups: int, in_features: int, out_fe
         ff += lanes * (2 * event_bits + 2)
         if groups > BRANCH_QUEUES and queue_depth >= BRANCHED_QUEUE_DEPTH:
             ff += lanes * ceil(groups / BRANCH_QUEUES) * (event_bits + 1)
+        if groups > BRANCH_QUEUES:  # and the drain's command through a second stage (hw/event_dense.py)
+            ff += lanes * ceil(groups / BRANCH_QUEUES) * (index_bits(steps) + 4)
     lut += groups * (lanes - 1) * acc_bits + 3 * index_bits(steps) + 30  # adder trees, drain counters
     ff += groups * (2 * lanes - 1) * acc_bits + groups * row_bits + 2 * index_bits(steps) + 10
     in_flight = index_bits(OUTPUT_FIFO_DEPTH + 1)  # each group's count of positions on their way to its queue

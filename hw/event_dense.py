@@ -74,6 +74,18 @@ class DenseParams:
         return spatial if spatial is not None and spatial.window_rows else None
 
     @property
+    def branched_commands(self) -> bool:
+        """A lane with more PEs than a register should drive across the chip takes the drain's commands through
+        a second register stage, one register for every BRANCH_QUEUES PEs, as its events (EventDense.distribute)."""
+        return self.groups > BRANCH_QUEUES
+
+    @property
+    def drain_latency(self) -> int:
+        """Cycles from the drain's issue to the PEs' partial sums: the PE's (ProcessingElement.drain_latency), and
+        the second command stage where there is one."""
+        return self.pes[0].shape().drain_latency + self.branched_commands
+
+    @property
     def steps(self) -> int:
         return drain_cycles(self.out_features, self.groups, self.out_block)
 
@@ -202,19 +214,9 @@ class EventDense(wiring.Component):
             m.d.sync += step.eq(step + 1)
             with m.If(finishing):
                 m.d.sync += [draining.eq(0), bank.eq(~bank)]
-        # the PEs take the read and the release a cycle later, through registers (they register the read again
-        # themselves): a copy for each lane, near its PEs, so that no one flip-flop drives every PE of the layer
-        # across the chip. Synthesis would merge copies of one value back into one, so they are kept (hw/synth.py)
-        for lane in range(p.lanes):
-            command_en = Signal(name=f"lane{lane}_command_en", attrs=KEEP)
-            command_bank = data_register(1, f"lane{lane}_command_bank", KEEP)
-            command_addr = data_register(range(p.steps), f"lane{lane}_command_addr", KEEP)
-            release = Signal(2, name=f"lane{lane}_release", attrs=KEEP)
-            m.d.sync += [command_en.eq(issue), command_addr.eq(step), command_bank.eq(bank),
-                         release.eq(Mux(finishing, Cat(~bank, bank), 0))]
-            for pe in lane_pes[lane]:
-                m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr),
-                             pe.drain_bank.eq(command_bank), pe.release.eq(release)]
+        for lane, its_pes in enumerate(lane_pes):
+            self.command(m, lane, its_pes, {"drain_en": issue, "drain_addr": step, "drain_bank": bank,
+                                            "release": Mux(finishing, Cat(~bank, bank), 0)})
         return draining
 
     def drain_rows(self, m: Module, pes: list[ProcessingElement], issue):
@@ -235,17 +237,34 @@ class EventDense(wiring.Component):
             m.d.sync += position.eq(position + 1)
             with m.If(position == per_row - 1):
                 m.d.sync += [draining.eq(0), slot.eq(slot + 1)]
-        for lane in range(p.lanes):
-            command_en = Signal(name=f"lane{lane}_command_en", attrs=KEEP)
-            command_addr = data_register(pes[0].drain_addr.shape(), f"lane{lane}_command_addr", KEEP)
-            first, last = (data_register(1, f"lane{lane}_command_{end}", KEEP) for end in ("first", "last"))
-            m.d.sync += [command_en.eq(issue), command_addr.eq(Cat(position.as_unsigned()[:window.window_row_bits]
-                                                                      if window.window_row_bits else [], slot)),
-                         first.eq(position == 0), last.eq(position == per_row - 1)]
-            for pe in lane_pes[lane]:
-                m.d.comb += [pe.drain_en.eq(command_en), pe.drain_addr.eq(command_addr), pe.drain_first.eq(first),
-                             pe.drain_last.eq(last)]
+        row = Cat(position.as_unsigned()[:window.window_row_bits] if window.window_row_bits else [], slot)
+        for lane, its_pes in enumerate(lane_pes):
+            self.command(m, lane, its_pes, {"drain_en": issue, "drain_addr": row, "drain_first": position == 0,
+                                            "drain_last": position == per_row - 1})
         return draining
+
+    def command(self, m: Module, lane: int, its_pes: list[ProcessingElement], ports: dict):
+        """The drain's command to a lane's PEs (`ports`: each PE port's value), a cycle later, through registers
+        (the PEs register it again themselves): a copy for each lane, near its PEs, so that no one flip-flop
+        drives every PE of the layer across the chip, and where the lane has many PEs a second stage, a copy for
+        each few of them. Synthesis would merge copies of one value back into one, so they are kept
+        (hw/synth.py). The enable and the release are pulses, reset; the rest is data."""
+        def registered(values: dict, prefix: str) -> dict:
+            held = {}
+            for port, value in values.items():
+                shape = getattr(its_pes[0], port).shape()
+                name = f"{prefix}_{port}"
+                held[port] = Signal(shape, name=name, attrs=KEEP) if port in ("drain_en", "release") else \
+                    data_register(shape, name, KEEP)
+                m.d.sync += held[port].eq(value)
+            return held
+
+        held = registered(ports, f"lane{lane}_command")
+        branches = [its_pes[first:first + BRANCH_QUEUES] for first in range(0, len(its_pes), BRANCH_QUEUES)]
+        for branch, branch_pes in enumerate(branches):
+            near = registered(held, f"lane{lane}_branch{branch}_command") if self.params.branched_commands else held
+            for pe in branch_pes:
+                m.d.comb += [getattr(pe, port).eq(value) for port, value in near.items()]
 
     def drain(self, m: Module, platform, pes: list[ProcessingElement], issue, draining):
         """The drain's positions, `issue`d every group at once: each group's lanes summed, requantized, and sent
@@ -272,7 +291,7 @@ class EventDense(wiring.Component):
             # positions issued (as this group saw them) and not yet at its queue
             in_flight.append(Signal(range(OUTPUT_FIFO_DEPTH + 1), name=f"g{group}_in_flight"))
             valid = issued
-            for stage in range(pes[0].params.shape().drain_latency - 1):
+            for stage in range(p.drain_latency - 1):
                 valid = delayed(m, valid, f"g{group}_drain_valid{stage}")
             tree = build_shared(m, platform, f"g{group}_sum", AdderTree, p.lanes, p.requant.acc_bits,
                                 p.requant.row_layout())
@@ -317,7 +336,7 @@ class EventDense(wiring.Component):
         read = rows.read_port()
         m.d.comb += [read.addr.eq(step), read.en.eq(issued)]
         constants = read.data
-        for stage in range(p.pes[0].shape().drain_latency - 2):
+        for stage in range(p.drain_latency - 2):
             constants = delayed(m, constants, f"g{group}_constants{stage}", data=True)
         return constants
 
