@@ -165,7 +165,7 @@ class EventDense(wiring.Component):
             # stage, a register for each few queues placed among them: one register's fanout to queues spread
             # over the 85F was routed 13.5 ns in one hop (the 28x28 generator's up1). An event then takes a cycle
             # longer to arrive, so a queue's room is counted one place shorter
-            branches = [queues[first:first + BRANCH_QUEUES] for first in range(0, len(queues), BRANCH_QUEUES)]
+            branches = in_branches(queues)
             branched = len(branches) > 1 and p.queue_depth >= BRANCHED_QUEUE_DEPTH
             room = all_registered(m, [queue.level < p.queue_depth - 3 - branched for queue in queues],
                                   [f"queue{lane * p.groups + index}_room" for index in range(p.groups)],
@@ -260,8 +260,7 @@ class EventDense(wiring.Component):
             return held
 
         held = registered(ports, f"lane{lane}_command")
-        branches = [its_pes[first:first + BRANCH_QUEUES] for first in range(0, len(its_pes), BRANCH_QUEUES)]
-        for branch, branch_pes in enumerate(branches):
+        for branch, branch_pes in enumerate(in_branches(its_pes)):
             near = registered(held, f"lane{lane}_branch{branch}_command") if self.params.branched_commands else held
             for pe in branch_pes:
                 m.d.comb += [getattr(pe, port).eq(value) for port, value in near.items()]
@@ -388,6 +387,11 @@ class EventDense(wiring.Component):
         for name, increment in increments.items():
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + increment)
+
+
+def in_branches(items: list) -> list[list]:
+    """A lane's queues or PEs, BRANCH_QUEUES to a branch: those one register of its second stage feeds."""
+    return [items[first:first + BRANCH_QUEUES] for first in range(0, len(items), BRANCH_QUEUES)]
 
 
 def every_lane(m: Module, lane_pes: list, flag, name: str):
