@@ -346,17 +346,12 @@ class PELogic(wiring.Component):
                      end2.eq(end1)]
         weight2, row2 = entry2.value, entry2.row
         if p.spatial is not None:
-            origin1, origin2 = data_register(p.origin_layout(), "origin1"), data_register(p.origin_layout(), "origin2")
-            base2 = data_register(p.spatial.base_bits, "base2")  # the origin's row, y * stride + x, in shifted adds
-            stride = p.spatial.row_stride
-            m.d.sync += [origin1.eq(origin), origin2.eq(origin1),
-                         base2.eq(sum(origin1.y << bit for bit in range(stride.bit_length()) if stride >> bit & 1)
-                                  + origin1.x)]
-            slot2 = None
+            origin1 = data_register(p.origin_layout(), "origin1")
+            m.d.sync += origin1.eq(origin)
+            slot1 = None
             if p.window:
-                slot1, slot2 = (data_register(image_slot.shape(), name) for name in ("slot1", "slot2"))
-                m.d.sync += [slot1.eq(image_slot), slot2.eq(slot1)]
-            weight2, row2 = self.scatter(m, entry2, origin2, base2, slot2)
+                slot1 = delayed(m, image_slot, "slot1", data=True)
+            weight2, row2 = self.scatter(m, entry2, origin1, slot1)
         if p.window:  # the drain's read and clear, in the place of the entry it held back
             drain1, drain2 = Signal(name="drain1"), Signal(name="drain2")
             drain_row1 = data_register(drain_addr.shape(), "drain_row1")
@@ -477,20 +472,31 @@ class PELogic(wiring.Component):
         m.d.sync += drained.eq(Mux(drained_bank, data_out[1], data_out[0]))
         m.d.comb += self.drain_data.eq(drained)
 
-    def scatter(self, m: Module, entry, origin, base, slot=None):
+    def scatter(self, m: Module, entry, origin, slot=None):
         """A convolution's tap at stage 2 (hw/conv_unit.py): its row, the event's origin plus the tap's offset,
         and its weight; a tap that falls outside the output map adds zero to row 0. In a window, the row's
-        place is the output row (its image's first row at `slot`, wrapping) above the position in the row."""
+        place is the output row (its image's first row at `slot`, wrapping) above the position in the row.
+        What depends on the origin alone is computed from stage 1's `origin` and `slot` into registers, so that
+        each test and sum at stage 2 is one carry chain from the entry: the tap is inside where
+        -y <= dy < height - y, and so for x."""
         p = self.shape.spatial
-        y = Signal(signed(max(p.y_bits, p.step_bits) + 2), name="tap_y")
-        x = Signal(signed(max(p.x_bits, p.step_bits) + 2), name="tap_x")
+        stride = p.row_stride
+        base = data_register(p.base_bits, "base2")  # the origin's row, y * stride + x, in shifted adds
+        m.d.sync += base.eq(sum(origin.y << bit for bit in range(stride.bit_length()) if stride >> bit & 1)
+                            + origin.x)
+        tests = []
+        for axis, size in (("y", p.height), ("x", p.width)):
+            step = entry[f"d{axis}"]
+            tests += [step >= delayed(m, -origin[axis], f"tap_{axis}_low", data=True),
+                      step < delayed(m, size - origin[axis], f"tap_{axis}_high", data=True)]
         inside = Signal(name="tap_inside")
-        m.d.comb += [y.eq(origin.y + entry.dy), x.eq(origin.x + entry.dx),
-                     inside.eq((y >= 0) & (y < p.height) & (x >= 0) & (x < p.width))]
+        m.d.comb += inside.eq(Cat(*tests).all())
         weight, row = Signal.like(entry.value, name="tap_weight"), Signal(self.shape.row_bits, name="tap_row")
         place = base + entry.row
-        if slot is not None:
-            place = Cat(place[:p.window_row_bits], (y + slot)[:(p.window_rows - 1).bit_length()])
+        if slot is not None:  # the window row of the origin's row, wrapping
+            line = data_register(len(slot), "tap_line")
+            m.d.sync += line.eq(origin.y + slot)
+            place = Cat(place[:p.window_row_bits], (line + entry.dy)[:len(line)])
         m.d.comb += [weight.eq(Mux(inside, entry.value, 0)), row.eq(Mux(inside, place, 0))]
         return weight, row
 
