@@ -124,7 +124,9 @@ def predicted_events(graph: QGraph, codes_in: np.ndarray) -> dict[str, dict[str,
                                                 present[node.output], not graph.edges[node.output].sparse)
         else:
             work = column_work(node, lanes[node.input], lanes[node.output])
-            counts[node.name] = dense_unit.events(*work, present[node.input],
-                                                  values[node.input] - graph.edges[node.input].offset,
-                                                  present[node.output], lanes[node.input], node.table is not None)
+            inputs = values[node.input] - graph.edges[node.input].offset
+            seconds = conv_unit.seconds(node.geometry, present[node.input], inputs, lanes[node.input],
+                                        conv_flow(graph, node)) if conv_unit.scatters(node) else None
+            counts[node.name] = dense_unit.events(*work, present[node.input], inputs, present[node.output],
+                                                  lanes[node.input], node.table is not None, seconds)
     return counts

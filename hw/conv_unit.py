@@ -252,6 +252,34 @@ def block(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, lane: in
     return Block(tuple(entries or [(0, 0, 0, 0)]), tuple(starts), tuple(counts), rows, tuple(origin))
 
 
+def seconds(geometry: Conv2d, present: np.ndarray, values: np.ndarray, lanes: int, flow: Flow) -> np.ndarray:
+    """The input events ([images, in]) that travel with the event before them on their lane
+    (hw/event_pairs.py), each lane's in the order its positions arrive."""
+    _, h_in, w_in = geometry.in_shape
+    found = np.zeros(present.shape, dtype=bool)
+    for lane in range(lanes):
+        features = lane_features(geometry.in_features, lanes, lane, flow.in_block, flow.in_row_width)
+        found[:, features] = lane_seconds(present[:, features], values[:, features], features // (h_in * w_in),
+                                          features % (h_in * w_in) // w_in)
+    return found
+
+
+def lane_seconds(present: np.ndarray, values: np.ndarray, channel: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Which events of a lane go as the second of a pair ([images, positions], the lane's positions in their
+    order): `present` and `values` the events, `channel` and `row` each position's. Greedy, in arrival order:
+    each run of nonzero events of one channel and row goes two by two (hw/event_pairs.py)."""
+    images, positions = np.nonzero(present)  # in arrival order: image by image, position by position
+    nonzero = values[images, positions] != 0
+    key = np.stack([images, channel[positions], row[positions]])
+    starts = np.ones(len(images), dtype=bool)  # where a run of events that may pair begins
+    starts[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0) | ~nonzero[:-1]
+    index = np.arange(len(images))
+    offset = index - np.maximum.accumulate(np.where(starts, index, 0))
+    found = np.zeros(present.shape, dtype=bool)
+    found[images, positions] = nonzero & (offset % 2 == 1)
+    return found
+
+
 def spatial(geometry: Conv2d, taps: ScatterTaps, groups: int, flow: Flow = Flow()) -> Spatial:
     """The field widths every PE of the layer shares."""
     _, h_out, w_out = geometry.out_shape

@@ -174,16 +174,19 @@ def image_cycles(present: np.ndarray, values: np.ndarray, counts: np.ndarray, la
 
 
 def events(counts: np.ndarray, macs: np.ndarray, present: np.ndarray, values: np.ndarray, sent: np.ndarray,
-           lanes: int, table: bool) -> dict[str, int]:
+           lanes: int, table: bool, seconds: np.ndarray | None = None) -> dict[str, int]:
     """The counts the unit's counters must show for these images: `counts` the entries each column issues in
     each group's PE ([in, groups], column_counts), `macs` the nonzero products each column makes ([in]),
-    `present` the input events and `values` the inputs ([images, in]), `sent` the output events ([images, out])."""
+    `present` the input events and `values` the inputs ([images, in]), `sent` the output events ([images, out]);
+    `seconds` the input events that travel with the one before them (hw/event_pairs.py), whose entries are not
+    read again."""
     arrived = int(present.sum())
     valued, zero = (kind.sum(axis=0) for kind in split_events(present, values))  # per column, over images
     entries = int(valued @ counts.sum(axis=1) + zero.sum() * counts.shape[1])
+    paired = np.zeros(present.shape[1], dtype=np.int64) if seconds is None else seconds.sum(axis=0)
     images, out_features = len(present), sent.shape[1]
-    return {"stream_in": arrived, "event_reads": arrived * counts.shape[1],
-            "weight_reads": entries, "macs": int(valued @ macs),
+    return {"stream_in": arrived, "event_reads": (arrived - int(paired.sum())) * counts.shape[1],
+            "weight_reads": entries - int(paired @ counts.sum(axis=1)), "macs": int(valued @ macs),
             "acc_updates": entries, "drain_reads": images * out_features * lanes,
             "requantized": images * out_features, "table_reads": images * out_features if table else 0,
             "stream_out": int(sent.sum())}

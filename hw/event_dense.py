@@ -26,6 +26,7 @@ from undense.hw.dense_unit import (
     lane_positions,
     positions,
 )
+from undense.hw.event_pairs import EventPairs
 from undense.hw.fifo import StreamFIFO
 from undense.hw.pe import PEParams, ProcessingElement, event_layout, origin_entries, origin_layout
 from undense.hw.registers import KEEP, data_register, delayed
@@ -182,19 +183,19 @@ class EventDense(wiring.Component):
 
     def look_up_origins(self, m: Module, lane: int, events, layout):
         """A convolution's events, each with its channel and its origin in the output map, looked up by position
-        (hw/conv_unit.py) in a table the lane's PEs share."""
+        (hw/conv_unit.py) in a table the lane's PEs share, then two of a channel and row at a time where they
+        come one after the other (hw/event_pairs.py), from a register."""
         p = self.params
         pe = p.pes[lane * p.groups]
         lookup = m.submodules[f"lane{lane}_origins"] = StreamLookup(
             p.in_layout(), origin_layout(pe), origin_entries(pe), p.style(f"lane{lane}_origins.table"))
         wiring.connect(m, events, lookup.i)
-        # the lookup registers its word; a register stage after it, so that its ready does not reach the queues
-        register = m.submodules[f"lane{lane}_found"] = StreamRegister(layout)
+        pairs = m.submodules[f"lane{lane}_pairs"] = EventPairs(pe.shape().looked_up_layout(), layout)
         event, word = lookup.o.payload.event, lookup.o.payload.found
-        m.d.comb += [register.i.valid.eq(lookup.o.valid), lookup.o.ready.eq(register.i.ready),
-                     register.i.payload.index.eq(word.channel), register.i.payload.origin.eq(word.origin),
-                     register.i.payload.value.eq(event.value), register.i.payload.last.eq(event.last)]
-        return register.o
+        m.d.comb += [pairs.i.valid.eq(lookup.o.valid), lookup.o.ready.eq(pairs.i.ready),
+                     pairs.i.payload.index.eq(word.channel), pairs.i.payload.origin.eq(word.origin),
+                     pairs.i.payload.value.eq(event.value), pairs.i.payload.last.eq(event.last)]
+        return pairs.o
 
     def drain_images(self, m: Module, pes: list[ProcessingElement], issue):
         """Once every PE holds the image in a bank, its row positions in order, every group at once, while
@@ -379,7 +380,7 @@ class EventDense(wiring.Component):
         increments = {
             "stream_in": total([lane.valid & lane.ready for lane in self.i]),
             "event_reads": total([pe.taken for pe in pes]), "weight_reads": reads,
-            "macs": total([pe.mac for pe in pes]), "acc_updates": reads,
+            "macs": total([pe.mac for pe in pes]), "acc_updates": total([pe.issued for pe in pes]),
             "drain_reads": requantized * p.lanes, "requantized": requantized,
             "table_reads": requantized if p.requant.table is not None else 0,
             "stream_out": total([lane.valid & lane.ready for lane in self.o]),

@@ -110,12 +110,19 @@ class PEShape:
             marks = {"top": rows, "done": rows, "ends": 1}
         return data.StructLayout({"y": unsigned(p.y_bits), "x": unsigned(p.x_bits), **marks})
 
-    def event_layout(self) -> data.StructLayout:
-        """An event as the logic takes it: a convolution's indexes its channel and brings its origin."""
+    def looked_up_layout(self) -> data.StructLayout:
+        """A convolution's event once its lane has looked it up: indexing its channel, with its origin."""
         plain = event_layout(self.positions, self.value_shape)
-        if self.spatial is None:
-            return plain
         return data.StructLayout({**{name: field.shape for name, field in plain}, "origin": self.origin_layout()})
+
+    def event_layout(self) -> data.StructLayout:
+        """An event as the logic takes it; a convolution's is a looked-up event that may bring the value and
+        column of an earlier event of its channel and row (`first`, where `paired`: hw/event_pairs.py)."""
+        if self.spatial is None:
+            return event_layout(self.positions, self.value_shape)
+        first = data.StructLayout({"value": self.value_shape, "x": unsigned(self.spatial.x_bits)})
+        return data.StructLayout({**{name: field.shape for name, field in self.looked_up_layout()},
+                                  "first": first, "paired": 1})
 
 
 @dataclass(frozen=True)
@@ -179,9 +186,10 @@ def weight_words(params: PEParams) -> list[int]:
 
 def memory_signature(shape: PEShape) -> wiring.Signature:
     """How a PE's logic reads its tables: an event's column (asynchronously) and an entry (a cycle after its
-    address)."""
+    address, where `entry_read`: otherwise the memory holds the entry it read last)."""
     return wiring.Signature({"column_addr": Out(index_bits(shape.positions)), "column": In(shape.column_layout()),
-                             "entry_addr": Out(shape.entry_bits), "entry": In(shape.entry_layout())})
+                             "entry_addr": Out(shape.entry_bits), "entry_read": Out(1),
+                             "entry": In(shape.entry_layout())})
 
 
 class ProcessingElement(wiring.Component):
@@ -225,9 +233,9 @@ class ProcessingElement(wiring.Component):
             shared = Signal.like(weight_rd.addr, name="shared_addr")
             m.d.comb += [shared.eq(Mux(self.load_en, self.load_addr, port.entry_addr)), weight_wr.addr.eq(shared),
                          weight_wr.data.eq(self.load_data), weight_wr.en.eq(self.load_en),
-                         weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en)]
+                         weight_rd.addr.eq(shared), weight_rd.en.eq(~self.load_en & port.entry_read)]
         else:
-            m.d.comb += [weight_rd.addr.eq(port.entry_addr), weight_rd.en.eq(1)]
+            m.d.comb += [weight_rd.addr.eq(port.entry_addr), weight_rd.en.eq(port.entry_read)]
 
 
 def bank_ports(m: Module, ports: list, read_next, write_next, writing_next, written, clearing_next=None,
@@ -265,6 +273,7 @@ def pe_ports(shape: PEShape) -> dict:
         "drain_data": Out(signed(shape.acc_bits)),  # the row asked for drain_latency cycles before
         # one-cycle strobes of the events the power model counts
         "weight_read": Out(1),
+        "issued": Out(1),  # an entry into the pipeline, for an event (a pair's entry goes in twice)
         "mac": Out(1),
         "taken": Out(1),
     }
@@ -303,11 +312,18 @@ class PELogic(wiring.Component):
         origin = None if p.spatial is None else data_register(p.origin_layout(), "origin")
         address = data_register(column.start.shape(), "address")
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
-        free = ~valid | ~left.any()
+        # a convolution's event may bring an earlier one of its channel and row (hw/event_pairs.py): each entry,
+        # read once, is issued for that one (`first`), then again, its memory not read, for the event itself
+        first, paired, second = None, Signal(name="paired"), Signal(name="second")
+        if p.spatial is not None:
+            first = data_register(self.i.payload.first.shape(), "first")
+        again = paired & ~second  # the entry at issue goes in again next cycle
+        last_issue = ~left.any() & ~again
+        free = ~valid | last_issue
         m.d.comb += [self.memories.column_addr.eq(self.i.payload.index), self.memories.entry_addr.eq(address),
-                     self.taken.eq(self.i.valid & self.i.ready)]
+                     self.memories.entry_read.eq(~second), self.taken.eq(self.i.valid & self.i.ready)]
         if p.window:
-            image_slot = self.window_rows(m, drain, valid & advance & ~left.any() & origin.ends, free)
+            image_slot = self.window_rows(m, drain, valid & advance & last_issue & origin.ends, free)
         else:
             # bank b is taken from the last event of an image into it until its release: `full` says so only once
             # the last entry has been added, several cycles later, and an image shorter than that would come back
@@ -320,12 +336,15 @@ class PELogic(wiring.Component):
                          left.eq(Mux(self.i.payload.value.any(), column.extra, 0)),
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
-                m.d.sync += origin.eq(self.i.payload.origin)
+                m.d.sync += [origin.eq(self.i.payload.origin), first.eq(self.i.payload.first),
+                             paired.eq(self.i.payload.paired), second.eq(0)]
             if not p.window:
                 with m.If(self.i.payload.last):
                     m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
+        with m.Elif(valid & again & advance):
+            m.d.sync += second.eq(1)
         with m.Elif(valid & left.any() & advance):
-            m.d.sync += [address.eq(address + 1), left.eq(left - 1)]
+            m.d.sync += [address.eq(address + 1), left.eq(left - 1), second.eq(0)]
         with m.Elif(valid & advance):
             m.d.sync += valid.eq(0)
 
@@ -337,9 +356,10 @@ class PELogic(wiring.Component):
         # at the product's stage (P) the product and the row's sum meet and the new sum is written back
         valid1, value1 = Signal(), data_register(p.value_shape, "value1")
         bank1, end1 = data_register(1, "bank1"), data_register(1, "end1")
-        m.d.sync += [valid1.eq(valid & advance), value1.eq(value), bank1.eq(entry_bank),
-                     end1.eq(valid & advance & image_end & ~left.any())]
-        m.d.comb += self.weight_read.eq(valid1)
+        read1 = Signal(name="read1")
+        m.d.sync += [valid1.eq(valid & advance), value1.eq(value if first is None else Mux(again, first.value, value)),
+                     bank1.eq(entry_bank), end1.eq(valid & advance & image_end & last_issue), read1.eq(~second)]
+        m.d.comb += [self.weight_read.eq(valid1 & read1), self.issued.eq(valid1)]
         valid2, entry2, value2 = Signal(), data_register(entry_layout, "entry2"), data_register(p.value_shape, "value2")
         bank2, end2 = data_register(1, "bank2"), data_register(1, "end2")
         m.d.sync += [valid2.eq(valid1), entry2.eq(self.memories.entry), value2.eq(value1), bank2.eq(bank1),
@@ -347,7 +367,7 @@ class PELogic(wiring.Component):
         weight2, row2 = entry2.value, entry2.row
         if p.spatial is not None:
             origin1 = data_register(p.origin_layout(), "origin1")
-            m.d.sync += origin1.eq(origin)
+            m.d.sync += [origin1.eq(origin), origin1.x.eq(Mux(again, first.x, origin.x))]
             slot1 = None
             if p.window:
                 slot1 = delayed(m, image_slot, "slot1", data=True)

@@ -152,7 +152,7 @@ def layer_events(layer: dict, counts: dict[str, int]) -> dict[str, int]:
     """sim.json's events of a layer, plus the requantizer's work: one multiply for every value it streams out."""
     events = dict(counts)
     if layer["op"] != "add":
-        events["pipeline"] = counts.get("weight_reads", 0)
+        events["pipeline"] = counts.get("acc_updates", 0)  # an entry down a PE's pipeline
     return events
 
 

@@ -25,9 +25,9 @@ class Simulation:
 
 
 def ideal_cycles_per_image(graph: QGraph, events: dict[str, dict[str, int]], images: int) -> float:
-    """The weight entries the busiest layer read per image over its processing elements: its work spread
-    perfectly evenly, the bound no folding of it can beat."""
-    return max(events[n.name]["weight_reads"] / images / n.fold.pe for n in graph.nodes if isinstance(n, QDense))
+    """The weight entries the busiest layer issued per image over its processing elements (each into an
+    accumulator): its work spread perfectly evenly, the bound no folding of it can beat."""
+    return max(events[n.name]["acc_updates"] / images / n.fold.pe for n in graph.nodes if isinstance(n, QDense))
 
 
 def steady_state_cycles(last_output: np.ndarray) -> float:
