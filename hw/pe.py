@@ -18,7 +18,9 @@ image.
 
 A convolution's PE (hw/conv_unit.py) is the same PE: its column table is indexed by the event's input channel and
 its entries are taps (weight, row offset, dy, dx); the event brings its origin in the output map, which the PE adds
-to each tap's offset at stage 2, where a tap that falls outside the map becomes a zero product into row 0.
+to each tap's offset at stage 2, where a tap that falls outside the map becomes a zero product into row 0. Its
+event may bring an earlier one of its channel and row (hw/event_pairs.py): each entry is then read once and
+issued twice, first for that one, then for the event itself.
 
 Where a convolution's input arrives row by row, its PE holds a rolling window of output rows in one bank instead
 of two whole maps (PEShape.window). The layer drains a row once every PE has passed it; the drain's read and clear
