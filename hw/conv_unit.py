@@ -315,6 +315,12 @@ def origin_bits(channels: int, shape: Spatial) -> int:
     return index_bits(channels) + shape.y_bits + shape.x_bits + marks
 
 
+def pair_bits(value_bits: int, shape: Spatial) -> int:
+    """What an event carries of the earlier one it pairs with (hw/event_pairs.py): its value, its column and
+    the flag that says it is there."""
+    return value_bits + shape.x_bits + 1
+
+
 def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, flow: Flow, out_block: int,
              weight_bits: int, value_bits: int, acc_bits: int, row_bits: int, rows: list[list[int]],
              out_value_bits: int, table_entries: int, table_bits: int, fifo_depth: int) -> list[Memory]:
@@ -326,7 +332,9 @@ def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, flow:
     for lane in range(lanes):
         lane_positions = dense_unit.positions(geometry.in_features, lanes, lane, flow.in_block)
         looked_up = origin_bits(geometry.in_shape[0], shape)
-        event_bits = looked_up + value_bits + 1  # the queues carry the channel and the origin looked up
+        # the queues carry the channel and the origin looked up, and an earlier event's value and column with the
+        # flag that says it is there (hw/event_pairs.py)
+        event_bits = looked_up + value_bits + 1 + pair_bits(value_bits, shape)
         found.append(Memory(f"lane{lane}_origins.table", lane_positions, looked_up, rom=True))
         for group in range(groups):
             part = block(geometry, taps, lanes, groups, lane, group, flow)
@@ -340,15 +348,18 @@ def memories(geometry: Conv2d, taps: ScatterTaps, lanes: int, groups: int, flow:
 def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: int, rows: int,
                acc_bits: int) -> tuple[int, int]:
     """LUT4s and flip-flops a convolution's unit adds to a Dense unit's (dense_unit.logic_cost): per lane the
-    lookup's two stages (hw/stream_lookup.py: the event, then the event with the word found) and the register
-    stage after them (an event with its channel and origin, twice); per PE the
+    lookup's two stages (hw/stream_lookup.py: the event, then the event with the word found) and the pairing
+    stage after them (hw/event_pairs.py: the event held, its test against the next (channel, row, both nonzero)
+    and the output register, which carries the held one's value and column beside the event); per PE the
     origin carried to stage 2, its row base (y times the map's width in shifted adds, plus x), the tap's row (an
-    adder) and its bounds (two adders and four comparisons). Counted operator by operator, not yet calibrated
-    against Yosys."""
+    adder) and its bounds (two adders and four comparisons), and a pair's first value and column with the choice
+    between them and the event's. Counted operator by operator, not yet calibrated against Yosys."""
     origin = shape.y_bits + shape.x_bits
     event = index_bits(channels) + origin + value_bits + 1
-    lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.row_stride).count("1") * shape.base_bits)
-    ff = pes * (2 * origin + shape.base_bits + 2)
+    pair = pair_bits(value_bits, shape)
+    lut = pes * (index_bits(rows) + 3 * (origin + 8) + bin(shape.row_stride).count("1") * shape.base_bits
+                 + pair // 2 + 4)
+    ff = pes * (2 * origin + shape.base_bits + 2 + pair + 1)
     if shape.window_rows:  # a window's PE: its four row counts, the taken event's rows, the room (two adders)
         # and its test (a comparison), the slot's adder; the drain's entry down the pipeline (its flag to the product's
         # stage, its row twice, the sum out); the lane's command of first and last position. The two banks'
@@ -356,4 +367,5 @@ def logic_cost(shape: Spatial, lanes: int, pes: int, channels: int, value_bits: 
         slot_bits, count = (shape.window_rows - 1).bit_length(), shape.count_bits
         lut += pes * (3 * count + slot_bits + 8) - pes * acc_bits
         ff += pes * (5 * count + 3 * slot_bits + 2 * shape.row_bits + acc_bits + 10) + lanes * 2
-    return lut + lanes * (event + 4), ff + lanes * (4 * event + 4)
+    pairing_lut = index_bits(channels) + shape.y_bits + value_bits + (event + pair) // 2 + 4
+    return lut + lanes * (event + 4 + pairing_lut), ff + lanes * (5 * event + pair + 6)

@@ -34,7 +34,9 @@ class EventPairs(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         held, holding = data_register(self.i.payload.shape(), "held"), Signal(name="holding")
-        waits = Signal(name="held_waits")  # the held event may pair: it goes on with the next, or alone before it
+        # the held event may pair (nonzero, not its image's last): it goes on with the next, or alone before it.
+        # Derivable from `held`, but registered as it is taken, so that the choice below waits on no test of it
+        waits = Signal(name="held_waits")
         out_free = ~self.o.valid | self.o.ready
         event = self.i.payload
         m.d.comb += self.i.ready.eq(~holding | out_free)

@@ -316,6 +316,7 @@ class PELogic(wiring.Component):
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         # a convolution's event may bring an earlier one of its channel and row (hw/event_pairs.py): each entry,
         # read once, is issued for that one (`first`), then again, its memory not read, for the event itself
+        # (a Dense PE's `paired` and `second` stay zero, and synthesis takes them out with what they feed)
         first, paired, second = None, Signal(name="paired"), Signal(name="second")
         if p.spatial is not None:
             first = data_register(self.i.payload.first.shape(), "first")

@@ -3,7 +3,9 @@ writes, and the fold refusing what does not fit."""
 import re
 
 import numpy as np
+import onnx
 import pytest
+from conv_models import conv_chain
 
 import undense
 from undense.compiler.resources import bram_blocks, dsp_blocks, layer_cost, memory_style, spram_blocks
@@ -63,19 +65,29 @@ def verilog_memories(verilog: str) -> dict[str, tuple[int, int, str]]:
     return found
 
 
+def sources(kind: str) -> tuple[onnx.ModelProto, tuple[int, ...]]:
+    """A model of each kind of unit, with the shape of its input."""
+    if kind == "conv":  # ConvTranspose, 3x3, depthwise and 1x1 Conv: lanes that look up and pair their events
+        return conv_chain(), (3, 4, 5)
+    if kind == "residual":
+        return residual_block(12), (12,)
+    return mlp([12, 40, 24], ["Relu", "Sigmoid"], density=0.3), (12,)
+
+
 @pytest.mark.parametrize("family", ["ecp5", "ice40"])
-@pytest.mark.parametrize("residual", [False, True])
-def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family, residual):
-    x = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
-    source = residual_block(12) if residual else mlp([12, 40, 24], ["Relu", "Sigmoid"], density=0.3)
+@pytest.mark.parametrize("kind", ["mlp", "residual", "conv"])
+def test_estimate_lists_the_memories_the_hardware_builds(tmp_path, family, kind):
+    source, in_shape = sources(kind)
+    x = np.random.default_rng(0).normal(size=(64, *in_shape)).astype(np.float32)
     part = {"ecp5": "ecp5-85k", "ice40": "ice40-up5k"}[family]  # placement is decided for the compiled target
-    graph = undense.compile(source, calibration=x, target_name=part).graph
+    bits = 4 if (kind, family) == ("conv", "ice40") else 8  # the UP5K takes the convolutions at 4 bits
+    graph = undense.compile(source, calibration=x, target_name=part, bits=bits).graph
     verilog = emit_verilog(graph, tmp_path, family=family).read_text()
     pinned = verilog_memories(verilog)
     estimated = {use.name: (use.depth, use.width, use.style)
                  for node in graph.nodes for use in layer_cost(graph, node, family).memories}
     assert pinned == estimated
-    assert any(name.endswith("_skip0.storage") for name in pinned) == residual
+    assert any(name.endswith("_skip0.storage") for name in pinned) == (kind == "residual")
 
 
 def test_a_model_too_big_for_the_target_names_resource_and_layer():
