@@ -9,6 +9,7 @@ import pytest
 from amaranth import signed
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
+from amaranth_streams import send
 
 from undense.hw import pe as pe_module
 from undense.hw.dense_unit import block
@@ -34,12 +35,8 @@ def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: 
     sums = []
 
     async def feed(ctx):
-        for events in images:
-            for index, (column, value) in enumerate(events):
-                ctx.set(pe.i.payload, {"index": column, "value": value, "last": index == len(events) - 1})
-                ctx.set(pe.i.valid, 1)
-                await ctx.tick().until(pe.i.ready)
-            ctx.set(pe.i.valid, 0)
+        await send(ctx, pe.i, [{"index": column, "value": value, "last": index == len(events) - 1}
+                               for events in images for index, (column, value) in enumerate(events)])
 
     async def drain(ctx):
         for image in range(len(images)):
