@@ -144,11 +144,11 @@ class EventDense(wiring.Component):
         that moves when every one of its queues has room. A convolution's lane first looks its events up."""
         p = self.params
         layout = pes[0].i.payload.shape()
-        for lane in range(p.lanes):
+        for lane, its_pes in enumerate(by_lane(pes, p.groups)):
             queues = [build_shared(m, platform, f"queue{index}", StreamFIFO, layout, p.queue_depth,
                                    (p.styles or {}).get(f"queue{index}.storage"))
                       for index in range(lane * p.groups, (lane + 1) * p.groups)]
-            for queue, pe in zip(queues, pes[lane * p.groups:(lane + 1) * p.groups], strict=True):
+            for queue, pe in zip(queues, its_pes, strict=True):
                 wiring.connect(m, queue.o, pe.i)
             events = wiring.flipped(self.i[lane])
             if p.pes[0].spatial is not None:
@@ -204,7 +204,7 @@ class EventDense(wiring.Component):
         p = self.params
         bank, draining = Signal(name="drain_bank"), Signal(name="draining")
         step = Signal(range(p.steps), name="step")
-        lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
+        lane_pes = by_lane(pes, p.groups)
         ready_banks = [every_lane(m, lane_pes, lambda pe, b=b: pe.full[b], f"bank{b}_ready") for b in range(2)]
         starting, finishing = Signal(), Signal()
         m.d.comb += [starting.eq(~draining & Mux(bank, ready_banks[1], ready_banks[0])),
@@ -217,7 +217,8 @@ class EventDense(wiring.Component):
                 m.d.sync += [draining.eq(0), bank.eq(~bank)]
         for lane, its_pes in enumerate(lane_pes):
             self.command(m, lane, its_pes, {"drain_en": issue, "drain_addr": step, "drain_bank": bank,
-                                            "release": Mux(finishing, Cat(~bank, bank), 0)})
+                                            "release": Mux(finishing, Cat(~bank, bank), 0)},
+                         pulses={"drain_en", "release"})
         return draining
 
     def drain_rows(self, m: Module, pes: list[ProcessingElement], issue):
@@ -231,7 +232,7 @@ class EventDense(wiring.Component):
         draining = Signal(name="draining")
         position = Signal(range(per_row), name="row_position")
         slot = Signal((window.window_rows - 1).bit_length(), name="window_slot")
-        lane_pes = [pes[lane * p.groups:(lane + 1) * p.groups] for lane in range(p.lanes)]
+        lane_pes = by_lane(pes, p.groups)
         with m.If(~draining & every_lane(m, lane_pes, lambda pe: pe.ready, "row_ready")):
             m.d.sync += [draining.eq(1), position.eq(0)]
         with m.Elif(issue):
@@ -241,21 +242,20 @@ class EventDense(wiring.Component):
         row = Cat(position.as_unsigned()[:window.window_row_bits] if window.window_row_bits else [], slot)
         for lane, its_pes in enumerate(lane_pes):
             self.command(m, lane, its_pes, {"drain_en": issue, "drain_addr": row, "drain_first": position == 0,
-                                            "drain_last": position == per_row - 1})
+                                            "drain_last": position == per_row - 1}, pulses={"drain_en"})
         return draining
 
-    def command(self, m: Module, lane: int, its_pes: list[ProcessingElement], ports: dict):
-        """The drain's command to a lane's PEs (`ports`: each PE port's value), a cycle later, through registers
-        (the PEs register it again themselves): a copy for each lane, near its PEs, so that no one flip-flop
-        drives every PE of the layer across the chip, and where the lane has many PEs a second stage, a copy for
-        each few of them. Synthesis would merge copies of one value back into one, so they are kept
-        (hw/synth.py). The enable and the release are pulses, reset; the rest is data."""
+    def command(self, m: Module, lane: int, its_pes: list[ProcessingElement], ports: dict, pulses: set[str]):
+        """The drain's command to a lane's PEs (`ports`: each PE port's value; those named in `pulses` in
+        registers with reset, the rest data, without), a cycle later, through registers (the PEs register it
+        again themselves): a copy for each lane, near its PEs, so that no one flip-flop drives every PE of the
+        layer across the chip, and where the lane has many PEs a second stage, a copy for each few of them.
+        Synthesis would merge copies of one value back into one, so they are kept (hw/synth.py)."""
         def registered(values: dict, prefix: str) -> dict:
             held = {}
             for port, value in values.items():
-                shape = getattr(its_pes[0], port).shape()
-                name = f"{prefix}_{port}"
-                held[port] = Signal(shape, name=name, attrs=KEEP) if port in ("drain_en", "release") else \
+                shape, name = getattr(its_pes[0], port).shape(), f"{prefix}_{port}"
+                held[port] = Signal(shape, name=name, attrs=KEEP) if port in pulses else \
                     data_register(shape, name, KEEP)
                 m.d.sync += held[port].eq(value)
             return held
@@ -393,6 +393,11 @@ class EventDense(wiring.Component):
 def in_branches(items: list) -> list[list]:
     """A lane's queues or PEs, BRANCH_QUEUES to a branch: those one register of its second stage feeds."""
     return [items[first:first + BRANCH_QUEUES] for first in range(0, len(items), BRANCH_QUEUES)]
+
+
+def by_lane(pes: list, groups: int) -> list[list]:
+    """A layer's PEs, lane by lane: each lane's `groups` PEs, one for each group of output positions."""
+    return [pes[first:first + groups] for first in range(0, len(pes), groups)]
 
 
 def every_lane(m: Module, lane_pes: list, flag, name: str):
