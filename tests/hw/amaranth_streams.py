@@ -45,9 +45,14 @@ def run_through(unit, transfers: list, rng: np.random.Generator, gap: float, sta
     async def sink(ctx):
         received.extend(await take(ctx, unit.o, rng, stall, done or (lambda out: len(out) == len(transfers))))
 
+    simulate(unit, source, sink)
+    return received
+
+
+def simulate(unit, background, foreground) -> None:
+    """Runs `unit` on Amaranth's simulator, clocked, with two testbenches until `foreground` is done."""
     simulator = Simulator(unit)
     simulator.add_clock(1e-8)
-    simulator.add_testbench(source, background=True)
-    simulator.add_testbench(sink)
+    simulator.add_testbench(background, background=True)
+    simulator.add_testbench(foreground)
     simulator.run()
-    return received

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from amaranth import signed
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
-from amaranth_streams import send
+from amaranth_streams import send, simulate
 
 from undense.hw import pe as pe_module
 from undense.hw.dense_unit import block
@@ -55,11 +54,7 @@ def pe_sums(codes: np.ndarray, images: list[list[tuple[int, int]]], registered: 
             ctx.set(pe.release, 0)
             sums.append(np.array(rows))
 
-    simulator = Simulator(pe)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(feed, background=True)
-    simulator.add_testbench(drain)
-    simulator.run()
+    simulate(pe, feed, drain)
     return sums
 
 
