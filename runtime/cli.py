@@ -10,6 +10,7 @@ from rich.console import Console
 from undense.compiler.targets import AUTO_TARGET, DEFAULT_TARGET, targets
 from undense.errors import UndenseError
 from undense.hw.synth import PLACERS, STATIC_PLACER_BRAM_SHARE
+from undense.runtime.baseline import LOOP_SECONDS, RUNTIMES
 from undense.runtime.tables import print_compile_report, print_power_report, print_sim_report, print_synth_report
 
 console = Console(stderr=True)  # progress and messages; results go to stdout
@@ -376,20 +377,24 @@ def report(build_dir):
 @main.command()
 @click.option("--measure", "model", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="ONNX model to run on this machine's GPU")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default="torch", show_default=True,
+              help="torch: eager, CUDA graph and torch.compile (onnx2torch); onnxruntime: its CUDA provider")
+@click.option("--seconds", type=click.FloatRange(min=1.0), default=LOOP_SECONDS, show_default=True,
+              help="length of each batch size's timed loop")
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("baseline.json"),
               show_default=True, help="JSON to write")
-def baseline(model, output):
+def baseline(model, runtime, seconds, output):
     """Measure joules per image of a float ONNX model, as given and in fp16, on this machine's NVIDIA GPU (NVML)."""
     import json
 
-    from undense.runtime.baseline import BATCHES, LOOP_SECONDS, measure
+    from undense.runtime.baseline import BATCHES, measure
 
-    with console.status(f"running {model.name} as given and in fp16 at batch sizes {', '.join(map(str, BATCHES))}, "
-                        f"{LOOP_SECONDS:g} s each"):
-        result = measure(model)
+    with console.status(f"running {model.name} with {runtime}, as given and in fp16, at batch sizes "
+                        f"{', '.join(map(str, BATCHES))}, {seconds:g} s each"):
+        result = measure(model, runtime=runtime, seconds=seconds)
     output.write_text(json.dumps(result, indent=2) + "\n")
-    for precision, figures in result["precisions"].items():
-        click.echo(f"{result['gpu']} (driver {result['driver']}), {precision}: "
+    for variant, figures in result["variants"].items():
+        click.echo(f"{result['gpu']} (driver {result['driver']}), {variant}: "
                    f"{figures['j_per_image_batch1'] * 1e6:,.3g} uJ per image at batch 1, "
                    f"{figures['j_per_image_best'] * 1e6:,.3g} uJ at batch {figures['best_batch']:,}")
     click.echo(f"-> {output}")

@@ -1,5 +1,6 @@
-"""`undense baseline --measure`: the NVML measurement loop with a fake counter, the precisions it measures, which
-GPU NVML reads, shipped measurements, and the error without a GPU."""
+"""`undense baseline --measure`: the NVML measurement loop with a fake counter, the variants it measures, which
+GPU NVML reads, shipped measurements, and the errors without a GPU. The PyTorch variants need a CUDA GPU: the
+measurements shipped in sim/data/baselines/ are their run."""
 import functools
 import json
 import subprocess
@@ -10,7 +11,7 @@ import onnx
 import onnxruntime
 import pytest
 
-from undense.runtime import baseline
+from undense.runtime import baseline, gpu_runtimes
 from undense.runtime.synthetic import qdq_mlp
 
 
@@ -42,30 +43,31 @@ def test_measurement_loop_reads_the_counter_around_the_runs(tmp_path):
     assert rows[1]["seconds"] == pytest.approx(2.5)
     model = tmp_path / "m.onnx"
     model.write_bytes(b"model")
-    result = baseline.summary({"fp32": rows}, counter.device, counter.driver, model, "fake", idle_w=40.0)
+    result = baseline.summary({"eager_fp32": rows}, counter.device, counter.driver, model, "fake", idle_w=40.0)
     assert result["best_batch"] == 4 and result["source"] == "measured" and result["idle_w"] == 40.0
     assert result["j_per_image_batch1"] == pytest.approx(11e-3)
-    assert result["best_precision"] == result["batch1_precision"] == "fp32"
+    assert result["best_variant"] == result["batch1_variant"] == "eager_fp32"
 
 
 def rows(batch1: float, best: float) -> list[dict]:
     return [{"batch": 1, "j_per_image": batch1}, {"batch": 256, "j_per_image": best}]
 
 
-def test_the_summary_is_the_gpu_at_its_best_and_keeps_every_precision(tmp_path):
+def test_the_summary_is_the_gpu_at_its_best_and_keeps_every_variant(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"model")
-    runs = {"fp32": rows(30e-6, 2e-6), "fp16": rows(31e-6, 1e-6)}  # fp32 lower at batch 1, fp16 at its best
+    # the graph lowest at batch 1, the compiled fp16 at its best
+    runs = {"cuda_graph_fp32": rows(30e-6, 2e-6), "compiled_fp16": rows(31e-6, 1e-6)}
     result = baseline.summary(runs, "NVIDIA H100 80GB HBM3", "999.1", model, "fake", idle_w=120.0)
-    assert result["j_per_image_batch1"] == 30e-6 and result["batch1_precision"] == "fp32"
-    assert result["j_per_image_best"] == 1e-6 and result["best_precision"] == "fp16" and result["best_batch"] == 256
-    assert result["batches"] == runs["fp16"]
-    assert result["precisions"]["fp32"] == {"j_per_image_batch1": 30e-6, "j_per_image_best": 2e-6,
-                                            "best_batch": 256, "batches": runs["fp32"]}
+    assert result["j_per_image_batch1"] == 30e-6 and result["batch1_variant"] == "cuda_graph_fp32"
+    assert result["j_per_image_best"] == 1e-6 and result["best_variant"] == "compiled_fp16"
+    assert result["best_batch"] == 256 and result["batches"] == runs["compiled_fp16"]
+    assert result["variants"]["cuda_graph_fp32"] == {"j_per_image_batch1": 30e-6, "j_per_image_best": 2e-6,
+                                                     "best_batch": 256, "batches": runs["cuda_graph_fp32"]}
     assert result["gpu"] == "NVIDIA H100 80GB HBM3"
 
 
-def test_a_float_model_runs_as_given_and_in_fp16(generator_path, monkeypatch):
+def test_a_float_model_runs_as_given_and_in_fp16_on_onnxruntime(generator_path, monkeypatch):
     """Without a GPU: a fake runner records the models it is given, a fake counter and clock stand in for NVML."""
     counter, now, given = FakeCounter(), [0.0], []
 
@@ -74,7 +76,7 @@ def test_a_float_model_runs_as_given_and_in_fp16(generator_path, monkeypatch):
 
         def run(batch):
             counter.total += 10 + batch
-        return run, "fake runtime"
+        return run
 
     def clock():
         now[0] += 0.5
@@ -82,9 +84,12 @@ def test_a_float_model_runs_as_given_and_in_fp16(generator_path, monkeypatch):
 
     monkeypatch.setattr(baseline, "measure_batches", functools.partial(
         baseline.measure_batches, batches=(1, 4), seconds=1.0, clock=clock))
-    monkeypatch.setattr(baseline, "idle_power", lambda counter: 42.0)
-    result = baseline.measure(generator_path, counter, runner)
-    assert list(result["precisions"]) == ["fp32", "fp16"] and result["runtime"] == "fake runtime"
+    monkeypatch.setattr(baseline, "idle_power", lambda counter, seconds: 42.0)
+    monkeypatch.setitem(baseline.RUNTIMES, "onnxruntime", functools.partial(gpu_runtimes.onnxruntime_variants,
+                                                                             runner=runner))
+    result = baseline.measure(generator_path, counter, "onnxruntime")
+    assert list(result["variants"]) == ["onnxruntime_fp32", "onnxruntime_fp16"]
+    assert result["runtime"].startswith("onnxruntime ")
     assert result["idle_w"] == 42.0 and result["gpu"] == FakeCounter.device
     fp32, fp16 = given
     assert onnx.TensorProto.FLOAT16 not in {init.data_type for init in fp32.graph.initializer}
@@ -100,14 +105,14 @@ def test_the_fp16_model_computes_what_the_fp32_model_does(generator_path):
         session = onnxruntime.InferenceSession(serialized, providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: latents})[0]
 
-    half = outputs(baseline.fp16_model(model))
+    half = outputs(gpu_runtimes.fp16_model(model))
     assert half.dtype == np.float32
     np.testing.assert_allclose(half, outputs(model.SerializeToString()), atol=5e-3)  # pixels in [0, 1]
 
 
 def test_only_a_float_model_is_fp32(generator_path):
-    assert baseline.model_precision(onnx.load(generator_path)) == "fp32"
-    assert baseline.model_precision(qdq_mlp()) == "as given"
+    assert gpu_runtimes.model_precision(onnx.load(generator_path)) == "fp32"
+    assert gpu_runtimes.model_precision(qdq_mlp()) == "as given"
 
 
 class FakeNvml:
@@ -146,9 +151,10 @@ def test_a_shipped_measurement_matches_gpu_and_model(tmp_path, monkeypatch):
     assert baseline.shipped("A100", "abc") is None
 
 
-def test_measure_without_a_gpu_says_what_is_missing(generator_path, tmp_path):
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_measure_without_a_gpu_says_what_is_missing(generator_path, tmp_path, runtime):
     done = subprocess.run([sys.executable, "-m", "undense", "baseline", "--measure", str(generator_path), "-o",
-                           str(tmp_path / "b.json")], capture_output=True, text=True)
+                           str(tmp_path / "b.json"), "--runtime", runtime], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("Error: ") and "CUDA" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "b.json").exists()
