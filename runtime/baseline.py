@@ -22,8 +22,13 @@ from undense.errors import UndenseError
 from undense.runtime.gpu_runtimes import RUNTIMES
 
 SHIPPED = Path(__file__).parent.parent / "sim" / "data" / "baselines"
-BATCHES = (1, 16, 256, 4096, 65536)
+BATCHES = tuple(16 ** k for k in range(6))  # 1 to 1,048,576 images a batch
+PLATEAU = 0.01  # a batch 16 times bigger that saves less than this share of the energy per image is the last tried
 LOOP_SECONDS = 5.0
+
+
+class BatchTooLarge(Exception):
+    """A runtime's answer to a batch that does not fit in the GPU's memory."""
 
 
 class EnergyCounter(Protocol):
@@ -65,10 +70,16 @@ def cuda_device_zero(nvml, visible: str | None):
 
 def measure_batches(run_batch: Callable[[int], None], counter: EnergyCounter, batches=BATCHES,
                     seconds: float = LOOP_SECONDS, clock: Callable[[], float] = time.perf_counter) -> list[dict]:
-    """Joules per image for each batch size: energy and time over a loop of at least `seconds`."""
+    """Joules per image for each batch size, energy and time over a loop of at least `seconds`, up to the batch
+    past which the energy per image stops falling (PLATEAU) or that does not fit."""
     rows = []
     for batch in batches:
-        run_batch(batch)  # warm-up: kernels chosen, memory allocated
+        if len(rows) > 1 and rows[-1]["j_per_image"] > rows[-2]["j_per_image"] * (1 - PLATEAU):
+            break
+        try:
+            run_batch(batch)  # warm-up: kernels chosen, memory allocated
+        except BatchTooLarge:
+            break
         start_mj, start, runs = counter.millijoules(), clock(), 0
         while clock() - start < seconds:
             run_batch(batch)

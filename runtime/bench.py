@@ -248,6 +248,10 @@ def generator28_figures(directory: Path, progress=lambda step: None) -> dict:
                            "gpu_best_batch": figures["energy"]["gpu"]["best_batch"],
                            "gpu_source": figures["energy"]["gpu"]["source"],
                            "ratio_best": figures["energy"]["ratio_best"],
+                           "measured_gpus": {name: {"j_per_image_best": other["gpu"]["j_per_image_best"],
+                                                    "best_batch": other["gpu"]["best_batch"],
+                                                    "ratio_best": other["ratio_best"]}
+                                             for name, other in figures["energy"]["measured_gpus"].items()},
                            "bit_exact_images": GENERATOR28_IMAGES if report["mismatches"] == 0 else 0}
     return figures
 
@@ -260,7 +264,10 @@ def energy_figures(report: dict) -> dict:
             "average_power_w": fpga["average_power_w"], "images_per_second": fpga["images_per_second"],
             "images_per_joule": fpga["images_per_joule"], "breakdown_j": fpga["breakdown_j"],
             "floor_j_per_image": report["floor"]["j_per_image"], "gpu": report["gpu"],
-            "gpu_variants": report["gpu_detail"].get("variants", {}), "parts": report["parts"]}
+            "gpu_variants": report["gpu_detail"].get("variants", {}), "parts": report["parts"],
+            "measured_gpus": {name: {key: other[key] for key in ("sentence", "gpu", "ratio_best", "ratio_best_range",
+                                                                 "ratio_batch1", "ratio_batch1_range")}
+                              for name, other in report["measured_gpus"].items()}}
 
 
 def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambda step: None) -> dict:

@@ -354,6 +354,8 @@ def power(build_dir, gpu_name):
     path = write_report(build_dir, report)
     print_power_report(report)
     click.echo(report["sentence"])
+    for other in report["measured_gpus"].values():
+        click.echo(other["sentence"])
     click.echo(f"-> {path}, plot -> {path.with_suffix('.png')}")
 
 
@@ -447,6 +449,8 @@ def bench(output, repeats):
                    f"batch {top['cpu_batch']:,})")
     for target_name, figure in figures["energy"].items():
         click.echo(f"energy on {target_name}: {figure.get('sentence', 'no figure: see its synthesis in the JSON')}")
+        for other in figure.get("measured_gpus", {}).values():
+            click.echo(f"  measured: {other['sentence']}")
     g28 = figures["generator28"]
     sim28, top28 = g28["simulation"], g28["headline"]
     click.echo(f"28x28 generator on ecp5-85k: {sim28['images']:,} inputs, {sim28['mismatches']} mismatches; "
@@ -455,6 +459,8 @@ def bench(output, repeats):
                f"{top28['images_per_second']:,.0f} images/s, {top28['over_cpu']:.2f}x onnxruntime's best here; "
                f"quality {g28['quality']['rtl_to_float_score']:.1%} of the float model's")
     click.echo(f"energy of the 28x28 generator: {g28['energy']['sentence']}")
+    for other in g28["energy"]["measured_gpus"].values():
+        click.echo(f"  measured: {other['sentence']}")
     click.echo(f"-> {output}")
 
 

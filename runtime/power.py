@@ -68,35 +68,46 @@ def clocked(target: Target, used: dict) -> Target:
 
 
 def power_report(compiled: Compiled, gpu_name: str = DEFAULT_GPU) -> dict:
+    """The FPGA's energy per image against `gpu_name` (a shipped measurement, else the model), and against every
+    other GPU measured on this model (`measured_gpus`, each with its own sentence)."""
     sim = steady_simulation(compiled.directory)
     used, resources_from = resources(compiled)
     fpga = energy.fpga_energy(compiled.report, sim, used, clocked(compiled.target, used))
     fpga["resources_from"] = resources_from
     floor = energy.asic_floor(compiled.report, sim)
     reference = gpu_baseline(compiled, gpu_name)
-    streaming, alone = fpga["j_per_image_range"], fpga["one_image"]["j_per_image_range"]
-    gpu_best, gpu_batch1 = gpu_range(reference, "best"), gpu_range(reference, "batch1")
     report = {
         "fpga_j_per_image": fpga["j_per_image"],
-        "fpga_j_per_image_range": streaming,
+        "fpga_j_per_image_range": fpga["j_per_image_range"],
         "fpga_one_image_j": fpga["one_image"]["j_per_image"],
-        "fpga_one_image_j_range": alone,
+        "fpga_one_image_j_range": fpga["one_image"]["j_per_image_range"],
         "read": {name: builddir.report_digest(compiled.directory, name) for name in (SIM_REPORT, SYNTH_REPORT)},
-        "gpu": {**{key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
-                                                   "source")},
-                "variant_best": reference.get("best_variant"), "variant_batch1": reference.get("batch1_variant"),
-                "j_per_image_best_range": gpu_best, "j_per_image_batch1_range": gpu_batch1},
-        # the GPU at its best batch against the FPGA streaming; one image at a time on both
-        "ratio_best": reference["j_per_image_best"] / fpga["j_per_image"],
-        "ratio_best_range": ratio_range(gpu_best, streaming),
-        "ratio_batch1": reference["j_per_image_batch1"] / fpga["one_image"]["j_per_image"],
-        "ratio_batch1_range": ratio_range(gpu_batch1, alone),
+        **comparison(reference, fpga),
         "fpga": fpga, "floor": {**floor, "fpga_over_floor": fpga["j_per_image"] / floor["j_per_image"]},
         "parts": energy.across_parts(compiled.report, sim, used),
         "gpu_detail": reference,
     }
     report["sentence"] = sentence(report)
+    report["measured_gpus"] = {name: {**measured, "sentence": sentence({**report, **measured})}
+                               for name in gpu.gpus() if name != gpu_name
+                               for measured in [comparison(gpu_baseline(compiled, name), fpga)]
+                               if measured["gpu"]["source"] == "measured"}
     return report
+
+
+def comparison(reference: dict, fpga: dict) -> dict:
+    """The GPU's figures and GPU/FPGA: the GPU at its best batch against the FPGA streaming, one image at a time on
+    both, each typical with its range."""
+    streaming, alone = fpga["j_per_image_range"], fpga["one_image"]["j_per_image_range"]
+    gpu_best, gpu_batch1 = gpu_range(reference, "best"), gpu_range(reference, "batch1")
+    return {"gpu": {**{key: reference[key] for key in ("gpu", "j_per_image_batch1", "j_per_image_best", "best_batch",
+                                                       "source")},
+                    "variant_best": reference.get("best_variant"), "variant_batch1": reference.get("batch1_variant"),
+                    "j_per_image_best_range": gpu_best, "j_per_image_batch1_range": gpu_batch1},
+            "ratio_best": reference["j_per_image_best"] / fpga["j_per_image"],
+            "ratio_best_range": ratio_range(gpu_best, streaming),
+            "ratio_batch1": reference["j_per_image_batch1"] / fpga["one_image"]["j_per_image"],
+            "ratio_batch1_range": ratio_range(gpu_batch1, alone)}
 
 
 def gpu_range(reference: dict, which: str) -> dict:
@@ -111,16 +122,6 @@ def ratio_range(gpu_joules: dict, fpga_joules: dict) -> dict:
     """GPU / FPGA from the end least favourable to the FPGA (the GPU's low, the FPGA's high) to the most."""
     return {"low": gpu_joules["low"] / fpga_joules["high"], "typical": gpu_joules["typical"] / fpga_joules["typical"],
             "high": gpu_joules["high"] / fpga_joules["low"]}
-
-
-
-
-
-
-
-
-
-
 
 
 def variant_name(variant: str | None) -> str:

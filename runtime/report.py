@@ -12,7 +12,7 @@ from pathlib import Path
 from undense.compiler import builddir
 from undense.runtime.cocotb_bench import REPORT as COCOTB_REPORT
 from undense.runtime.compiled import Compiled
-from undense.runtime.figures import named_range, number, ratios, spread
+from undense.runtime.figures import gpu_variant_rows, number, ratios, spread
 from undense.runtime.generate import GENERATE_REPORT
 from undense.runtime.power import POWER_REPORT, resources
 from undense.runtime.synthesis import SYNTH_REPORT
@@ -194,10 +194,7 @@ def energy_section(power: dict | None, directory: Path) -> str:
     fpga, floor, reference = power["fpga"], power["floor"], power["gpu"]
     rows = [[escape(part), f"{joules * 1e9:,.2f}", f"{joules / fpga['j_per_image']:.1%}"]
             for part, joules in fpga["breakdown_j"].items()]
-    gpu_rows = [[escape(variant["variant"].replace("_", " ")), variant["precision"],
-                 spread(named_range(variant["batch1"])), f"{variant['best']['batch']:,}",
-                 spread(named_range(variant["best"]))]
-                for variant in power["gpu_detail"].get("variants", {}).values()]
+    gpu_rows = [[escape(way), *figures] for way, *figures in gpu_variant_rows(power["gpu_detail"])]
     part_rows = [[escape(part["device"]) + (" (compiled for)" if part["compiled_for"] else ""),
                   "yes" if part["fits"] else f"no: short of {escape(', '.join(part['short']))}",
                   f"{part['static_w'] * 1e3:,.1f}",
@@ -213,7 +210,9 @@ def energy_section(power: dict | None, directory: Path) -> str:
     stale = "" if not reasons else (
         f'<p class="missing">Stale: {escape("; ".join(reasons))}. <code>undense power {escape(str(directory))}'
         "</code> computes it again from the reports as they are now.</p>")
-    return (f"<h2>Energy per image</h2>{stale}<p class=\"quote\">{escape(power['sentence'])}</p>"
+    measured = "".join(f"<p class=\"quote\">{escape(other['sentence'])}</p>"
+                       for other in power.get("measured_gpus", {}).values())
+    return (f"<h2>Energy per image</h2>{stale}<p class=\"quote\">{escape(power['sentence'])}</p>{measured}"
             f"<img class=\"plot\" alt=\"energy breakdown\" src=\"{embedded_png(directory / 'power.png')}\">"
             + table(["part", "nJ per image", "share"], rows)
             + f"<p>{fpga['images_per_second']:,.0f} images/s at {fpga['average_power_w'] * 1e3:,.2f} mW, "

@@ -3,7 +3,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from undense.runtime.figures import named_range, spread
+from undense.runtime.figures import GPU_COLUMNS, gpu_variant_rows, spread
 
 
 def print_compile_report(report: dict, console: Console | None = None) -> None:
@@ -122,12 +122,10 @@ def print_power_report(report: dict, console: Console | None = None) -> None:
                   f"typical and high end); one image alone, over its {alone['cycles']:,}-cycle latency: "
                   f"{spread(report['fpga_one_image_j_range'])}", highlight=False)
     gpus = Table(title=f"{report['gpu']['gpu']} ({report['gpu']['source']}), uJ per image: typical (low-high)")
-    for column in ("kernels", "precision", "batch 1", "best batch", "at the best batch"):
+    for column in GPU_COLUMNS:
         gpus.add_column(column, justify="left" if column in ("kernels", "precision") else "right")
-    for variant in report["gpu_detail"].get("variants", {}).values():
-        gpus.add_row(variant["variant"].replace("_", " "), variant["precision"],
-                     spread(named_range(variant["batch1"])), f"{variant['best']['batch']:,}",
-                     spread(named_range(variant["best"])))
+    for row in gpu_variant_rows(report["gpu_detail"]):
+        gpus.add_row(*row)
     if gpus.row_count:
         console.print(gpus)
     parts = Table(title="the same design on each part of the family, uJ per image: typical (low-high)")

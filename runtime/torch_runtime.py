@@ -11,6 +11,7 @@ from onnx2torch.node_converters.reshape import OnnxReshape
 from onnx2torch.node_converters.resize import OnnxResize, _onnx_mode_to_torch_mode
 
 from undense.errors import UndenseError
+from undense.runtime.baseline import BatchTooLarge
 
 WARM_UP_RUNS = 3  # before a batch size is timed: kernels chosen, compiled, captured
 
@@ -113,16 +114,22 @@ def variants(model: onnx.ModelProto, precisions: list[str], features: int) -> tu
 
 def batch_runner(module, features: int, dtype: torch.dtype, graphed: bool = False) -> Runner:
     """A function that runs `module` on one batch of random latents on the GPU and waits for it; the first call at a
-    batch size warms up (and, `graphed`, captures the batch in a CUDA graph, which later calls replay)."""
+    batch size warms up (and, `graphed`, captures the batch in a CUDA graph, which later calls replay); a batch that
+    does not fit raises BatchTooLarge."""
     calls = {}
 
     def run(batch: int):
         if batch not in calls:
-            latents = torch.randn(batch, features, generator=torch.Generator().manual_seed(0)).to("cuda", dtype)
-            calls[batch] = capture(module, latents) if graphed else lambda: module(latents)
-            with torch.no_grad():
-                for _ in range(WARM_UP_RUNS):
-                    calls[batch]()
+            try:
+                latents = torch.randn(batch, features, generator=torch.Generator().manual_seed(0)).to("cuda", dtype)
+                calls[batch] = capture(module, latents) if graphed else lambda: module(latents)
+                with torch.no_grad():
+                    for _ in range(WARM_UP_RUNS):
+                        calls[batch]()
+            except torch.cuda.OutOfMemoryError:
+                calls.pop(batch, None)
+                torch.cuda.empty_cache()
+                raise BatchTooLarge(batch) from None
         with torch.no_grad():
             calls[batch]()
         torch.cuda.synchronize()

@@ -2,6 +2,7 @@
 GPU NVML reads, shipped measurements, and the errors without a GPU. The PyTorch variants need a CUDA GPU: the
 measurements shipped in sim/data/baselines/ are their run."""
 import functools
+import io
 import json
 import subprocess
 import sys
@@ -10,9 +11,15 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from rich.console import Console
 
+import undense
+from undense.compiler import activity, builddir, golden
 from undense.runtime import baseline, gpu_runtimes
+from undense.runtime.power import power_report
 from undense.runtime.synthetic import qdq_mlp
+from undense.runtime.tables import print_power_report
+from undense.sim.simulate import SIM_REPORT
 
 
 class FakeCounter:
@@ -47,6 +54,28 @@ def test_measurement_loop_reads_the_counter_around_the_runs(tmp_path):
     assert result["best_batch"] == 4 and result["source"] == "measured" and result["idle_w"] == 40.0
     assert result["j_per_image_batch1"] == pytest.approx(11e-3)
     assert result["best_variant"] == result["batch1_variant"] == "eager_fp32"
+
+
+def test_batches_grow_until_the_energy_per_image_stops_falling_or_they_do_not_fit():
+    counter, now = FakeCounter(), [0.0]
+
+    def clock():
+        now[0] += 0.5
+        return now[0]
+
+    def flat_from_256(batch):  # 10 J a batch up to 256 images, then 40 mJ an image
+        counter.total += 10_000 if batch <= 256 else 40 * batch
+
+    rows = baseline.measure_batches(flat_from_256, counter, seconds=1.0, clock=clock)
+    assert [row["batch"] for row in rows] == [1, 16, 256, 4096]  # 4096 saved nothing on 256, so 65536 is not tried
+
+    def fits_up_to_16(batch):
+        if batch > 16:
+            raise baseline.BatchTooLarge(batch)
+        counter.total += 10_000
+
+    rows = baseline.measure_batches(fits_up_to_16, counter, seconds=1.0, clock=clock)
+    assert [row["batch"] for row in rows] == [1, 16]
 
 
 def rows(batch1: float, best: float) -> list[dict]:
@@ -158,3 +187,29 @@ def test_measure_without_a_gpu_says_what_is_missing(generator_path, tmp_path, ru
     assert done.returncode == 2
     assert done.stderr.startswith("Error: ") and "CUDA" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_power_sets_the_shipped_h200_measurement_beside_the_modelled_gpu(generator_path, tmp_path):
+    """The bundled 8x8 generator was measured on an H200 (sim/data/baselines/h200-digits.json): `undense power`
+    keeps the modelled H100 as its sentence and adds the H200's, and `--gpu 'H200 SXM'` takes the measurement."""
+    compiled = undense.compile(generator_path, tmp_path / "build")
+    cycles = compiled.report["predicted_cycles_per_image"]
+    codes = golden.quantize_input(compiled.graph, np.random.default_rng(0).normal(size=(4, 16)))
+    builddir.write_report(compiled.directory, SIM_REPORT, {
+        "images": 4, "cycles_per_image": cycles, "first_image_latency_cycles": 5 * cycles,
+        "events": activity.predicted_events(compiled.graph, codes)})
+    shipped = json.loads((baseline.SHIPPED / "h200-digits.json").read_text())
+    report = power_report(compiled)
+    assert report["gpu"]["source"] == "model" and list(report["measured_gpus"]) == ["H200 SXM"]
+    measured = report["measured_gpus"]["H200 SXM"]
+    assert measured["gpu"]["source"] == "measured"
+    assert measured["gpu"]["j_per_image_best"] == shipped["j_per_image_best"]
+    assert measured["ratio_best"] == pytest.approx(shipped["j_per_image_best"] / report["fpga_j_per_image"])
+    assert (f"on H200 SXM (measured, {shipped['best_variant'].rpartition('_')[0].replace('_', ' ')}, fp16) at batch "
+            f"{shipped['best_batch']:,}") in measured["sentence"]
+    direct = power_report(compiled, "H200 SXM")
+    assert direct["gpu"] == measured["gpu"] and direct["sentence"] == measured["sentence"]
+    assert direct["measured_gpus"] == {}
+    shown = io.StringIO()
+    print_power_report(direct, Console(file=shown, width=200))
+    assert all(variant.rpartition("_")[0].replace("_", " ") in shown.getvalue() for variant in shipped["variants"])

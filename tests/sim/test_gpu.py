@@ -160,7 +160,7 @@ def test_the_best_batch_is_where_the_curve_flattens(two_layers, digits):
 
 def test_unknown_gpu_names_the_choices():
     with pytest.raises(UndenseError, match="H100 SXM"):
-        gpu.gpu("H200")
+        gpu.gpu("H300")
 
 
 @pytest.mark.parametrize("name", list(gpu.gpus()))
@@ -177,7 +177,7 @@ def test_a_gpu_at_its_best_keeps_the_orderings(digits, name):
         for point in ("batch1", "best"):
             for end in gpu.ENDS:
                 assert per_layer[point][end] < unfused[point][end]
-                assert network[point][end] <= per_layer[point][end]
+                assert network[point][end] <= per_layer[point][end] * (1 + 1e-12)  # equal where launch-bound
     for variant in gpu.VARIANTS:
         for point in ("batch1", "best"):
             for end in gpu.ENDS:
