@@ -10,7 +10,7 @@ OUT ?= out
 # whose place and route takes over 20); or ecp5-85k, ice40-up5k, ...
 TARGET ?= ecp5-45k
 
-.PHONY: install system-packages test-packages demo test bench fuzz compile rtl sim synth power report lint clean
+.PHONY: install system-packages test-packages demo test test-slow bench fuzz compile rtl sim synth power report lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -51,9 +51,12 @@ demo: system-packages $(INSTALLED)
 	$(BIN)/undense power $(OUT)/build
 	$(BIN)/undense report $(OUT)/build
 
-# The tests also drive Debian's chromium (headless) over the HTML report.
+# The tests also drive Debian's chromium (headless) over the HTML report. Tests marked slow run in test-slow, not here.
 test: system-packages test-packages $(INSTALLED)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto -m "not slow"
+
+test-slow: system-packages test-packages $(INSTALLED)
+	$(BIN)/python -m pytest -n auto -m slow
 
 test-packages:
 	@if ! command -v chromium >/dev/null; then \
