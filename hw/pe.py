@@ -414,17 +414,25 @@ class PELogic(wiring.Component):
         # the pipeline, two banks by the layer's command (bank_drain)
         # the read data is registered at the memory (nothing but the memory between the address and a register).
         # It misses the sums of the two entries before this one: the one a stage ahead (at P, its sum not yet
-        # written) and the one two ahead (at P + 1, written in the cycle of the read). A row met again that soon
-        # takes its sum from the register that holds it instead; which one is known a cycle ahead, when the
-        # entries are at stages P - 1, P and P + 1
+        # written: `forward` takes `written`) and the one two ahead (at P + 1, written in the cycle of the read).
         # Where reads are registered (a block RAM, wherever the placer finds one, and its slow output), the read
-        # is issued a stage earlier and misses a third sum, that of the entry at P + 2, kept a cycle longer
-        written, forward = data_register(signed(p.acc_bits), "written"), Signal(name="forward")
-        written_before, forward_before = data_register(signed(p.acc_bits), "written_before"), \
-            Signal(name="forward_before")
-        m.d.sync += [forward.eq(valid_p & (row_p == row_w) & (bank_p == bank_w)),
-                     forward_before.eq(valid_a & (row_a == row_w) & (bank_a == bank_w)),
-                     written_before.eq(written)]
+        # is issued a stage earlier and misses a third sum, that of the entry at P + 2. Which sum a row met again
+        # that soon takes is known a cycle ahead, when the entries are at stages P - 1 to P + 2: the later two
+        # are chosen then into one register (`bypass`), so that only two selects meet the read data before the
+        # adder. Each select is a flip-flop for each bit of the sum (kept apart), placed by its bit's logic: one
+        # flip-flop driving the whole width was the 85F's critical path (7.4 ns of routing from it alone)
+        width = p.acc_bits
+        written, bypass = data_register(signed(width), "written"), data_register(width, "bypass")
+        forward, bypassed = data_register(width, "forward", KEEP), data_register(width, "bypassed", KEEP)
+        recent = valid_a & (row_a == row_w) & (bank_a == bank_w)  # P + 1, its sum in `written` now
+        missed, candidate = recent, written.as_unsigned()
+        if p.registered_reads:
+            valid_b, row_b, bank_b, _ = stages[product_stage]  # P + 2, its sum in `written_before` now
+            written_before = delayed(m, written, "written_before", data=True)
+            missed = recent | (valid_b & (row_b == row_w) & (bank_b == bank_w))
+            candidate = Mux(recent, written, written_before)
+        m.d.sync += [forward.eq((valid_p & (row_p == row_w) & (bank_p == bank_w)).replicate(width)),
+                     bypassed.eq(missed.replicate(width)), bypass.eq(candidate)]
         banks = [self.bank(m, index) for index in range(1 if p.window else 2)]
         # one adder for both banks: only the bank of the entry at stage P accumulates (the other drains)
         data_out = []
@@ -433,16 +441,9 @@ class PELogic(wiring.Component):
             if p.registered_reads:
                 parts = [delayed(m, bits, f"acc{index}_read_q{part}", data=True) for part, bits in enumerate(parts)]
             data_out.append(Cat(*parts).as_signed())
-        stored = data_out[0] if p.window else Mux(bank_p, data_out[1], data_out[0])
-        if p.registered_reads:
-            valid_b, row_b, bank_b, _ = stages[product_stage]  # P + 2
-            written_earlier, forward_earlier = data_register(signed(p.acc_bits), "written_earlier"), \
-                Signal(name="forward_earlier")
-            m.d.sync += [forward_earlier.eq(valid_b & (row_b == row_w) & (bank_b == bank_w)),
-                         written_earlier.eq(written_before)]
-            stored = Mux(forward_earlier, written_earlier, stored)
-        stored = Mux(forward_before, written_before, stored)
-        old = Mux(forward, written, stored)
+        stored = (data_out[0] if p.window else Mux(bank_p, data_out[1], data_out[0])).as_unsigned()
+        stored = (bypass & bypassed) | (stored & ~bypassed)
+        old = ((written.as_unsigned() & forward) | (stored & ~forward)).as_signed()
         with m.If(valid_p):
             m.d.sync += written.eq(old + product)
         if p.window:  # a drain's entry: the row's sum out, and zero written back
