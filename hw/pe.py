@@ -316,12 +316,11 @@ class PELogic(wiring.Component):
         left = data_register(column.extra.shape(), "left")  # entries of the column after this one
         # a convolution's event may bring an earlier one of its channel and row (hw/event_pairs.py): each entry,
         # read once, is issued for that one (`first`), then again, its memory not read, for the event itself
-        # (`second`). `again`, that the entry at issue goes in again next cycle (paired and not yet second), is a
-        # register of its own: it decides whether the PE takes the next event, which decides its next address.
-        # (A Dense PE's `paired`, `second` and `again` stay zero, and synthesis takes them out with what they feed)
-        first, paired, second, again = None, Signal(name="paired"), Signal(name="second"), Signal(name="again")
+        # (a Dense PE's `paired` and `second` stay zero, and synthesis takes them out with what they feed)
+        first, paired, second = None, Signal(name="paired"), Signal(name="second")
         if p.spatial is not None:
             first = data_register(self.i.payload.first.shape(), "first")
+        again = paired & ~second  # the entry at issue goes in again next cycle
         last_issue = ~left.any() & ~again
         free = ~valid | last_issue
         m.d.comb += [self.memories.column_addr.eq(self.i.payload.index), self.memories.entry_addr.eq(address),
@@ -341,14 +340,14 @@ class PELogic(wiring.Component):
                          value.eq(self.i.payload.value), entry_bank.eq(bank), image_end.eq(self.i.payload.last)]
             if p.spatial is not None:  # the event's origin, beside its value to the entries' stage 2
                 m.d.sync += [origin.eq(self.i.payload.origin), first.eq(self.i.payload.first),
-                             paired.eq(self.i.payload.paired), second.eq(0), again.eq(self.i.payload.paired)]
+                             paired.eq(self.i.payload.paired), second.eq(0)]
             if not p.window:
                 with m.If(self.i.payload.last):
                     m.d.sync += [bank.eq(~bank), taken_banks.bit_select(bank, 1).eq(1)]
         with m.Elif(valid & again & advance):
-            m.d.sync += [second.eq(1), again.eq(0)]
+            m.d.sync += second.eq(1)
         with m.Elif(valid & left.any() & advance):
-            m.d.sync += [address.eq(address + 1), left.eq(left - 1), second.eq(0), again.eq(paired)]
+            m.d.sync += [address.eq(address + 1), left.eq(left - 1), second.eq(0)]
         with m.Elif(valid & advance):
             m.d.sync += valid.eq(0)
 
