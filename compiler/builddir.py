@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -178,8 +179,14 @@ def read(directory: str | Path) -> tuple[QGraph, Target, dict]:
     if version != FORMAT_VERSION:
         raise UndenseError(f"{directory} has build-dir format version {version}; this undense reads version "
                            f"{FORMAT_VERSION}: compile the model again with this version")
-    with np.load(directory / WEIGHTS) as stored:
-        arrays = dict(stored)
+    try:
+        with np.load(directory / WEIGHTS) as stored:
+            arrays = dict(stored)
+    except FileNotFoundError:
+        raise UndenseError(f"{directory} lacks {WEIGHTS}, which `undense compile` writes beside {MANIFEST}: "
+                           "compile the model again") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise UndenseError(f"{directory / WEIGHTS} cannot be read ({error}): compile the model again") from None
     nodes = tuple(_layer_from(layer, arrays) for layer in manifest["layers"])
     graph = QGraph(
         input=manifest["input"]["tensor"], output=manifest["output"]["tensor"],

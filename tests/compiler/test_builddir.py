@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,6 +40,15 @@ def test_another_format_version_is_refused(compiled, tmp_path):
     manifest["format_version"] = 999
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UndenseError, match="format version 999.*compile the model again"):
+        undense.load(tmp_path)
+
+
+def test_a_build_dir_without_its_weights_or_with_them_damaged(compiled, tmp_path):
+    shutil.copy(compiled.directory / "manifest.json", tmp_path)
+    with pytest.raises(UndenseError, match="lacks weights.npz, which `undense compile` writes.*model again"):
+        undense.load(tmp_path)
+    (tmp_path / "weights.npz").write_bytes((compiled.directory / "weights.npz").read_bytes()[:100])
+    with pytest.raises(UndenseError, match="weights.npz cannot be read .*compile the model again"):
         undense.load(tmp_path)
 
 
