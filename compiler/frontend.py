@@ -101,7 +101,7 @@ def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     except Exception as error:
         raise UndenseError(f"the model fails onnx.checker or shape inference ({_first_line(error)}); "
                            "fix the export, or run onnx.checker.check_model on it to see where") from None
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = onnx_opset(model)
     if opset < MIN_OPSET:
         raise UndenseError(f"the model uses ONNX opset {opset}; undense reads opset {MIN_OPSET} and newer: "
                            "convert it with onnx.version_converter.convert_version(model, 17)")
@@ -109,6 +109,11 @@ def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise UndenseError(f"the model uses ONNX opset {opset}, which the installed onnx does not define (it knows "
                            f"up to opset {onnx.defs.onnx_opset_version()}): export it with a released opset")
     return model
+
+
+def onnx_opset(model: onnx.ModelProto) -> int:
+    """The model's version of the default ONNX domain, 0 where it names none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _first_line(error: Exception) -> str:

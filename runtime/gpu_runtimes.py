@@ -90,5 +90,3 @@ def torch_variants(model) -> tuple[dict[str, Callable[[int], None]], str]:
 
 
 RUNTIMES = {"torch": torch_variants, "onnxruntime": onnxruntime_variants}
-
-

@@ -10,6 +10,7 @@ from onnx import numpy_helper
 from onnx2torch.node_converters.reshape import OnnxReshape
 from onnx2torch.node_converters.resize import OnnxResize, _onnx_mode_to_torch_mode
 
+from undense.compiler.frontend import onnx_opset
 from undense.errors import UndenseError
 from undense.runtime.baseline import BatchTooLarge
 
@@ -21,8 +22,7 @@ def torch_module(model: onnx.ModelProto) -> torch.fx.GraphModule:
     onnx2torch's converters stop at opset 17 and refuse Reshape's allowzero=1, so the model is converted to opset 17
     by onnx's own converter first, and allowzero cleared where the target shape is a constant without a zero
     (allowzero changes nothing then)."""
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    model = onnx.version_converter.convert_version(model, min(17, opset))
+    model = onnx.version_converter.convert_version(model, min(17, onnx_opset(model)))
     constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     constants |= {node.output[0]: numpy_helper.to_array(node.attribute[0].t) for node in model.graph.node
                   if node.op_type == "Constant" and node.attribute[0].name == "value"}
