@@ -39,8 +39,9 @@ def fp16_model(model) -> bytes:
     return convert_float_to_float16(model, keep_io_types=True).SerializeToString()
 
 
-def cuda_runner(model: bytes) -> Callable[[int], None]:
-    """A function that runs one batch of random latents on the GPU with onnxruntime's CUDA provider."""
+def cuda_runner(model: bytes) -> tuple[Callable[[int], None], str]:
+    """A function that runs one batch of random latents on the GPU with onnxruntime's CUDA provider, and the
+    provider with the settings that bear on the figures."""
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
@@ -59,18 +60,21 @@ def cuda_runner(model: bytes) -> Callable[[int], None]:
             inputs[batch] = np.random.default_rng(0).standard_normal((batch, features)).astype(np.float32)
         session.run(None, {feed.name: inputs[batch]})
 
-    return run
+    tf32 = session.get_provider_options().get("CUDAExecutionProvider", {}).get("use_tf32")
+    # use_tf32=1 lets cuBLAS run fp32 GEMMs on tensor cores in TF32 (10-bit mantissa): recorded, not changed
+    return run, "CUDA provider" + ("" if tf32 is None else f", use_tf32={tf32}")
 
 
 def onnxruntime_variants(model, runner=cuda_runner) -> tuple[dict[str, Callable[[int], None]], str]:
     """The model with onnxruntime's CUDA provider, at each of its precisions."""
     import onnxruntime
 
-    variants = {f"onnxruntime_{precision}": runner(model.SerializeToString() if precision != "fp16"
-                                                   else fp16_model(model))
-                for precision in precisions(model)}
-    # use_tf32=1 (the provider's default) lets cuBLAS run fp32 GEMMs on tensor cores in TF32: left as it is
-    return variants, f"onnxruntime {onnxruntime.__version__} (CUDA provider)"
+    runners = {f"onnxruntime_{precision}": runner(model.SerializeToString() if precision != "fp16"
+                                                  else fp16_model(model))
+               for precision in precisions(model)}
+    providers = sorted({provider for _, provider in runners.values()})
+    return ({name: run for name, (run, _) in runners.items()},
+            f"onnxruntime {onnxruntime.__version__} ({'; '.join(providers)})")
 
 
 def torch_variants(model) -> tuple[dict[str, Callable[[int], None]], str]:

@@ -105,7 +105,7 @@ def test_a_float_model_runs_as_given_and_in_fp16_on_onnxruntime(generator_path, 
 
         def run(batch):
             counter.total += 10 + batch
-        return run
+        return run, "CUDA provider, use_tf32=1"
 
     def clock():
         now[0] += 0.5
@@ -118,7 +118,7 @@ def test_a_float_model_runs_as_given_and_in_fp16_on_onnxruntime(generator_path, 
                                                                              runner=runner))
     result = baseline.measure(generator_path, counter, "onnxruntime")
     assert list(result["variants"]) == ["onnxruntime_fp32", "onnxruntime_fp16"]
-    assert result["runtime"].startswith("onnxruntime ")
+    assert result["runtime"] == f"onnxruntime {onnxruntime.__version__} (CUDA provider, use_tf32=1)"
     assert result["idle_w"] == 42.0 and result["gpu"] == FakeCounter.device
     fp32, fp16 = given
     assert onnx.TensorProto.FLOAT16 not in {init.data_type for init in fp32.graph.initializer}
