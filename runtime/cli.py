@@ -464,6 +464,97 @@ def bench(output, repeats):
     click.echo(f"-> {output}")
 
 
+def _listed(value: str, option: str, parse, example: str) -> list:
+    try:
+        values = [parse(item.strip()) for item in value.split(",") if item.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise UndenseError(f"{option} '{value}': give a comma-separated list, e.g. {option} {example}")
+    return list(dict.fromkeys(values))
+
+
+def _rate(text: str) -> float | None:
+    if text == "fastest":
+        return None
+    rate = float(text)
+    if not rate > 0 or rate == float("inf"):
+        raise ValueError(text)
+    return rate
+
+
+@main.command("sweep")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bits", default="4,6,8", show_default=True, help="weight and activation bits of each point")
+@click.option("--layer-bits", multiple=True, metavar="LAYER=BITS", help="bits for one layer in every point; repeatable")
+@click.option("--target", "target_names", default="ecp5-25k,ecp5-85k,ice40-up5k", show_default=True,
+              help=f"FPGAs, comma-separated: {', '.join([*targets(), AUTO_TARGET])}")
+@click.option("--images-per-second", "rates", default="fastest", show_default=True,
+              help="throughputs to fold for, comma-separated; 'fastest' folds for the best that fits")
+@click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1),
+              help="random inputs each point simulates on the RTL, compared with golden")
+@click.option("-o", "output", default=Path("sweep"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="folder of the sweep: sweep.json, sweep.png, sweep.html and each point's build")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="points run at once  [default: this machine's CPUs; with --ray, the cluster's]")
+@click.option("--ray", "ray_address", metavar="ADDRESS|auto",
+              help="run the points as Ray tasks: auto joins the Ray runtime on this machine or starts one; an "
+                   "address joins that cluster (pip install 'undense[cluster]')")
+@click.option("--synth/--no-synth", default=True, show_default=True,
+              help="place and route each point; without, resources and energy come from the compiler's estimate")
+def sweep_command(model, bits, layer_bits, target_names, rates, count, output, workers, ray_address, synth):
+    """Sweep a model's design space: every combination of bits, FPGA and throughput compiled, simulated
+    bit-exact, synthesized, priced and scored; points already in DIR are not run again."""
+    from undense.runtime import sweep_engines
+    from undense.runtime.sweep import Settings, grid, sweep
+
+    known = [*targets(), AUTO_TARGET]
+    chosen = _listed(target_names, "--target", str, "ecp5-25k,ice40-up5k")
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise UndenseError(f"--target {', '.join(unknown)}: unknown; choose from {', '.join(known)}")
+    widths = _listed(bits, "--bits", int, "4,6,8")
+    if any(not 2 <= width <= 8 for width in widths):
+        raise UndenseError(f"--bits {bits}: each must be from 2 to 8")
+    points = grid(widths, chosen, _listed(rates, "--images-per-second", _rate, "fastest,20000"),
+                  _layer_bits(layer_bits))
+    settings = Settings(images=count, synthesize=synth)
+    engine = (sweep_engines.local_pool(workers or os.cpu_count() or 1) if ray_address is None
+              else sweep_engines.ray_cluster(ray_address))
+    with engine as submit:
+        width = workers or (os.cpu_count() or 1 if ray_address is None else sweep_engines.cluster_cpus())
+        where = f"a local pool of {width}" if ray_address is None else f"Ray ({ray_address}), {width} at once"
+        with console.status("sweeping") as status:
+            def show(state):
+                eta = "" if state.eta_s is None else f", about {state.eta_s / 60:.0f} min left"
+                status.update(f"sweep: {state.finished} of {state.total} points ({state.cached} from earlier runs, "
+                              f"{state.failed} failed), {state.running} running{eta}")
+            try:
+                report = sweep(model, points, output, settings, submit, width, where, show)
+            except KeyboardInterrupt:
+                click.echo(f"interrupted: the points finished are kept in {output}; run the same command again to "
+                           "run only the rest", err=True)
+                sys.exit(130)
+    for point in report["points"]:
+        f = point["figures"]
+        if point["failure"]:
+            click.echo(f"{point['label']}: {point['failure']['kind']} ({point['failure']['stage']}): "
+                       f"{point['failure']['message']}")
+            continue
+        quality = f.get("quality_to_float")
+        click.echo(f"{point['label']}: {f['j_per_image'] * 1e6:,.3g} uJ an image, {f['images_per_second']:,.0f} "
+                   f"images/s, {f['lut']:,} LUTs" + (f", quality {quality:.1%} of float" if quality else "")
+                   + (f" [Pareto: {', '.join(point['pareto'])}]" if point["pareto"] else ""))
+    summary = report["summary"]
+    best = next((p for p in report["points"] if p["key"] == summary["best_within_quality"]), None)
+    click.echo(f"{summary['points']} points: {summary['ran']} ran, {summary['cached']} from earlier runs, "
+               f"{summary['failed']} failed, {summary['wall_s']:,.0f} s")
+    click.echo("fewest joules at a quality within 5% of float: "
+               + (f"{best['label']} ({best['figures']['j_per_image'] * 1e6:,.3g} uJ)" if best else "none"))
+    click.echo(f"-> {output / 'sweep.json'}, {output / 'sweep.png'}, {output / 'sweep.html'}")
+
+
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-n", "count", default=64, show_default=True, type=click.IntRange(min=1), help="number of images")
