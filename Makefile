@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+CLUSTER := $(VENV)/.cluster
 MODEL ?= models/digits28/generator.onnx
 OUT ?= out
 # the FPGA: the LFE5U-45F, the smallest ECP5 part that takes the 28x28 generator at 8 bits, placed in about five
@@ -10,7 +11,7 @@ OUT ?= out
 # whose place and route takes over 20); or ecp5-85k, ice40-up5k, ...
 TARGET ?= ecp5-45k
 
-.PHONY: install system-packages test-packages demo test test-slow bench fuzz compile rtl sim synth power report lint clean
+.PHONY: install system-packages test-packages demo test test-slow bench sweep fuzz compile rtl sim synth power report lint clean
 
 install: system-packages $(INSTALLED)
 
@@ -28,6 +29,11 @@ system-packages:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "undense needs:$$missing; run: sudo apt-get install$$missing"; exit 2; fi; \
 	fi
+
+# Ray, for `undense sweep --ray` (the cluster extra): make test-slow runs a sweep on a local Ray runtime
+$(CLUSTER): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	touch $@
 
 # Reinstalled whenever pyproject.toml changes; the project itself is installed editable.
 $(INSTALLED): pyproject.toml
@@ -55,7 +61,7 @@ demo: system-packages $(INSTALLED)
 test: system-packages test-packages $(INSTALLED)
 	$(BIN)/python -m pytest -n auto -m "not slow"
 
-test-slow: system-packages test-packages $(INSTALLED)
+test-slow: system-packages test-packages $(CLUSTER)
 	$(BIN)/python -m pytest -n auto -m slow
 
 test-packages:
@@ -94,6 +100,18 @@ report:
 # Measured figures (timings and, as the stages land, cycles, resources, energy) -> bench.json
 bench: $(INSTALLED)
 	$(BIN)/undense bench -o bench.json
+
+# A design-space sweep (undense sweep, docs/sweep.md) of the 8x8 generator, whose points take a few minutes each
+# here: every combination of SWEEP_BITS and SWEEP_TARGET compiled, simulated, placed and routed, priced and scored,
+# into $(OUT)/sweep (sweep.json, sweep.png, sweep.html); a point already there is not run again. SWEEP_OPTIONS adds
+# options, e.g. --ray auto or --workers 4; the 28x28's points take 5 to 25 minutes each (SWEEP_MODEL=
+# models/digits28/generator.onnx SWEEP_TARGET=ecp5-45k,ecp5-85k).
+SWEEP_MODEL ?= models/digits/generator.onnx
+SWEEP_BITS ?= 4,6,8
+SWEEP_TARGET ?= ecp5-25k,ice40-up5k
+SWEEP_OPTIONS ?=
+sweep: system-packages $(INSTALLED)
+	$(BIN)/undense sweep $(SWEEP_MODEL) --bits $(SWEEP_BITS) --target $(SWEEP_TARGET) -o $(OUT)/sweep $(SWEEP_OPTIONS)
 
 # Only the mutation fuzz of bench.json: 1,000 damaged copies of the project's models through the command line
 fuzz: $(INSTALLED)

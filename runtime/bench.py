@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -38,6 +39,8 @@ SYNTHETIC_DENSITY = 0.1
 SYNTHETIC_BITS = 4
 BIT_EXACT_IMAGES = 100_000  # random latents the bundled model runs on the RTL, compared with golden
 FRESH_RUNS = 3  # compile+rtl+sim from an empty cache: one run moves by a fifth with what else the machine does
+# the sweep whose wall time the bench measures on 1 and 2 workers: bits, targets, throughputs
+SWEEP_POINTS = ((4, 6, 8), ("ecp5-25k",), (None,))
 
 
 def timed(run: Callable[[], object], repeats: int, warm_up: bool = True) -> dict:
@@ -256,6 +259,41 @@ def generator28_figures(directory: Path, progress=lambda step: None) -> dict:
     return figures
 
 
+@contextmanager
+def simulator_cache(folder: str):
+    """UNDENSE_CACHE pointed at `folder` meanwhile (for this process and the workers it starts)."""
+    earlier = os.environ.get("UNDENSE_CACHE")
+    os.environ["UNDENSE_CACHE"] = folder
+    try:
+        yield
+    finally:
+        if earlier is None:
+            del os.environ["UNDENSE_CACHE"]
+        else:
+            os.environ["UNDENSE_CACHE"] = earlier
+
+
+def sweep_figures(model_path: Path, points: tuple = SWEEP_POINTS, settings=None, progress=lambda step: None) -> dict:
+    """The same sweep (by default SWEEP_POINTS, with synthesis) from an empty folder and an empty simulator cache
+    on a local pool of 1 and of 2 workers: the wall seconds of each, and the points' figures of the last."""
+    from undense.runtime.sweep import Settings, grid, sweep
+    from undense.runtime.sweep_engines import local_pool
+
+    points, runs = grid(*points), {}
+    for workers in (1, 2):
+        progress(f"a sweep of {len(points)} points of the bundled model on {workers} worker{'s' * (workers > 1)}")
+        with tempfile.TemporaryDirectory(prefix="undense-bench-") as scratch, simulator_cache(f"{scratch}/cache"), \
+                local_pool(workers) as submit:
+            start = time.perf_counter()
+            report = sweep(model_path, points, Path(scratch) / "sweep", settings or Settings(), submit, workers,
+                           f"a local pool of {workers}")
+            runs[workers] = {"wall_s": time.perf_counter() - start, "summary": report["summary"]}
+    return {"points": [point.label for point in points], "workers": runs,
+            "speedup_2_over_1": runs[1]["wall_s"] / runs[2]["wall_s"],
+            "figures": [{"label": point["label"], "failure": point["failure"], "seconds": point["seconds"],
+                         **point["figures"]} for point in report["points"]]}
+
+
 def energy_figures(report: dict) -> dict:
     fpga = report["fpga"]
     ranged = ("fpga_j_per_image", "fpga_one_image_j", "ratio_best", "ratio_batch1")
@@ -300,6 +338,7 @@ def run_bench(model_path: Path = BUNDLED_MODEL, repeats: int = 5, progress=lambd
     fresh = fresh_sim_walls(model_path)
     figures["simulation"]["bundled"]["fresh_compile_rtl_and_sim_64_wall_s"] = fresh["median_s"]
     figures["simulation"]["bundled"]["fresh_compile_rtl_and_sim_64_runs"] = fresh
+    figures["sweep"] = sweep_figures(model_path, progress=progress)
     figures["headline"] = headline(figures)
     return figures
 

@@ -459,26 +459,38 @@ def bench(output, repeats):
                f"{top28['images_per_second']:,.0f} images/s, {top28['over_cpu']:.2f}x onnxruntime's best here; "
                f"quality {g28['quality']['rtl_to_float_score']:.1%} of the float model's")
     click.echo(f"energy of the 28x28 generator: {g28['energy']['sentence']}")
+    swept = figures["sweep"]
+    click.echo(f"a sweep of {len(swept['points'])} points ({'; '.join(swept['points'])}): "
+               + ", ".join(f"{run['wall_s']:,.0f} s on {workers} worker{'s' * (workers > 1)}"
+                           for workers, run in swept["workers"].items())
+               + f" ({swept['speedup_2_over_1']:.2f}x)")
     for other in g28["energy"]["measured_gpus"].values():
         click.echo(f"  measured: {other['sentence']}")
     click.echo(f"-> {output}")
 
 
-def _listed(value: str, option: str, parse, example: str) -> list:
+def _listed(value: str, option: str, parse, expected: str, example: str) -> list:
+    """A comma-separated option's values, parsed, in order, without repeats; one error line for any bad one."""
     try:
         values = [parse(item.strip()) for item in value.split(",") if item.strip()]
     except ValueError:
         values = []
     if not values:
-        raise UndenseError(f"{option} '{value}': give a comma-separated list, e.g. {option} {example}")
+        raise UndenseError(f"{option} '{value}': give {expected}, comma-separated, e.g. {option} {example}")
     return list(dict.fromkeys(values))
+
+
+def _width(text: str) -> int:
+    if not text.isdigit() or not 2 <= int(text) <= 8:
+        raise ValueError(text)
+    return int(text)
 
 
 def _rate(text: str) -> float | None:
     if text == "fastest":
         return None
     rate = float(text)
-    if not rate > 0 or rate == float("inf"):
+    if not 0 < rate < float("inf"):
         raise ValueError(text)
     return rate
 
@@ -510,14 +522,12 @@ def sweep_command(model, bits, layer_bits, target_names, rates, count, output, w
     from undense.runtime.sweep import Settings, grid, sweep
 
     known = [*targets(), AUTO_TARGET]
-    chosen = _listed(target_names, "--target", str, "ecp5-25k,ice40-up5k")
+    chosen = _listed(target_names, "--target", str, "FPGA names", "ecp5-25k,ice40-up5k")
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise UndenseError(f"--target {', '.join(unknown)}: unknown; choose from {', '.join(known)}")
-    widths = _listed(bits, "--bits", int, "4,6,8")
-    if any(not 2 <= width <= 8 for width in widths):
-        raise UndenseError(f"--bits {bits}: each must be from 2 to 8")
-    points = grid(widths, chosen, _listed(rates, "--images-per-second", _rate, "fastest,20000"),
+    points = grid(_listed(bits, "--bits", _width, "bit widths from 2 to 8", "4,6,8"), chosen,
+                  _listed(rates, "--images-per-second", _rate, "positive rates or 'fastest'", "fastest,20000"),
                   _layer_bits(layer_bits))
     settings = Settings(images=count, synthesize=synth)
     engine = (sweep_engines.local_pool(workers or os.cpu_count() or 1) if ray_address is None
@@ -535,7 +545,7 @@ def sweep_command(model, bits, layer_bits, target_names, rates, count, output, w
             except KeyboardInterrupt:
                 click.echo(f"interrupted: the points finished are kept in {output}; run the same command again to "
                            "run only the rest", err=True)
-                sys.exit(130)
+                sys.exit(1)  # as Ctrl-C ends every command
     for point in report["points"]:
         f = point["figures"]
         if point["failure"]:

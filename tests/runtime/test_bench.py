@@ -1,7 +1,10 @@
+import os
+
 import numpy as np
+import pytest
 
 import undense
-from undense.runtime.bench import calibration_errors, cpu_baseline_figures
+from undense.runtime.bench import calibration_errors, cpu_baseline_figures, sweep_figures
 from undense.runtime.float_model import random_latents, sample_float
 
 
@@ -35,3 +38,17 @@ def test_the_cpu_baseline_times_every_batch_and_names_the_best(generator_path):
     best = max(figures["batches"], key=lambda run: run["images_per_second"])
     assert (figures["best_batch"], figures["best_images_per_second"]) == (best["batch"], best["images_per_second"])
     assert figures["batch1_images_per_second"] == figures["batches"][0]["images_per_second"]
+
+
+@pytest.mark.slow
+def test_the_sweep_runs_on_one_and_two_workers_from_an_empty_cache(generator_path, monkeypatch):
+    from undense.runtime.sweep import Settings
+
+    monkeypatch.setenv("UNDENSE_CACHE", "/nonexistent/kept")
+    figures = sweep_figures(generator_path, ((8,), ("ice40-up5k", "ecp5-25k"), (None,)),
+                                  Settings(images=32, synthesize=False))
+    assert set(figures["workers"]) == {1, 2} and figures["speedup_2_over_1"] > 0
+    assert all(run["summary"]["ran"] == 2 and run["summary"]["cached"] == 0 for run in figures["workers"].values())
+    assert [point["label"] for point in figures["figures"]] == ["8 bits, ice40-up5k, fastest",
+                                                                "8 bits, ecp5-25k, fastest"]
+    assert os.environ["UNDENSE_CACHE"] == "/nonexistent/kept"  # put back as it was
