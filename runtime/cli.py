@@ -495,6 +495,16 @@ def _rate(text: str) -> float | None:
     return rate
 
 
+def point_line(point: dict) -> str:
+    """A sweep point's figures (or its failure) on one line."""
+    f, failure = point["figures"], point["failure"]
+    if failure:
+        return f"{point['label']}: {failure['kind']} ({failure['stage']}): {failure['message']}"
+    quality = f.get("quality_to_float")
+    return (f"{point['label']}: {f['j_per_image'] * 1e6:,.3g} uJ an image, {f['images_per_second']:,.0f} images/s, "
+            f"{f['lut']:,} LUTs" + (f", quality {quality:.1%} of float" if quality is not None else ""))
+
+
 @main.command("sweep")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bits", default="4,6,8", show_default=True, help="weight and activation bits of each point")
@@ -536,7 +546,13 @@ def sweep_command(model, bits, layer_bits, target_names, rates, count, output, w
         width = workers or (os.cpu_count() or 1 if ray_address is None else sweep_engines.cluster_cpus())
         where = f"a local pool of {width}" if ray_address is None else f"Ray ({ray_address}), {width} at once"
         with console.status("sweeping") as status:
+            shown = []
+
             def show(state):
+                if state.latest is not None and state.latest is not (shown or [None])[-1]:
+                    shown.append(state.latest)
+                    console.print(f"[{state.finished}/{state.total}] {point_line(state.latest)} "
+                                  f"({state.latest['wall_s']:,.0f} s)", highlight=False, soft_wrap=True)
                 eta = "" if state.eta_s is None else f", about {state.eta_s / 60:.0f} min left"
                 status.update(f"sweep: {state.finished} of {state.total} points ({state.cached} from earlier runs, "
                               f"{state.failed} failed), {state.running} running{eta}")
@@ -547,15 +563,7 @@ def sweep_command(model, bits, layer_bits, target_names, rates, count, output, w
                            "run only the rest", err=True)
                 sys.exit(1)  # as Ctrl-C ends every command
     for point in report["points"]:
-        f = point["figures"]
-        if point["failure"]:
-            click.echo(f"{point['label']}: {point['failure']['kind']} ({point['failure']['stage']}): "
-                       f"{point['failure']['message']}")
-            continue
-        quality = f.get("quality_to_float")
-        click.echo(f"{point['label']}: {f['j_per_image'] * 1e6:,.3g} uJ an image, {f['images_per_second']:,.0f} "
-                   f"images/s, {f['lut']:,} LUTs" + (f", quality {quality:.1%} of float" if quality else "")
-                   + (f" [Pareto: {', '.join(point['pareto'])}]" if point["pareto"] else ""))
+        click.echo(point_line(point) + (f" [Pareto: {', '.join(point['pareto'])}]" if point["pareto"] else ""))
     summary = report["summary"]
     best = next((p for p in report["points"] if p["key"] == summary["best_within_quality"]), None)
     click.echo(f"{summary['points']} points: {summary['ran']} ran, {summary['cached']} from earlier runs, "

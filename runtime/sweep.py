@@ -233,6 +233,7 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     point_seconds: list = field(default_factory=list)
     workers: int = 1
+    latest: dict | None = None  # the record of the point finished last
 
     @property
     def finished(self) -> int:
@@ -281,12 +282,13 @@ def sweep(model: Path, points: list[Point], directory: Path, settings: Settings,
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)
-                results[key] = write_point(directory, key, keyed[key], future, float_score)
+                results[key] = state.latest = write_point(directory, key, keyed[key], future, float_score)
                 state.point_seconds.append(results[key]["wall_s"])
                 if results[key]["failure"]:
                     state.failed += 1
                 else:
                     state.done += 1
+                progress(state)
         state.running = 0
         progress(state)
     report = sweep_report(model, model_sha256, keyed, results, settings, versions, engine, workers,
