@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from headless_page import opened
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 import undense
 from undense.runtime.report import render
@@ -46,20 +46,12 @@ def test_report_opens_offline_with_no_console_errors_and_shows_the_images(build,
     page_path = build / "report.html"
     html = page_path.read_text()
     assert "<script" not in html
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors, requests = [], []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("request", lambda request: requests.append(request.url))
-        page.goto(page_path.as_uri())
-        widths = page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
-        page.locator("img.grid").screenshot(path=tmp_path / "grid.png")
-        page.screenshot(path=tmp_path / "page.png", full_page=True)
-        browser.close()
-    assert errors == []
-    assert all(url.startswith(("file:", "data:")) for url in requests)  # nothing fetched: it opens offline
+    with opened(page_path) as visit:
+        widths = visit.image_widths()
+        visit.page.locator("img.grid").screenshot(path=tmp_path / "grid.png")
+        visit.page.screenshot(path=tmp_path / "page.png", full_page=True)
+    assert visit.errors == []
+    assert visit.offline  # nothing fetched: it opens offline
     assert len(widths) == 2 and all(width > 0 for width in widths)  # the grid and the energy plot decoded
     shot = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
     assert (shot < 64).mean() > 0.05 and (shot > 192).mean() > 0.3  # dark digits drawn on white

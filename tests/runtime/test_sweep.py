@@ -2,14 +2,13 @@
 as data, the cache, a sweep interrupted and resumed, the Pareto fronts, and the page in a headless browser."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
+from headless_page import opened
 
 from undense.runtime.sweep import Point, grid, pareto
 
@@ -98,22 +97,14 @@ def test_the_page_opens_offline_and_links_every_point_to_its_report(swept, tmp_p
     directory, report, _ = swept
     page_path = directory / "sweep.html"
     assert "<script" not in page_path.read_text()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors, requests = [], []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("request", lambda request: requests.append(request.url))
-        page.goto(page_path.as_uri())
-        widths = page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
-        links = page.eval_on_selector_all("a", "links => links.map(link => link.href)")
-        marked = page.locator("td b").all_inner_texts()
-        with page.expect_navigation():
-            page.locator("a").first.click()
-        title = page.title()
-        browser.close()
-    assert errors == [] and all(url.startswith(("file:", "data:")) for url in requests)
+    with opened(page_path) as visit:
+        widths = visit.image_widths()
+        links = visit.page.eval_on_selector_all("a", "links => links.map(link => link.href)")
+        marked = visit.page.locator("td b").all_inner_texts()
+        with visit.page.expect_navigation():
+            visit.page.locator("a").first.click()
+        title = visit.page.title()
+    assert visit.errors == [] and visit.offline
     assert widths and all(width > 0 for width in widths)
     ran = [p for p in report["points"] if not p["failure"]]
     assert sorted(links) == sorted((directory / p["report"]).as_uri() for p in ran)
