@@ -123,7 +123,7 @@ def test_the_smallest_point_synthesizes_and_a_rerun_runs_nothing(swept, generato
     assert comparable(json.loads((directory / "sweep.json").read_text())) == comparable(report)
 
 
-def test_an_interrupted_sweep_runs_only_the_points_left(tmp_path, generator_path):
+def test_an_interrupted_or_widened_sweep_runs_only_the_points_left(tmp_path, generator_path):
     directory = tmp_path / "interrupted"
     command = [sys.executable, "-m", "undense", "sweep", str(generator_path), "--bits", "4,6,8", "--target",
                "ecp5-25k", "--no-synth", "-n", "32", "--workers", "1", "-o", str(directory)]
@@ -140,6 +140,8 @@ def test_an_interrupted_sweep_runs_only_the_points_left(tmp_path, generator_path
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"3 points: {3 - finished} ran, {finished} from earlier runs, 0 failed" in resumed.stdout
+    widened = subprocess.run([*command[:6], "4,5,6,8", *command[7:]], capture_output=True, text=True)
+    assert "4 points: 1 ran, 3 from earlier runs, 0 failed" in widened.stdout, widened.stderr
 
 
 @pytest.mark.parametrize("option, value, message", [
