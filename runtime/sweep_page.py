@@ -13,7 +13,8 @@ PANELS = (("energy_quality", "quality_to_float", "j_per_image", "quality (share 
            "energy per image (uJ)", 1e6),
           ("speed_area", "lut", "images_per_second", "LUTs", "images per second", 1.0))
 WIDE = 20  # an axis whose values span more than this factor is drawn on a log scale
-MARKS = {"energy_quality": "energy/quality", "speed_area": "speed/area"}
+SWEEP_STYLE = "table.sweep td { white-space: nowrap; } table.sweep td .missing { white-space: normal; }"
+MARKS = {"energy_quality": "energy", "speed_area": "speed"}  # fewest joules at its quality; most images/s for its LUTs
 
 
 def plot(report: dict, path: Path) -> Path:
@@ -63,7 +64,7 @@ def cells(point: dict, directory: Path) -> list[str]:
               f"{number(f['fmax_mhz'])} MHz{'' if f['timing_met'] else ' (not met)'}")
     return [link, f"<b>{mark}</b>" if mark else "", micro(f["j_per_image"]),
             f"{f['images_per_second']:,.0f}", f"{f['lut']:,}" if f.get("lut") is not None else "",
-            timing or f"estimate at {number(f['clock_mhz'])} MHz",
+            timing or f"{number(f['clock_mhz'])} MHz (not placed)",
             f"{quality:.1%}" if quality is not None else escape(f.get("quality_note") or ""),
             "cached" if point["cached"] else f"{point['wall_s']:,.0f} s"]
 
@@ -81,16 +82,18 @@ def render(report: dict, directory: Path) -> str:
     title = f"undense sweep: {escape(Path(report['model']).name)}"
     failed = ", ".join(f"{count} {kind}" for kind, count in summary["failed_by_kind"].items())
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{title}</h1>"
+            f"<style>{STYLE}{SWEEP_STYLE}</style></head><body><h1>{title}</h1>"
             f"<p class=\"quote\">{verdict}</p>"
             f"<p>{summary['points']} points: {summary['ran']} ran, {summary['cached']} from earlier runs, "
             f"{summary['failed']} failed{f' ({escape(failed)})' if failed else ''}; {summary['wall_s']:,.0f} s on "
             f"{escape(report['engine'])}. Quality: the score of {summary['quality_images']:,} images drawn by the "
-            "golden executor (which the RTL equals bit for bit) over the float model's on the same latents. Each "
-            "point links to its build's report.</p>"
+            "golden executor (which the RTL equals bit for bit) over the float model's on the same latents. "
+            + ("" if report["settings"]["synthesize"] else "Not placed and routed (--no-synth): resources and energy "
+               "from the compiler's estimate, at the target's clock. ")
+            + "Each point links to its build's report.</p>"
             f"<img class=\"plot\" alt=\"Pareto fronts\" src=\"{embedded_png(directory / SWEEP_PLOT)}\">"
-            + table(["point", "Pareto-optimal", "energy per image", "images/s", "LUTs", "clock", "quality", "run"],
-                    rows)
+            + table(["point", "Pareto-optimal for", "energy per image", "images/s", "LUTs", "clock", "quality", "run"],
+                    rows, "sweep")
             + "</body></html>\n")
 
 
