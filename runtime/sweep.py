@@ -230,7 +230,6 @@ class Progress:
     done: int = 0
     failed: int = 0
     running: int = 0
-    started: float = field(default_factory=time.perf_counter)
     point_seconds: list = field(default_factory=list)
     workers: int = 1
     latest: dict | None = None  # the record of the point finished last
