@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from undense.compiler.targets import Target
-from undense.errors import UndenseError
+from undense.errors import DoesNotFit, UndenseError
 from undense.sim.tools import venv_script
 
 
@@ -135,6 +135,28 @@ def run_tool(command: list[str], work: Path, log: str, what: str) -> float:
     return time.perf_counter() - start
 
 
+UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$", re.M)
+
+
+def parse_utilisation(log: str) -> dict[str, tuple[int, int]]:
+    """nextpnr's "Device utilisation" lines: {site type: (used, available)}."""
+    return {site: (int(used), int(available)) for site, used, available in UTILISATION.findall(log)}
+
+
+def check_packed(utilisation: dict[str, tuple[int, int]], target: Target, used: dict) -> None:
+    """DoesNotFit where the packed design needs more sites of a kind than the part has: nextpnr's placers would
+    not fail on it soon (the static placer iterates without end), and the compiler's estimate, which let the
+    design through, counts LUTs and flip-flops apart where a logic cell holds one of each only if they pair."""
+    over = {site: figures for site, figures in utilisation.items() if figures[0] > figures[1]}
+    if over:
+        needs = ", ".join(f"{used_sites:,} {site} of its {available:,}" for site, (used_sites, available) in
+                          over.items())
+        raise DoesNotFit(f"the synthesized design does not fit the {target.device}: packed by nextpnr it needs "
+                         f"{needs} ({used['lut']:,} LUTs and {used['ff']:,} flip-flops from Yosys, fewer of them "
+                         f"paired in a cell than the compiler's estimate allowed for); compile it for fewer images "
+                         "per second (--images-per-second), fewer bits or a bigger target")
+
+
 def achieved_mhz(report: dict) -> float:
     """The slowest clock's achieved frequency in nextpnr's report."""
     clocks = report.get("fmax", {})
@@ -165,10 +187,14 @@ def synthesize(verilog: Path, target: Target, work: Path, placer: str, progress=
     used, where = count_cells(netlist, family)
     if family.sites:
         (work / "pins.lpf").write_text(pin_constraints(netlist["modules"]["undense_top"]["ports"], family.sites))
+    device = [venv_script(nextpnr), *nextpnr_options, *target.nextpnr, "--json", "netlist.json", "--freq",
+              f"{target.clock_mhz:g}"]
+    progress(f"nextpnr: packing, to check that the design fits the {target.device}")
+    pack_seconds = run_tool([*device, "--pack-only"], work, "pack.log", f"nextpnr's packer ({target.device})")
+    check_packed(parse_utilisation((work / "pack.log").read_text()), target, used)
     progress(f"nextpnr: placing ({placer} placer) and routing on {target.device} at {target.clock_mhz:g} MHz")
-    nextpnr_seconds = run_tool(
-        [venv_script(nextpnr), "--placer", placer, *nextpnr_options, *target.nextpnr, "--json", "netlist.json",
-         "--freq", f"{target.clock_mhz:g}", "--report", "report.json", "--timing-allow-fail", "--seed", "1"],
+    nextpnr_seconds = pack_seconds + run_tool(
+        [*device, "--placer", placer, "--report", "report.json", "--timing-allow-fail", "--seed", "1"],
         work, "nextpnr.log", f"nextpnr ({target.device})")
     report = json.loads((work / "report.json").read_text())
     fmax = achieved_mhz(report)

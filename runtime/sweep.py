@@ -325,12 +325,15 @@ def write_point(directory: Path, key: str, point: Point, future: Future, float_s
     figures = result["figures"]
     if float_score and figures.get("quality_score") is not None:
         figures["quality_to_float"] = figures["quality_score"] / float_score
-    page = None
+    page, failure = None, result["failure"]
     if result["build"] is not None:
         build = unpack(result["build"], folder, result["built_in"])
         page = str(write_report(load(build)).relative_to(directory))
+        if failure:  # its message names the worker's folder: name the unpacked one; the tools' log after a line
+            first, _, detail = failure["message"].replace(result["built_in"], str(build)).partition("\n")
+            failure = {**failure, "message": first, **({"detail": detail} if detail else {})}
     record = {"key": key, "label": point.label, "options": point.options, "figures": figures,
-              "failure": result["failure"], "seconds": result["seconds"],
+              "failure": failure, "seconds": result["seconds"],
               "wall_s": sum(result["seconds"].values()), "report": page}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / POINT_REPORT).write_text(json.dumps(record, indent=2) + "\n")

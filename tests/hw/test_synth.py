@@ -9,7 +9,16 @@ import pytest
 
 import undense
 from undense.compiler.targets import target as target_named
-from undense.hw.synth import FAMILIES, count_cells, default_placer, owner_of, pin_constraints
+from undense.errors import DoesNotFit
+from undense.hw.synth import (
+    FAMILIES,
+    check_packed,
+    count_cells,
+    default_placer,
+    owner_of,
+    parse_utilisation,
+    pin_constraints,
+)
 from undense.runtime.synthetic import mlp
 
 SYNTH_KEYS = {"target", "lut", "ff", "dsp", "bram", "fmax_mhz", "timing_met", "wall_seconds", "tools", "placement",
@@ -104,3 +113,29 @@ def test_synthesis_for_another_family_asks_to_compile_again(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert ("compiled for ecp5-25k: its memories are placed for ECP5, not ICE40; compile it again with --target "
             "ice40-up5k") in " ".join(done.stderr.split())
+
+
+PACKED = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:    5633/   5280   106%
+Info: 	        ICESTORM_RAM:      29/     30    96%
+Info: 	               SB_IO:      24/     39    61%
+"""  # nextpnr-ice40 --pack-only on the 8x8 generator at 4 bits folded for the UP5K (5 PEs)
+
+
+def test_a_packed_design_over_the_part_is_refused_naming_the_site():
+    utilisation = parse_utilisation(PACKED)
+    assert utilisation == {"ICESTORM_LC": (5633, 5280), "ICESTORM_RAM": (29, 30), "SB_IO": (24, 39)}
+    with pytest.raises(DoesNotFit, match="needs 5,633 ICESTORM_LC of its 5,280 .3,130 LUTs and 3,237 flip-flops"):
+        check_packed(utilisation, target_named("ice40-up5k"), {"lut": 3130, "ff": 3237})
+    check_packed({"ICESTORM_LC": (5280, 5280)}, target_named("ice40-up5k"), {"lut": 1, "ff": 1})  # full is fine
+
+
+@pytest.mark.slow
+def test_the_4_bit_generator_the_fold_lets_onto_the_up5k_is_refused_before_placement(tmp_path, generator_path):
+    """Its 3,130 LUTs and 3,237 flip-flops pair so little that they need 5,633 logic cells of 5,280: without the
+    packer's check, the static placer iterated for over 40 minutes here without end."""
+    undense.compile(generator_path, tmp_path, bits=4, target_name="ice40-up5k")
+    done = subprocess.run([sys.executable, "-m", "undense", "synth", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "does not fit the iCE40UP5K: packed by nextpnr it needs 5,633 ICESTORM_LC of its 5,280" in done.stderr
