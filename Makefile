@@ -58,11 +58,12 @@ demo: system-packages $(INSTALLED)
 	$(BIN)/undense report $(OUT)/build
 
 # The tests also drive Debian's chromium (headless) over the HTML report. Tests marked slow run in test-slow, not here.
+# Tests marked with one xdist_group run on one worker, so that the fixture they share is made once.
 test: system-packages test-packages $(INSTALLED)
-	$(BIN)/python -m pytest -n auto -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow"
 
 test-slow: system-packages test-packages $(CLUSTER)
-	$(BIN)/python -m pytest -n auto -m slow
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m slow
 
 test-packages:
 	@if ! command -v chromium >/dev/null; then \
