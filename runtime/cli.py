@@ -540,10 +540,11 @@ def sweep_command(model, bits, layer_bits, target_names, rates, count, output, w
                   _listed(rates, "--images-per-second", _rate, "positive rates or 'fastest'", "fastest,20000"),
                   _layer_bits(layer_bits))
     settings = Settings(images=count, synthesize=synth)
-    engine = (sweep_engines.local_pool(workers or os.cpu_count() or 1) if ray_address is None
+    local_width = workers or os.cpu_count() or 1
+    engine = (sweep_engines.local_pool(local_width) if ray_address is None
               else sweep_engines.ray_cluster(ray_address))
     with engine as submit:
-        width = workers or (os.cpu_count() or 1 if ray_address is None else sweep_engines.cluster_cpus())
+        width = local_width if ray_address is None else workers or sweep_engines.cluster_cpus()
         where = f"a local pool of {width}" if ray_address is None else f"Ray ({ray_address}), {width} at once"
         with console.status("sweeping") as status:
             shown = []
