@@ -36,7 +36,7 @@ def comparable(report: dict) -> dict:
     return report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not remade when the tests that share it run apart, between other modules'
 def swept(tmp_path_factory, generator_path):
     directory = tmp_path_factory.mktemp("sweep") / "digits"
     done = undense("sweep", generator_path, *POINTS, "--no-synth", "--workers", "2", "-o", directory)
@@ -122,6 +122,14 @@ def test_the_smallest_point_synthesizes_and_a_rerun_runs_nothing(swept, generato
     synthesized = json.loads((directory / "sweep.json").read_text())["points"]
     assert len(synthesized) == 1 and synthesized[0]["figures"]["resources_from"] == "synth.json"
     assert synthesized[0]["figures"]["fmax_mhz"] > 0 and synthesized[0]["seconds"]["synth"] > 0
+    # the bundled model as `undense compile --target ice40-up5k` folds it: it fits, its weights in SPRAM
+    synthesis = json.loads((directory / "points" / synthesized[0]["key"] / "build" / "synth.json").read_text())
+    for resource in ("dsp", "bram", "spram"):
+        assert synthesis[resource] == synthesis["estimate"][resource] <= synthesis["capacity"][resource]
+    assert synthesis["spram"] >= 1
+    assert all(owner.endswith(".weights") for owner in synthesis["placement"]["spram (SB_SPRAM256KA)"])
+    assert abs(synthesis["estimate"]["lut"] - synthesis["lut"]) <= 0.25 * synthesis["lut"]
+    assert synthesis["timing_met"] and synthesis["fmax_mhz"] >= 24
     again = undense("sweep", generator_path, *POINTS, "--no-synth", "-o", directory)
     assert "4 points: 0 ran, 4 from earlier runs, 1 failed" in again.stdout
     assert comparable(json.loads((directory / "sweep.json").read_text())) == comparable(report)
@@ -148,8 +156,9 @@ def test_an_interrupted_or_widened_sweep_runs_only_the_points_left(tmp_path, gen
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 points: 1 ran, 1 from earlier runs, 0 failed" in resumed.stdout
-    widened = subprocess.run([*command[:6], "4,6,8", *command[7:]], capture_output=True, text=True)
-    assert "3 points: 1 ran, 2 from earlier runs, 0 failed" in widened.stdout, widened.stderr
+    # widened by the fixture's other part: its simulator of the 4-bit point is built, the 8-bit point fails
+    widened = subprocess.run([*command[:8], "ecp5-25k,ice40-up5k", *command[9:]], capture_output=True, text=True)
+    assert "4 points: 2 ran, 2 from earlier runs, 1 failed" in widened.stdout, widened.stderr
 
 
 @pytest.mark.parametrize("option, value, message", [
