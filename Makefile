@@ -58,9 +58,10 @@ demo: system-packages $(INSTALLED)
 	$(BIN)/undense report $(OUT)/build
 
 # The tests also drive Debian's chromium (headless) over the HTML report. Tests marked slow run in test-slow, not here.
-# Tests marked with one xdist_group run on one worker, so that the fixture they share is made once.
+# Tests marked with one xdist_group run on one worker, so that the fixture they share is made once. The 15 slowest
+# are listed at the end, to see where make test's minutes go.
 test: system-packages test-packages $(INSTALLED)
-	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow" --durations 15
 
 test-slow: system-packages test-packages $(CLUSTER)
 	$(BIN)/python -m pytest -n auto --dist loadgroup -m slow

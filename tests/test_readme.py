@@ -1,5 +1,6 @@
 """The README's commands and Python example, run as written: from a folder that has the repository's .venv and
 models/ beside it, as a fresh clone has, with the user's own model and latents where the README names them."""
+import json
 import re
 import subprocess
 import sys
@@ -66,3 +67,9 @@ def test_your_own_model_runs_as_written(clone):
     for line in lines:
         run(line, clone)
     assert (clone / "build" / "mine" / "report.html").is_file()
+    # make test's one ECP5 synthesis: a model the estimate was not calibrated on, against the estimate
+    synthesis = json.loads((clone / "build" / "mine" / "synth.json").read_text())
+    assert synthesis["timing_met"] and synthesis["placer"] == "heap"
+    for resource in ("dsp", "bram"):
+        assert synthesis[resource] == synthesis["estimate"][resource] >= 1
+    assert abs(synthesis["estimate"]["lut"] - synthesis["lut"]) <= 0.25 * synthesis["lut"]

@@ -53,13 +53,11 @@ def test_rtl_backend_equals_golden(compiled):
     np.testing.assert_array_equal(compiled.run(x, backend="rtl"), compiled.run(x, backend="golden"))
 
 
-@pytest.mark.parametrize("suffix", [".vcd", ".fst"])
-def test_waveform(compiled, tmp_path, suffix):
-    wave = tmp_path / f"run{suffix}"
+def test_fst_waveform(compiled, tmp_path):
+    """FST; `undense sim --wave` writes the VCD (tests/runtime/test_cli.py)."""
+    wave = tmp_path / "run.fst"
     compiled.simulate(compiled.random_inputs(2), wave=wave)
     assert wave.stat().st_size > 1000
-    if suffix == ".vcd":
-        assert "fc2" in wave.read_text()  # the ONNX layer names label the waveform's scopes
 
 
 def test_a_hang_names_the_stalled_stream(compiled, tmp_path):
