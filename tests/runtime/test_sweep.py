@@ -175,6 +175,7 @@ def test_a_bad_list_is_one_error_line(tmp_path, generator_path, option, value, m
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("swept")
 def test_the_same_sweep_on_a_local_ray_runtime_gives_the_same_figures(swept, generator_path, tmp_path):
     ray = [os.path.join(os.path.dirname(sys.executable), "ray")]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
