@@ -73,3 +73,5 @@ def test_your_own_model_runs_as_written(clone):
     for resource in ("dsp", "bram"):
         assert synthesis[resource] == synthesis["estimate"][resource] >= 1
     assert abs(synthesis["estimate"]["lut"] - synthesis["lut"]) <= 0.25 * synthesis["lut"]
+    assert any(kind.startswith("bram") and any(o.endswith("requantizer.table") for o in owners)
+               for kind, owners in synthesis["placement"].items())  # its Tanh and Sigmoid tables
