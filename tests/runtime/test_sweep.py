@@ -12,9 +12,14 @@ from headless_page import opened
 
 from undense.runtime.sweep import Point, grid, pareto
 
+
+def points_on(targets: str) -> list[str]:
+    return ["--bits", "4,8", "--target", targets, "--images-per-second", "20000", "-n", "32"]
+
+
 # 4 points: 20,000 images/s fits the ECP5-25F at both widths and the UP5K at 4 bits; at 8 bits the UP5K tops out
 # near 15,800, a point that fails (its message kept as data)
-POINTS = ["--bits", "4,8", "--target", "ecp5-25k,ice40-up5k", "--images-per-second", "20000", "-n", "32"]
+POINTS = points_on("ecp5-25k,ice40-up5k")
 
 
 def undense(*args, check=True) -> subprocess.CompletedProcess:
@@ -138,12 +143,15 @@ def test_the_smallest_point_synthesizes_and_a_rerun_runs_nothing(swept, generato
 @pytest.mark.xdist_group("swept")  # after the fixture, on its worker: the same designs, simulators built once
 def test_an_interrupted_or_widened_sweep_runs_only_the_points_left(tmp_path, generator_path):
     directory = tmp_path / "interrupted"
-    # the fixture's 25F points, whose simulators are built once for both tests
-    command = [sys.executable, "-m", "undense", "sweep", str(generator_path), "--bits", "4,8", "--target", "ecp5-25k",
-               "--images-per-second", "20000", "-n", "32", "--no-synth", "--workers", "1", "-o", str(directory)]
-    # Ctrl-C reaches the whole process group, workers too; SIGINT as Python handles it even where this test runs
-    # in the background, whose jobs start with SIGINT ignored
-    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+
+    def command(targets: str) -> list[str]:
+        return [sys.executable, "-m", "undense", "sweep", str(generator_path), *points_on(targets), "--no-synth",
+                "--workers", "1", "-o", str(directory)]
+
+    # the fixture's 25F points, whose simulators are built once for both tests. Ctrl-C reaches the whole process
+    # group, workers too; SIGINT as Python handles it even where this test runs in the background, whose jobs start
+    # with SIGINT ignored
+    sweep = subprocess.Popen(command("ecp5-25k"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not list(directory.glob("points/*/point.json")):
         assert sweep.poll() is None, sweep.communicate()
@@ -153,11 +161,11 @@ def test_an_interrupted_or_widened_sweep_runs_only_the_points_left(tmp_path, gen
     assert sweep.returncode == 1 and "run the same command again to run only the rest" in stderr
     finished = len(list(directory.glob("points/*/point.json")))
     assert finished == 1 and not (directory / "sweep.json").exists()
-    resumed = subprocess.run(command, capture_output=True, text=True)
+    resumed = subprocess.run(command("ecp5-25k"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 points: 1 ran, 1 from earlier runs, 0 failed" in resumed.stdout
     # widened by the fixture's other part: its simulator of the 4-bit point is built, the 8-bit point fails
-    widened = subprocess.run([*command[:8], "ecp5-25k,ice40-up5k", *command[9:]], capture_output=True, text=True)
+    widened = subprocess.run(command("ecp5-25k,ice40-up5k"), capture_output=True, text=True)
     assert "4 points: 2 ran, 2 from earlier runs, 1 failed" in widened.stdout, widened.stderr
 
 
